@@ -1,0 +1,25 @@
+//! pvgate's gate: the vocabulary the generated policy tables speak, the
+//! [`Policy`] trait they implement, and the decision logic that needs more
+//! than a table lookup (MSR value constraints, the CPUID merge).
+//!
+//! `#![no_std]`, no allocation, no panics: every function is total and
+//! returns an error value instead of panicking.
+#![no_std]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod cpuid;
+pub mod msr;
+pub mod policy;
+pub mod pv;
+pub mod rule;
+pub mod vocab;
+
+pub use cpuid::{CpuidMerge, Register, merge_register, supported_register};
+pub use msr::{MsrWriteError, check_msr_write, msr_read_view};
+pub use policy::{Decision, Policy, decide_cpuid, decide_msr, decide_pv};
+pub use pv::{PvCall, PvClass};
+pub use rule::{
+    CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId,
+    ViolationMode,
+};
+pub use vocab::{Access, Phase, Verdict, VmKind};

@@ -1,0 +1,164 @@
+//! A policy rule as the hypervisor sees it: its verdict, its reason, where
+//! it came from, and the value constraints it carries.
+
+use crate::vocab::Verdict;
+
+/// A compact rule id: the rule's position in the policy's rule table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleId(pub u16);
+
+/// What a policy does when the host proposes CPUID bits it may not control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ViolationMode {
+    /// Silently take the hypervisor's value and count it (pKVM-IA).
+    #[default]
+    Filter,
+    /// Fail the call and report the corrected table (SEV-SNP).
+    Reject,
+}
+
+impl ViolationMode {
+    /// The name used in policies (`filter`, `reject`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ViolationMode::Filter => "filter",
+            ViolationMode::Reject => "reject",
+        }
+    }
+}
+
+/// Value constraints of an MSR rule.
+///
+/// For a write: the host's value may only set bits in `write_mask` (any
+/// other set bit refuses the write); afterwards the hypervisor sets
+/// `force_on` and clears `force_off`. For a read: the host sees only the
+/// bits in `read_mask`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MsrConstraint {
+    /// Bits the host may set in a written value.
+    pub write_mask: u64,
+    /// Bits the hypervisor sets after an allowed write.
+    pub force_on: u64,
+    /// Bits the hypervisor clears after an allowed write.
+    pub force_off: u64,
+    /// Bits a read shows the host.
+    pub read_mask: u64,
+}
+
+impl MsrConstraint {
+    /// No constraint: every bit may be written and read.
+    pub const NONE: MsrConstraint = MsrConstraint {
+        write_mask: u64::MAX,
+        force_on: 0,
+        force_off: 0,
+        read_mask: u64::MAX,
+    };
+}
+
+/// Per-bit control of one CPUID output register.
+///
+/// The four masks are disjoint; bits in none of them are `fixed` (the
+/// hypervisor's base value is kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RegControl {
+    /// Bits whose value the host chooses.
+    pub host: u32,
+    /// Bits the host may clear in the base but never set.
+    pub clear_only: u32,
+    /// Bits forced to 1.
+    pub force_on: u32,
+    /// Bits forced to 0.
+    pub force_off: u32,
+}
+
+impl RegControl {
+    /// Everything fixed: the host controls nothing.
+    pub const FIXED: RegControl = RegControl {
+        host: 0,
+        clear_only: 0,
+        force_on: 0,
+        force_off: 0,
+    };
+
+    /// Bits kept at the hypervisor's base value.
+    pub const fn fixed(&self) -> u32 {
+        !(self.host | self.clear_only | self.force_on | self.force_off)
+    }
+}
+
+/// CPUID controls of a rule for EAX, EBX, ECX, EDX (in that order).
+pub type CpuidControls = [RegControl; 4];
+
+/// Value checks a PV rule declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PvConstraint {
+    /// For getters: bits of the returned value the host sees.
+    pub read_mask: u64,
+    /// For interrupt injection: the lowest vector the host may inject.
+    pub min_vector: u8,
+    /// For interrupt injection: whether software interrupts are allowed.
+    pub allow_soft: bool,
+}
+
+impl PvConstraint {
+    /// No constraint.
+    pub const NONE: PvConstraint = PvConstraint {
+        read_mask: u64::MAX,
+        min_vector: 0,
+        allow_soft: true,
+    };
+}
+
+/// The class-specific part of a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleDetail {
+    /// An `[[msr]]` rule.
+    Msr(MsrConstraint),
+    /// A `[[cpuid]]` rule.
+    Cpuid(CpuidControls),
+    /// A `[[pv]]` rule.
+    Pv(PvConstraint),
+}
+
+/// One rule of a compiled policy, as the rule table holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rule<'a> {
+    /// The rule's id (its index in the rule table).
+    pub id: RuleId,
+    /// The rule's name (given in the policy, or derived from its resource).
+    pub name: &'a str,
+    /// The rule's verdict.
+    pub verdict: Verdict,
+    /// Why the rule exists, with its source.
+    pub reason: &'a str,
+    /// The policy line the rule starts on (1-based).
+    pub line: u32,
+    /// The class-specific constraints.
+    pub detail: RuleDetail,
+}
+
+impl Rule<'_> {
+    /// The MSR constraint of an MSR rule; no constraint for other rules.
+    pub const fn msr_constraint(&self) -> MsrConstraint {
+        match self.detail {
+            RuleDetail::Msr(c) => c,
+            _ => MsrConstraint::NONE,
+        }
+    }
+
+    /// The PV constraint of a PV rule; no constraint for other rules.
+    pub const fn pv_constraint(&self) -> PvConstraint {
+        match self.detail {
+            RuleDetail::Pv(c) => c,
+            _ => PvConstraint::NONE,
+        }
+    }
+
+    /// The CPUID controls of a CPUID rule; everything fixed for other rules.
+    pub const fn cpuid_controls(&self) -> CpuidControls {
+        match self.detail {
+            RuleDetail::Cpuid(c) => c,
+            _ => [RegControl::FIXED; 4],
+        }
+    }
+}
