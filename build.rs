@@ -1,1 +1,50 @@
-fn main(){}
+//! Compiles the policy named by `PVGATE_POLICY` (relative to the workspace
+//! root; default `policy/default.toml`) into `OUT_DIR/tables.rs`. An
+//! invalid policy fails the build with located, underlined errors: there is
+//! never an image built from a policy that does not compile.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const DEFAULT_POLICY: &str = "policy/default.toml";
+
+fn main() -> ExitCode {
+    println!("cargo:rerun-if-env-changed=PVGATE_POLICY");
+    let Some(root) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        eprintln!("error: CARGO_MANIFEST_DIR is not set (build.rs runs under cargo)");
+        return ExitCode::FAILURE;
+    };
+    let Some(out_dir) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
+        eprintln!("error: OUT_DIR is not set (build.rs runs under cargo)");
+        return ExitCode::FAILURE;
+    };
+    let shown = std::env::var("PVGATE_POLICY").unwrap_or_else(|_| DEFAULT_POLICY.to_string());
+    let path = root.join(&shown);
+    println!("cargo:rerun-if-changed={}", path.display());
+
+    let compiled = match pvgate_codegen::compile_file(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            let rendered = match e {
+                pvgate_codegen::LoadError::Invalid { errors, text, .. } => errors.render(&shown, &text),
+                other => other.render(),
+            };
+            eprintln!("{rendered}");
+            eprintln!("error: no image is built from an invalid policy (PVGATE_POLICY={shown})");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tables = pvgate_codegen::emit::rust(&compiled.ir, &shown);
+    if let Err(e) = write_if_changed(&out_dir.join("tables.rs"), &tables) {
+        eprintln!("error: cannot write the generated tables: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    std::fs::write(path, text)
+}

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod cpuid;
+pub mod lookup;
 pub mod msr;
 pub mod policy;
 pub mod pv;

@@ -1,0 +1,171 @@
+//! Policy errors: a message, the exact source span, labels and a hint.
+//! The library returns these; `render` draws them rustc-style with the
+//! offending text underlined (build.rs uses it; the CLI may use its own).
+
+use std::fmt;
+use std::ops::Range;
+
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+
+/// What kind of mistake a diagnostic reports: one variant per check, so
+/// tests and tools can match on it without parsing messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The file is not valid TOML, or a value has the wrong type.
+    Syntax,
+    /// A key the language does not have.
+    UnknownKey,
+    /// A required key is missing.
+    MissingKey,
+    /// An MSR, CPUID bit, PV call, VM kind, phase, access or verdict name that does not exist.
+    UnknownName,
+    /// A number that does not parse (e.g. bad hex).
+    BadNumber,
+    /// A number outside the range of what it names.
+    OutOfRange,
+    /// A range whose first element is after its last, or an empty list.
+    EmptyOrInverted,
+    /// Two rules decide the same input differently.
+    Overlap,
+    /// Two rules decide the same input identically.
+    Duplicate,
+    /// A rule without a reason, or with an empty one.
+    MissingReason,
+    /// A constraint the rule cannot carry (a write mask on a read rule, a mask on `deny`, ...).
+    MisplacedConstraint,
+    /// Masks of one register that overlap, or a mask wider than its register.
+    BadMask,
+    /// The header is wrong (format version, ...).
+    BadHeader,
+    /// A rule selects nothing or names the same thing twice.
+    BadSelector,
+}
+
+/// One located policy error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What kind of mistake this is.
+    pub kind: ErrorKind,
+    /// Lowercase message; user input in backticks.
+    pub message: String,
+    /// Byte range of the offending text.
+    pub span: Range<usize>,
+    /// Text under the primary underline.
+    pub label: String,
+    /// Other places involved (e.g. the other of two overlapping rules).
+    pub related: Vec<(Range<usize>, String)>,
+    /// A hint such as "did you mean `IA32_LSTAR`?".
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with no related spans and no hint.
+    pub fn new(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            kind,
+            message: message.into(),
+            span,
+            label: label.into(),
+            related: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// Adds a related location.
+    pub fn with_related(mut self, span: Range<usize>, label: impl Into<String>) -> Diagnostic {
+        self.related.push((span, label.into()));
+        self
+    }
+
+    /// Adds a hint.
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds "did you mean" when a close name exists.
+    pub fn with_suggestion(self, suggestion: Option<&str>) -> Diagnostic {
+        match suggestion {
+            Some(s) => self.with_help(format!("did you mean `{s}`?")),
+            None => self,
+        }
+    }
+
+    /// 1-based line and column of the primary span in `text`.
+    pub fn line_col(&self, text: &str) -> (usize, usize) {
+        line_col(text, self.span.start)
+    }
+
+    /// Renders the diagnostic rustc-style against the policy text.
+    pub fn render(&self, path: &str, text: &str) -> String {
+        let clamp = |r: &Range<usize>| r.start.min(text.len())..r.end.min(text.len());
+        let mut snippet = Snippet::source(text)
+            .path(path)
+            .annotation(AnnotationKind::Primary.span(clamp(&self.span)).label(&self.label));
+        for (span, label) in &self.related {
+            snippet = snippet.annotation(AnnotationKind::Context.span(clamp(span)).label(label));
+        }
+        let mut group = Level::ERROR.primary_title(&self.message).element(snippet);
+        if let Some(help) = &self.help {
+            group = group.element(Level::HELP.message(help));
+        }
+        let group = [group];
+        let (line, col) = self.line_col(text);
+        let rendered = Renderer::plain().render(&group);
+        format!("{rendered}\n  = at {path}:{line}:{col}\n")
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
+}
+
+/// The closest known name to `input`, if it is close enough to be a typo.
+pub fn suggest<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let upper = input.to_ascii_uppercase();
+    let limit = (input.chars().count() / 3).clamp(1, 3);
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(&upper, &k.to_ascii_uppercase()), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, k)| (*d, *k))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let text = "a = 1\nbb = \"x\"\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn suggestions_find_typos_and_ignore_strangers() {
+        let names = ["IA32_LSTAR", "IA32_STAR", "IA32_CSTAR"];
+        assert_eq!(suggest("IA32_LSTAT", names), Some("IA32_LSTAR"));
+        assert_eq!(suggest("runing", ["setup", "running", "teardown"]), Some("running"));
+        assert_eq!(suggest("banana", ["setup", "running", "teardown"]), None);
+    }
+}

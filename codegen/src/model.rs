@@ -1,0 +1,354 @@
+//! The policy file as written: serde types with exact source spans.
+//!
+//! These types deserialize the TOML and generate the JSON Schema, so the
+//! schema cannot drift from what the loader accepts. Values that may be
+//! written several ways (an MSR by name or number, a mask as a number, a
+//! hex string or a list of bit names) are kept as spanned TOML values and
+//! resolved in `resolve`, which can then point at the exact text.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A spanned TOML value, resolved later.
+pub type RawValue = Spanned<toml::Value>;
+/// A spanned list of spanned strings.
+pub type NameList = Spanned<Vec<Spanned<String>>>;
+
+/// A whole policy file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "pvgate policy", description = "Which vCPU state an untrusted host may read or write, per VM kind and lifecycle phase. Default deny.")]
+pub struct PolicyFile {
+    /// The policy header.
+    #[schemars(with = "Header")]
+    pub policy: Spanned<Header>,
+    /// MSR rules.
+    #[serde(default)]
+    #[schemars(with = "Vec<MsrRule>")]
+    pub msr: Vec<Spanned<MsrRule>>,
+    /// CPUID rules.
+    #[serde(default)]
+    #[schemars(with = "Vec<CpuidRule>")]
+    pub cpuid: Vec<Spanned<CpuidRule>>,
+    /// PV call rules.
+    #[serde(default)]
+    #[schemars(with = "Vec<PvRule>")]
+    pub pv: Vec<Spanned<PvRule>>,
+}
+
+/// The `[policy]` header.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Header {
+    /// Short name of the policy.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// What the policy is for.
+    #[schemars(with = "String")]
+    pub description: Spanned<String>,
+    /// Format version of the policy language; this loader reads `1`.
+    #[schemars(with = "u32")]
+    pub format: Spanned<i64>,
+    /// What to do when a host proposes CPUID bits it may not control:
+    /// `filter` (take the hypervisor's value, count it) or `reject` (fail
+    /// the call, report the corrected table).
+    #[schemars(with = "ViolationModeName")]
+    pub cpuid_violations: Spanned<String>,
+}
+
+/// An `[[msr]]` rule: which MSR accesses the host may make.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MsrRule {
+    /// Optional rule name; derived from the MSR when absent.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// One MSR (registry name or number) or a list of them.
+    #[serde(default)]
+    #[schemars(with = "Option<MsrSelector>")]
+    pub msr: Option<RawValue>,
+    /// An inclusive range `[first, last]` of MSRs (names or numbers).
+    #[serde(default)]
+    #[schemars(with = "Option<[MsrRef; 2]>")]
+    pub range: Option<RawValue>,
+    /// VM kinds the rule applies to.
+    #[schemars(with = "Vec<VmKindName>")]
+    pub vm: NameList,
+    /// Lifecycle phases the rule applies to.
+    #[schemars(with = "Vec<PhaseName>")]
+    pub phase: NameList,
+    /// Accesses the rule applies to.
+    #[schemars(with = "Vec<AccessName>")]
+    pub access: NameList,
+    /// `allow`, `deny` or `ignore`.
+    #[schemars(with = "VerdictName")]
+    pub verdict: Spanned<String>,
+    /// Why the rule exists, citing its source. Required.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub reason: Option<Spanned<String>>,
+    /// Writes: bits the host may set; a value with any other bit set is refused.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub write_mask: Option<RawValue>,
+    /// Writes: bits the hypervisor sets after an allowed write.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub force_on: Option<RawValue>,
+    /// Writes: bits the hypervisor clears after an allowed write.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub force_off: Option<RawValue>,
+    /// Reads: the bits the host sees.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub read_mask: Option<RawValue>,
+}
+
+/// A `[[cpuid]]` rule: which bits of a leaf the host may control.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CpuidRule {
+    /// Optional rule name; derived from the leaf when absent.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// A leaf number, an inclusive range `[first, last]`, or `"all"`.
+    #[schemars(with = "LeafSelector")]
+    pub leaf: RawValue,
+    /// A subleaf number or `"all"` (the default).
+    #[serde(default)]
+    #[schemars(with = "Option<SubleafSelector>")]
+    pub subleaf: Option<RawValue>,
+    /// VM kinds the rule applies to.
+    #[schemars(with = "Vec<VmKindName>")]
+    pub vm: NameList,
+    /// Lifecycle phases the rule applies to.
+    #[schemars(with = "Vec<PhaseName>")]
+    pub phase: NameList,
+    /// `allow` (the register controls apply) or `deny` (everything fixed).
+    #[schemars(with = "VerdictName")]
+    pub verdict: Spanned<String>,
+    /// Why the rule exists, citing its source. Required.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub reason: Option<Spanned<String>>,
+    /// Control of EAX; bits not named are fixed.
+    #[serde(default)]
+    #[schemars(with = "Option<RegisterControl>")]
+    pub eax: Option<Spanned<RegisterControl>>,
+    /// Control of EBX; bits not named are fixed.
+    #[serde(default)]
+    #[schemars(with = "Option<RegisterControl>")]
+    pub ebx: Option<Spanned<RegisterControl>>,
+    /// Control of ECX; bits not named are fixed.
+    #[serde(default)]
+    #[schemars(with = "Option<RegisterControl>")]
+    pub ecx: Option<Spanned<RegisterControl>>,
+    /// Control of EDX; bits not named are fixed.
+    #[serde(default)]
+    #[schemars(with = "Option<RegisterControl>")]
+    pub edx: Option<Spanned<RegisterControl>>,
+}
+
+/// Per-bit control of one CPUID register. The masks must be disjoint;
+/// bits in none of them are `fixed` (the hypervisor's base value is kept).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegisterControl {
+    /// `host`: the host's value is taken for these bits.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub host: Option<RawValue>,
+    /// `clear-only`: the host may clear these bits of the base, never set them.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub clear_only: Option<RawValue>,
+    /// `force`: these bits are forced to 1.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub force_on: Option<RawValue>,
+    /// `force`: these bits are forced to 0.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub force_off: Option<RawValue>,
+}
+
+/// A `[[pv]]` rule: whether the host may make a PV call.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PvRule {
+    /// Optional rule name; derived from the call when absent.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// A PV call name, a list of them, or `"*"` for every call.
+    #[schemars(with = "CallSelector")]
+    pub call: RawValue,
+    /// VM kinds the rule applies to.
+    #[schemars(with = "Vec<VmKindName>")]
+    pub vm: NameList,
+    /// Lifecycle phases the rule applies to.
+    #[schemars(with = "Vec<PhaseName>")]
+    pub phase: NameList,
+    /// `allow`, `deny` or `ignore`.
+    #[schemars(with = "VerdictName")]
+    pub verdict: Spanned<String>,
+    /// Why the rule exists, citing its source. Required.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub reason: Option<Spanned<String>>,
+    /// Getters: the bits of the returned value the host sees.
+    #[serde(default)]
+    #[schemars(with = "Option<Mask>")]
+    pub read_mask: Option<RawValue>,
+    /// `inject_irq`, `inject_irq_if_allowed`: the lowest vector allowed.
+    #[serde(default)]
+    #[schemars(with = "Option<u8>")]
+    pub min_vector: Option<RawValue>,
+    /// `inject_irq`, `inject_irq_if_allowed`: whether software interrupts are allowed.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub allow_soft: Option<Spanned<bool>>,
+}
+
+// Schema-only types: what the spanned raw values may hold.
+
+/// A number: a non-negative integer or a `0x…` hex string.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Number {
+    Int(u64),
+    Hex(#[schemars(pattern(r"^0[xX][0-9a-fA-F_]+$"))] String),
+}
+
+/// An MSR: a registry name (Intel SDM or Linux msr-index.h) or a number.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum MsrRef {
+    Number(Number),
+    Name(String),
+}
+
+/// One MSR or a list of MSRs.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum MsrSelector {
+    One(MsrRef),
+    Many(Vec<MsrRef>),
+}
+
+/// A bit mask: a number, or a list of bit names / bit numbers.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Mask {
+    Value(Number),
+    Bits(Vec<BitRef>),
+}
+
+/// A bit: a registry bit name or a bit number.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum BitRef {
+    Number(u8),
+    Name(String),
+}
+
+/// A CPUID leaf selector.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LeafSelector {
+    One(Number),
+    Range([Number; 2]),
+    All(AllName),
+}
+
+/// A CPUID subleaf selector.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum SubleafSelector {
+    One(Number),
+    All(AllName),
+}
+
+/// A PV call selector.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum CallSelector {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The word `all`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum AllName {
+    All,
+}
+
+/// A VM kind.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum VmKindName {
+    Protected,
+    Normal,
+}
+
+/// A lifecycle phase.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum PhaseName {
+    Setup,
+    Running,
+    Teardown,
+}
+
+/// An access.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum AccessName {
+    Read,
+    Write,
+}
+
+/// A verdict.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum VerdictName {
+    Allow,
+    Deny,
+    Ignore,
+}
+
+/// A CPUID violation mode.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum ViolationModeName {
+    Filter,
+    Reject,
+}
+
+/// The JSON Schema of the policy language, pretty-printed, as committed in
+/// `policy/schema.json`.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(PolicyFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,41 @@
+//! Const lookups the generated tables use for large policies.
+
+use crate::rule::RuleId;
+
+/// Binary search over sorted, disjoint, inclusive `(first, last, rule)`
+/// ranges; the rule whose range holds `index`, or `None`.
+pub const fn find_range(table: &[(u32, u32, RuleId)], index: u32) -> Option<RuleId> {
+    let mut lo = 0;
+    let mut hi = table.len();
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (first, last, rule) = table[mid];
+        if index < first {
+            hi = mid;
+        } else if index > last {
+            lo = mid + 1;
+        } else {
+            return Some(rule);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_boundary_and_nothing_between() {
+        let t = [(0, 0, RuleId(0)), (5, 9, RuleId(1)), (u32::MAX, u32::MAX, RuleId(2))];
+        assert_eq!(find_range(&t, 0), Some(RuleId(0)));
+        assert_eq!(find_range(&t, 1), None);
+        assert_eq!(find_range(&t, 4), None);
+        assert_eq!(find_range(&t, 5), Some(RuleId(1)));
+        assert_eq!(find_range(&t, 9), Some(RuleId(1)));
+        assert_eq!(find_range(&t, 10), None);
+        assert_eq!(find_range(&t, u32::MAX - 1), None);
+        assert_eq!(find_range(&t, u32::MAX), Some(RuleId(2)));
+        assert_eq!(find_range(&[], 7), None);
+    }
+}

@@ -1,0 +1,2 @@
+//! pvgate-hyp (to be written).
+#![no_std]

@@ -1,0 +1,1 @@
+//! pvgate-trace (to be written).
