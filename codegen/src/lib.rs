@@ -18,6 +18,7 @@ pub mod model;
 mod overlap;
 pub mod registry;
 mod resolve;
+pub mod sample;
 
 use std::path::Path;
 

@@ -1,0 +1,200 @@
+//! Seeded random policies, valid by construction, for the conformance
+//! tests (tables ≡ interpreter), the invariant property tests and the
+//! benchmarks. Deterministic: the same seed gives the same text.
+
+use std::fmt::Write;
+
+use pvgate_gate::{Phase, PvCall, VmKind};
+
+/// A tiny deterministic PRNG (xorshift64*), so samples need no dependency.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for a seed (any value; 0 is remapped).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `num / den`.
+    pub fn chance(&mut self, num: u64, den: u64) -> bool {
+        self.below(den) < num
+    }
+}
+
+/// Shape of a sampled policy.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleSize {
+    /// Number of disjoint MSR ranges.
+    pub msr_ranges: usize,
+    /// Number of disjoint CPUID leaf selectors.
+    pub cpuid_leaves: usize,
+}
+
+/// A random valid policy. MSR ranges, CPUID leaves and PV call groups are
+/// disjoint by construction; kinds, phases, accesses, verdicts and
+/// constraints are random.
+pub fn random_policy(seed: u64, size: SampleSize) -> String {
+    let mut rng = Rng::new(seed);
+    let mut o = String::new();
+    let mode = if rng.chance(1, 2) { "filter" } else { "reject" };
+    let _ = write!(
+        o,
+        "[policy]\nname = \"sample-{seed}\"\ndescription = \"seeded random policy\"\nformat = 1\ncpuid-violations = \"{mode}\"\n"
+    );
+
+    // MSR: sorted distinct boundaries, with the edges of the index space
+    // and the architectural ranges likely.
+    let mut points: Vec<u64> = vec![0, 0x1a0, 0x200, 0x2ff, 0x800, 0x8ff, 0xc000_0080, 0xffff_ffff];
+    while points.len() < size.msr_ranges * 2 + 2 {
+        let p = match rng.below(4) {
+            0 => rng.below(0x1000),
+            1 => 0xc000_0000 + rng.below(0x200),
+            _ => rng.below(1 << 32),
+        };
+        points.push(p);
+    }
+    points.sort();
+    points.dedup();
+    let mut i = 0;
+    let mut emitted = 0;
+    while i + 1 < points.len() && emitted < size.msr_ranges {
+        let (first, last) = (points[i], if rng.chance(1, 3) { points[i] } else { points[i + 1] - 1 });
+        let (first, last) = (first, last.max(first));
+        i += if last == points[i] && rng.chance(1, 2) { 1 } else { 2 };
+        if i > points.len() {
+            break;
+        }
+        emitted += 1;
+        let verdict = ["allow", "deny", "ignore"][rng.below(3) as usize];
+        let accesses = pick(&mut rng, &["read", "write"]);
+        let _ = write!(o, "\n[[msr]]\nrange = [{first:#x}, {last:#x}]\n");
+        write_scope(&mut o, &mut rng);
+        let _ = writeln!(o, "access = {}", list(&accesses));
+        let _ = writeln!(o, "verdict = \"{verdict}\"");
+        if verdict == "allow" {
+            if accesses.contains(&"write") && rng.chance(1, 2) {
+                let wm = rng.next_u64();
+                let fon = rng.next_u64() & rng.next_u64();
+                let foff = rng.next_u64() & rng.next_u64() & !fon;
+                let _ = write!(o, "write-mask = \"{wm:#x}\"\nforce-on = \"{fon:#x}\"\nforce-off = \"{foff:#x}\"\n");
+            }
+            if accesses.contains(&"read") && rng.chance(1, 3) {
+                let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
+            }
+        }
+        let _ = writeln!(o, "reason = \"sampled rule {emitted}\"");
+    }
+
+    // CPUID: distinct leaves, each with one subleaf or all.
+    let mut leaves: Vec<u64> = Vec::new();
+    while leaves.len() < size.cpuid_leaves {
+        let l = match rng.below(3) {
+            0 => rng.below(0x20),
+            1 => 0x4000_0000 + rng.below(4),
+            _ => 0x8000_0000 + rng.below(0x20),
+        };
+        if !leaves.contains(&l) {
+            leaves.push(l);
+        }
+    }
+    for leaf in leaves {
+        let verdict = if rng.chance(3, 4) { "allow" } else { "deny" };
+        let _ = write!(o, "\n[[cpuid]]\nleaf = {leaf:#x}\n");
+        if rng.chance(1, 2) {
+            let _ = writeln!(o, "subleaf = {}", rng.below(3));
+        }
+        write_scope(&mut o, &mut rng);
+        let _ = writeln!(o, "verdict = \"{verdict}\"");
+        if verdict == "allow" {
+            for reg in ["eax", "ebx", "ecx", "edx"] {
+                if rng.chance(1, 2) {
+                    let host = rng.next_u64() as u32 & rng.next_u64() as u32;
+                    let clear = rng.next_u64() as u32 & !host;
+                    let on = rng.next_u64() as u32 & rng.next_u64() as u32 & !(host | clear);
+                    let off = rng.next_u64() as u32 & rng.next_u64() as u32 & !(host | clear | on);
+                    let _ = writeln!(
+                        o,
+                        "{reg} = {{ host = {host:#x}, clear-only = {clear:#x}, force-on = {on:#x}, force-off = {off:#x} }}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "reason = \"sampled leaf\"");
+    }
+
+    // PV: the calls split into random groups.
+    let mut calls: Vec<PvCall> = PvCall::ALL.to_vec();
+    while !calls.is_empty() {
+        let n = (1 + rng.below(6) as usize).min(calls.len());
+        let group: Vec<PvCall> = calls.drain(..n).collect();
+        if rng.chance(1, 4) {
+            continue;
+        }
+        let names: Vec<&str> = group.iter().map(|c| c.name()).collect();
+        let verdict = ["allow", "deny", "ignore"][rng.below(3) as usize];
+        let _ = write!(o, "\n[[pv]]\ncall = {}\n", list(&names));
+        write_scope(&mut o, &mut rng);
+        let _ = writeln!(o, "verdict = \"{verdict}\"");
+        let getters = group.iter().all(|c| c.access() == pvgate_gate::Access::Read);
+        if verdict == "allow" && getters && rng.chance(1, 2) {
+            let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
+        }
+        let _ = writeln!(o, "reason = \"sampled calls\"");
+    }
+    o
+}
+
+fn write_scope(o: &mut String, rng: &mut Rng) {
+    let kinds = pick(rng, &VmKind::ALL.map(VmKind::name));
+    let phases = pick(rng, &Phase::ALL.map(Phase::name));
+    let _ = write!(o, "vm = {}\nphase = {}\n", list(&kinds), list(&phases));
+}
+
+/// A non-empty random subset, in the given order.
+fn pick<'a>(rng: &mut Rng, all: &[&'a str]) -> Vec<&'a str> {
+    loop {
+        let chosen: Vec<&str> = all.iter().copied().filter(|_| rng.chance(1, 2)).collect();
+        if !chosen.is_empty() {
+            return chosen;
+        }
+    }
+}
+
+fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_compile_and_are_deterministic() {
+        for seed in 0..64 {
+            let size = SampleSize {
+                msr_ranges: 1 + (seed as usize % 90),
+                cpuid_leaves: 1 + (seed as usize % 12),
+            };
+            let text = random_policy(seed, size);
+            assert_eq!(text, random_policy(seed, size));
+            if let Err(e) = crate::compile(&text) {
+                panic!("seed {seed}:\n{}\n{text}", e.render("sample", &text));
+            }
+        }
+    }
+}
