@@ -162,7 +162,10 @@ fn emit_msr(o: &mut String, ir: &Ir, path: &str, shape: Shape) {
                 fn_name("msr", kind, phase, Some(access))
             );
         }
-        o.push_str("        _ => None,\n    }\n}\n");
+        if ir.msr.len() < VmKind::ALL.len() * Phase::ALL.len() * Access::ALL.len() {
+            o.push_str("        _ => None,\n");
+        }
+        o.push_str("    }\n}\n");
     }
     for (&(kind, phase, access), ranges) in &ir.msr {
         let name = fn_name("msr", kind, phase, Some(access));
@@ -210,8 +213,7 @@ fn emit_msr_match(o: &mut String, ir: &Ir, path: &str, name: &str, ranges: &[Msr
         let _ = writeln!(o, "        // {}", rule_comment(ir, path, r.rule));
         let _ = writeln!(o, "        {} => Some(RuleId({})),", range_pattern(r), r.rule.0);
     }
-    let full = ranges.len() == 1 && ranges[0].first == 0 && ranges[0].last == u32::MAX;
-    if !full {
+    if !covers_all(ranges.iter().map(|r| (r.first, r.last))) {
         o.push_str("        _ => None,\n");
     }
     o.push_str("    }\n}\n");
@@ -257,7 +259,7 @@ fn emit_cpuid(o: &mut String, ir: &Ir, path: &str) {
         let _ = writeln!(o, "\n/// CPUID control for {} VMs in `{}`.", kind.name(), phase.name());
         let _ = writeln!(o, "const fn {name}(leaf: u32, subleaf: u32) -> Option<RuleId> {{");
         o.push_str("    match (leaf, subleaf) {\n");
-        let mut full = false;
+        let full = covers_all(entries.iter().filter(|e| e.subleaf.is_none()).map(|e| (e.leaf_first, e.leaf_last)));
         for e in entries {
             let leaf = if e.leaf_first == e.leaf_last {
                 format!("{:#x}", e.leaf_first)
@@ -265,7 +267,6 @@ fn emit_cpuid(o: &mut String, ir: &Ir, path: &str) {
                 format!("{:#x}..={:#x}", e.leaf_first, e.leaf_last)
             };
             let sub = e.subleaf.map_or_else(|| String::from("_"), |s| format!("{s:#x}"));
-            full |= e.leaf_first == 0 && e.leaf_last == u32::MAX && e.subleaf.is_none();
             let _ = writeln!(o, "        // {}", rule_comment(ir, path, e.rule));
             let _ = writeln!(o, "        ({leaf}, {sub}) => Some(RuleId({})),", e.rule.0);
         }
@@ -311,6 +312,19 @@ fn emit_pv(o: &mut String, ir: &Ir, path: &str) {
         }
         o.push_str("    }\n}\n");
     }
+}
+
+/// Whether sorted, disjoint inclusive ranges cover every `u32` (then a
+/// `_` arm would be unreachable, which rustc warns about).
+fn covers_all(sorted: impl Iterator<Item = (u32, u32)>) -> bool {
+    let mut next: u64 = 0;
+    for (first, last) in sorted {
+        if u64::from(first) != next {
+            return false;
+        }
+        next = u64::from(last) + 1;
+    }
+    next == 1 << 32
 }
 
 /// `inject_irq` → `InjectIrq`.

@@ -1,0 +1,62 @@
+//! Emits, for every shipped policy and for seeded random policies, the Rust
+//! tables in both lookup shapes (`match` and sorted slice) into `OUT_DIR`,
+//! plus `generated.rs` listing them with their policy text, so the tests
+//! can compare real compiled tables with the interpreter.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use pvgate_codegen::emit::{Shape, rust_shaped};
+use pvgate_codegen::sample::{SampleSize, random_policy};
+
+/// How many random policies are compiled in.
+const RANDOM_POLICIES: u64 = 24;
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..");
+    let mut policies: Vec<(String, String)> = Vec::new();
+    for name in ["policy/default.toml", "policy/strict.toml"] {
+        let path = root.join(name);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path).expect("shipped policy is readable");
+        policies.push((name.to_string(), text));
+    }
+    for seed in 0..RANDOM_POLICIES {
+        let size = SampleSize {
+            // From a handful of ranges up to well past the match/slice switch.
+            msr_ranges: 1 + (seed as usize * 13) % 150,
+            cpuid_leaves: 1 + seed as usize % 10,
+        };
+        policies.push((format!("random seed {seed}"), random_policy(seed, size)));
+    }
+
+    let mut index = String::new();
+    let mut list = String::from("/// Every generated policy.\npub static ALL: &[Generated] = &[\n");
+    for (i, (name, text)) in policies.iter().enumerate() {
+        let ir = match pvgate_codegen::compile(text) {
+            Ok(ir) => ir,
+            Err(e) => panic!("{}", e.render(name, text)),
+        };
+        let text_file = format!("policy_{i}.toml");
+        std::fs::write(out.join(&text_file), text).expect("write policy text");
+        for (shape, tag) in [(Shape::Match, "match"), (Shape::Sorted, "sorted")] {
+            let module = format!("p{i}_{tag}");
+            std::fs::write(out.join(format!("{module}.rs")), rust_shaped(&ir, name, shape)).expect("write tables");
+            let _ = writeln!(
+                index,
+                "/// Tables of `{name}` ({tag}).\npub mod {module} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));\n}}"
+            );
+            let _ = writeln!(
+                list,
+                "    Generated {{ name: {name:?}, shape: {tag:?}, text: include_str!(concat!(env!(\"OUT_DIR\"), \"/{text_file}\")), \
+                 msr_rule: {module}::msr_rule, cpuid_rule: {module}::cpuid_rule, pv_rule: {module}::pv_rule, \
+                 rules: &{module}::RULES, digest: {module}::POLICY_DIGEST }},"
+            );
+        }
+    }
+    list.push_str("];\n");
+    index.push_str(&list);
+    std::fs::write(out.join("generated.rs"), index).expect("write index");
+}
