@@ -21,6 +21,8 @@ fn main() -> ExitCode {
     let shown = std::env::var("PVGATE_POLICY").unwrap_or_else(|_| DEFAULT_POLICY.to_string());
     let path = root.join(&shown);
     println!("cargo:rerun-if-changed={}", path.display());
+    // Tests compare the image with the interpreter over the same file.
+    println!("cargo:rustc-env=PVGATE_POLICY_FILE={}", path.display());
 
     let compiled = match pvgate_codegen::compile_file(&path) {
         Ok(c) => c,

@@ -1,0 +1,323 @@
+//! Bad input: one test per case, each asserting the kind, the message, the
+//! exact line:column of the offending text and, where it applies, the
+//! "did you mean" hint. None may panic.
+
+use pvgate_codegen::{Diagnostic, ErrorKind, compile};
+
+const HEADER: &str = "[policy]\nname = \"t\"\ndescription = \"t\"\nformat = 1\ncpuid-violations = \"filter\"\n";
+
+/// The only error of `body` (after the 5-line header), with its line:col
+/// and the text its span underlines.
+fn only_error(body: &str) -> (Diagnostic, (usize, usize), String) {
+    let text = format!("{HEADER}{body}");
+    let errors = match compile(&text) {
+        Ok(_) => panic!("policy compiled, expected an error:\n{text}"),
+        Err(e) => e.diagnostics,
+    };
+    assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
+    let d = errors.into_iter().next().unwrap();
+    let pos = d.line_col(&text);
+    let under = text[d.span.clone()].to_string();
+    (d, pos, under)
+}
+
+const MSR_OK: &str = "vm = [\"protected\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"test\"\n";
+
+#[test]
+fn toml_syntax_error_is_located() {
+    let (d, pos, _) = only_error("[[msr]\nmsr = 1\n");
+    assert_eq!(d.kind, ErrorKind::Syntax);
+    assert_eq!(pos.0, 6);
+}
+
+#[test]
+fn unknown_key_suggests_the_known_one() {
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = 0x10\n{MSR_OK}rasion = \"x\"\n"));
+    assert_eq!(d.kind, ErrorKind::UnknownKey);
+    assert_eq!(d.message, "unknown key `rasion`");
+    assert_eq!(pos, (13, 1));
+    assert_eq!(under, "rasion");
+    assert_eq!(d.help.as_deref(), Some("did you mean `reason`?"));
+}
+
+#[test]
+fn unknown_msr_name_suggests_the_registry_name() {
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"IA32_LSTAT\"\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::UnknownName);
+    assert_eq!(d.message, "unknown MSR `IA32_LSTAT`");
+    assert_eq!(pos, (7, 7));
+    assert_eq!(under, "\"IA32_LSTAT\"");
+    assert_eq!(d.help.as_deref(), Some("did you mean `IA32_LSTAR`?"));
+}
+
+#[test]
+fn unknown_msr_in_a_list_points_at_the_element() {
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = [\"IA32_STAR\", \"IA32_CSTRA\"]\n{MSR_OK}"));
+    assert_eq!(d.message, "unknown MSR `IA32_CSTRA`");
+    assert_eq!(pos, (7, 21));
+    assert_eq!(under, "\"IA32_CSTRA\"");
+    assert_eq!(d.help.as_deref(), Some("did you mean `IA32_CSTAR`?"));
+}
+
+#[test]
+fn unknown_phase_suggests_running() {
+    let (d, pos, under) = only_error(
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"runing\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+    );
+    assert_eq!(d.kind, ErrorKind::UnknownName);
+    assert_eq!(d.message, "unknown phase `runing`");
+    assert_eq!(pos, (9, 10));
+    assert_eq!(under, "\"runing\"");
+    assert_eq!(d.help.as_deref(), Some("did you mean `running`?"));
+}
+
+#[test]
+fn unknown_vm_kind_is_refused() {
+    let (d, pos, _) = only_error(
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protectd\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+    );
+    assert_eq!(d.message, "unknown VM kind `protectd`");
+    assert_eq!(pos, (8, 7));
+    assert_eq!(d.help.as_deref(), Some("did you mean `protected`?"));
+}
+
+#[test]
+fn unknown_pv_call_is_refused() {
+    let (d, pos, _) = only_error(
+        "[[pv]]\ncall = \"vcpu_runn\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+    );
+    assert_eq!(d.message, "unknown PV call `vcpu_runn`");
+    assert_eq!(pos, (7, 8));
+    assert_eq!(d.help.as_deref(), Some("did you mean `vcpu_run`?"));
+}
+
+#[test]
+fn unknown_verdict_is_refused() {
+    let (d, pos, _) = only_error(
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"alow\"\nreason = \"t\"\n",
+    );
+    assert_eq!(d.message, "unknown verdict `alow`");
+    assert_eq!(pos, (10, 11));
+    assert_eq!(d.help.as_deref(), Some("did you mean `allow`?"));
+}
+
+#[test]
+fn bad_hex_is_refused() {
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"0x1g0\"\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::BadNumber);
+    assert_eq!(d.message, "bad hex number `0x1g0` for MSR index");
+    assert_eq!(pos, (7, 7));
+    assert_eq!(under, "\"0x1g0\"");
+}
+
+#[test]
+fn inverted_range_is_refused() {
+    let (d, pos, _) = only_error(&format!("[[msr]]\nrange = [0x300, 0x200]\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::EmptyOrInverted);
+    assert_eq!(d.message, "inverted MSR range: 0x300 is after 0x200");
+    assert_eq!(pos, (7, 9));
+}
+
+#[test]
+fn empty_list_is_refused() {
+    let (d, pos, _) = only_error("[[pv]]\ncall = \"vcpu_run\"\nvm = []\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n");
+    assert_eq!(d.kind, ErrorKind::EmptyOrInverted);
+    assert_eq!(d.message, "empty VM kind list");
+    assert_eq!(pos, (8, 6));
+}
+
+#[test]
+fn msr_index_out_of_range_is_refused() {
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x100000000\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::OutOfRange);
+    assert_eq!(d.message, "MSR index `0x100000000` is out of range");
+    assert_eq!(pos, (7, 7));
+}
+
+#[test]
+fn negative_number_is_refused() {
+    let (d, _, _) = only_error(&format!("[[msr]]\nmsr = -1\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::OutOfRange);
+    assert_eq!(d.message, "MSR index `-1` is negative");
+}
+
+#[test]
+fn overlapping_rules_name_both_locations() {
+    let other = MSR_OK.replace("\"allow\"", "\"deny\"");
+    let (d, pos, _) = only_error(&format!("[[msr]]\nrange = [0x200, 0x2ff]\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_MTRR_DEF_TYPE\"\n{other}"));
+    assert_eq!(d.kind, ErrorKind::Overlap);
+    assert_eq!(
+        d.message,
+        "rules overlap: MSR IA32_MTRR_DEF_TYPE (0x2ff) for protected VMs in `setup` (write) is decided by the rules at lines 6 and 14"
+    );
+    assert_eq!(pos, (15, 7));
+    assert_eq!(d.related.len(), 1);
+}
+
+#[test]
+fn identical_duplicates_are_refused_too() {
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x10\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_TSC\"\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::Duplicate);
+    assert!(d.message.starts_with("duplicate rule: MSR IA32_TIME_STAMP_COUNTER (0x10)"), "{}", d.message);
+    assert_eq!(pos, (15, 7));
+}
+
+#[test]
+fn overlapping_pv_wildcard_is_refused() {
+    let (d, _, _) = only_error(
+        "[[pv]]\ncall = \"*\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n\n\
+         [[pv]]\ncall = \"vm_destroy\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"deny\"\nreason = \"t\"\n",
+    );
+    assert_eq!(d.kind, ErrorKind::Overlap);
+    assert!(d.message.contains("PV call `vm_destroy`"), "{}", d.message);
+}
+
+#[test]
+fn missing_reason_points_at_the_rule() {
+    let body = MSR_OK.replace("reason = \"test\"\n", "");
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = 0x10\n{body}"));
+    assert_eq!(d.kind, ErrorKind::MissingReason);
+    assert_eq!(d.message, "rule has no `reason`");
+    assert_eq!(pos, (6, 1));
+    assert_eq!(under, "[[msr]]");
+}
+
+#[test]
+fn boilerplate_reason_is_refused() {
+    let body = MSR_OK.replace("reason = \"test\"", "reason = \"TODO\"");
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x10\n{body}"));
+    assert_eq!(d.kind, ErrorKind::MissingReason);
+    assert_eq!(d.message, "rule reason `TODO` says nothing");
+    assert_eq!(pos, (12, 10));
+}
+
+#[test]
+fn write_mask_on_a_read_rule_is_refused() {
+    let body = MSR_OK.replace("[\"write\"]", "[\"read\"]");
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x1a0\n{body}write-mask = 1\n"));
+    assert_eq!(d.kind, ErrorKind::MisplacedConstraint);
+    assert_eq!(d.message, "`write-mask` on a rule without `write` access");
+    assert_eq!(pos, (13, 14));
+}
+
+#[test]
+fn read_mask_on_a_write_rule_is_refused() {
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x1a0\n{MSR_OK}read-mask = 1\n"));
+    assert_eq!(d.message, "`read-mask` on a rule without `read` access");
+    assert_eq!(pos, (13, 13));
+}
+
+#[test]
+fn mask_on_a_deny_rule_is_refused() {
+    let body = MSR_OK.replace("\"allow\"", "\"deny\"");
+    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x1a0\n{body}write-mask = 1\n"));
+    assert_eq!(d.message, "`write-mask` on a `deny` rule");
+    assert_eq!(pos, (13, 14));
+}
+
+#[test]
+fn unknown_msr_bit_name_suggests_the_registry_bit() {
+    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"IA32_MISC_ENABLE\"\n{MSR_OK}write-mask = [\"FAST_STRNG\"]\n"));
+    assert_eq!(d.kind, ErrorKind::UnknownName);
+    assert_eq!(d.message, "unknown bit `FAST_STRNG` in `write-mask` of MSR IA32_MISC_ENABLE (0x1a0)");
+    assert_eq!(pos, (13, 15));
+    assert_eq!(under, "\"FAST_STRNG\"");
+    assert_eq!(d.help.as_deref(), Some("did you mean `FAST_STRING`?"));
+}
+
+const CPUID_OK: &str = "vm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n";
+
+#[test]
+fn cpuid_mask_wider_than_the_register_is_refused() {
+    let (d, pos, _) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x100000000 }}\n"));
+    assert_eq!(d.kind, ErrorKind::BadMask);
+    assert_eq!(d.message, "`host` 0x100000000 is wider than CPUID.(EAX=0x1,ECX=0):ECX (32 bits)");
+    assert_eq!(pos, (12, 16));
+}
+
+#[test]
+fn cpuid_feature_of_another_register_says_where_it_lives() {
+    let (d, pos, under) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = [\"SMEP\"] }}\n"));
+    assert_eq!(d.kind, ErrorKind::BadMask);
+    assert_eq!(d.message, "`SMEP` is CPUID.(EAX=0x7,ECX=0):EBX[7], not a bit of CPUID.(EAX=0x1,ECX=0):ECX");
+    assert_eq!(pos, (12, 17));
+    assert_eq!(under, "\"SMEP\"");
+}
+
+#[test]
+fn cpuid_controls_that_overlap_are_refused() {
+    let (d, _, _) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x3, force-on = 0x2 }}\n"));
+    assert_eq!(d.kind, ErrorKind::BadMask);
+    assert_eq!(d.message, "bits 0x2 of CPUID.(EAX=0x1,ECX=0):ECX are both `host` and `force-on`");
+}
+
+#[test]
+fn cpuid_ignore_verdict_is_refused() {
+    let body = CPUID_OK.replace("\"allow\"", "\"ignore\"");
+    let (d, pos, _) = only_error(&format!("[[cpuid]]\nleaf = 1\n{body}"));
+    assert_eq!(d.message, "`ignore` is not a CPUID verdict");
+    assert_eq!(pos, (10, 11));
+}
+
+#[test]
+fn cpuid_overlapping_subleaves_are_refused() {
+    let (d, _, _) = only_error(&format!(
+        "[[cpuid]]\nleaf = 4\n{CPUID_OK}\n[[cpuid]]\nleaf = [3, 5]\nsubleaf = 1\n{}",
+        CPUID_OK.replace("\"allow\"", "\"deny\"")
+    ));
+    assert_eq!(d.kind, ErrorKind::Overlap);
+    assert!(d.message.contains("CPUID leaf 0x4 subleaf 1"), "{}", d.message);
+}
+
+#[test]
+fn pv_read_mask_on_a_setter_is_refused() {
+    let (d, _, _) = only_error(
+        "[[pv]]\ncall = \"set_rflags\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nread-mask = 0x200\nreason = \"t\"\n",
+    );
+    assert_eq!(d.message, "`read-mask` on `set_rflags`, which is not a getter");
+}
+
+#[test]
+fn min_vector_on_a_call_that_injects_nothing_is_refused() {
+    let (d, _, _) = only_error(
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nmin-vector = 32\nreason = \"t\"\n",
+    );
+    assert_eq!(d.message, "`min-vector` on `vcpu_run`, which injects no interrupt");
+}
+
+#[test]
+fn rule_without_selector_is_refused() {
+    let (d, pos, _) = only_error(&format!("[[msr]]\n{MSR_OK}"));
+    assert_eq!(d.kind, ErrorKind::MissingKey);
+    assert_eq!(d.message, "MSR rule selects no MSR");
+    assert_eq!(pos, (6, 1));
+}
+
+#[test]
+fn wrong_format_version_is_refused() {
+    let text = HEADER.replace("format = 1", "format = 2");
+    let errors = compile(&text).unwrap_err().diagnostics;
+    assert_eq!(errors[0].kind, ErrorKind::BadHeader);
+    assert_eq!(errors[0].line_col(&text), (4, 10));
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let text = format!(
+        "{HEADER}[[pv]]\ncall = \"vcpu_runn\"\nvm = [\"protected\"]\nphase = [\"runing\"]\nverdict = \"allow\"\n"
+    );
+    let errors = compile(&text).unwrap_err().diagnostics;
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["rule has no `reason`", "unknown PV call `vcpu_runn`", "unknown phase `runing`"]);
+}
+
+#[test]
+fn rendering_underlines_the_text_and_names_the_location() {
+    let text = format!("{HEADER}[[msr]]\nmsr = \"IA32_LSTAT\"\n{MSR_OK}");
+    let e = compile(&text).unwrap_err();
+    let out = e.render("policy/x.toml", &text);
+    assert!(out.contains("error: unknown MSR `IA32_LSTAT`"), "{out}");
+    assert!(out.contains("policy/x.toml:7:7"), "{out}");
+    assert!(out.contains("^^^^^^^^^^^^"), "{out}");
+    assert!(out.contains("did you mean `IA32_LSTAR`?"), "{out}");
+}
