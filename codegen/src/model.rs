@@ -86,7 +86,6 @@ pub struct MsrRule {
     #[schemars(with = "VerdictName")]
     pub verdict: Spanned<String>,
     /// Why the rule exists, citing its source. Required.
-    #[serde(default)]
     #[schemars(with = "String")]
     pub reason: Option<Spanned<String>>,
     /// Writes: bits the host may set; a value with any other bit set is refused.
@@ -132,7 +131,6 @@ pub struct CpuidRule {
     #[schemars(with = "VerdictName")]
     pub verdict: Spanned<String>,
     /// Why the rule exists, citing its source. Required.
-    #[serde(default)]
     #[schemars(with = "String")]
     pub reason: Option<Spanned<String>>,
     /// Control of EAX; bits not named are fixed.
@@ -197,7 +195,6 @@ pub struct PvRule {
     #[schemars(with = "VerdictName")]
     pub verdict: Spanned<String>,
     /// Why the rule exists, citing its source. Required.
-    #[serde(default)]
     #[schemars(with = "String")]
     pub reason: Option<Spanned<String>>,
     /// Getters: the bits of the returned value the host sees.

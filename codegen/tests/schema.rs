@@ -1,0 +1,51 @@
+//! The committed JSON Schema (`policy/schema.json`) is the one schemars
+//! generates from the types the loader deserializes; a stale file fails.
+//! Regenerate: `PVGATE_BLESS=1 cargo test -p pvgate-codegen --test schema`
+//! (or `cargo pvgate schema > policy/schema.json`).
+
+use pvgate_codegen::model::schema_json;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn committed_schema_is_fresh() {
+    let path = root().join("policy/schema.json");
+    let generated = schema_json();
+    if std::env::var_os("PVGATE_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "policy/schema.json is stale: run `PVGATE_BLESS=1 cargo test -p pvgate-codegen --test schema`"
+    );
+}
+
+#[test]
+fn schema_describes_every_rule_array_and_closes_tables() {
+    let schema: serde_json::Value = serde_json::from_str(&schema_json()).unwrap();
+    let props = &schema["properties"];
+    for key in ["policy", "msr", "cpuid", "pv"] {
+        assert!(props.get(key).is_some(), "schema lacks `{key}`");
+    }
+    let msr = &schema["$defs"]["MsrRule"];
+    assert_eq!(msr["additionalProperties"], serde_json::Value::Bool(false));
+    for key in ["msr", "range", "vm", "phase", "access", "verdict", "reason", "write-mask", "force-on", "force-off", "read-mask"] {
+        assert!(msr["properties"].get(key).is_some(), "MsrRule lacks `{key}`");
+    }
+    let required: Vec<&str> = msr["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(required, ["vm", "phase", "access", "verdict", "reason"]);
+}
+
+#[test]
+fn every_shipped_policy_points_its_editor_at_the_schema() {
+    for entry in std::fs::read_dir(root().join("policy")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with("#:schema ./schema.json\n"), "{} lacks the #:schema line", path.display());
+        }
+    }
+}
