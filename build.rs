@@ -28,7 +28,9 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let rendered = match e {
-                pvgate_codegen::LoadError::Invalid { errors, text, .. } => errors.render(&shown, &text),
+                pvgate_codegen::LoadError::Invalid { errors, text, .. } => {
+                    errors.render(&shown, &text)
+                }
                 other => other.render(),
             };
             eprintln!("{rendered}");

@@ -14,8 +14,10 @@ const RANDOM_POLICIES: u64 = 24;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-        .join("..");
+    let root = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("..");
     let mut policies: Vec<(String, String)> = Vec::new();
     for name in ["policy/default.toml", "policy/strict.toml"] {
         let path = root.join(name);
@@ -43,7 +45,11 @@ fn main() {
         std::fs::write(out.join(&text_file), text).expect("write policy text");
         for (shape, tag) in [(Shape::Match, "match"), (Shape::Sorted, "sorted")] {
             let module = format!("p{i}_{tag}");
-            std::fs::write(out.join(format!("{module}.rs")), rust_shaped(&ir, name, shape)).expect("write tables");
+            std::fs::write(
+                out.join(format!("{module}.rs")),
+                rust_shaped(&ir, name, shape),
+            )
+            .expect("write tables");
             let _ = writeln!(
                 index,
                 "/// Tables of `{name}` ({tag}).\npub mod {module} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));\n}}"

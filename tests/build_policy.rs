@@ -39,7 +39,8 @@ fn generated_tables(dir: &Path) -> Vec<String> {
 }
 
 fn digest_of(policy: &str) -> String {
-    let c = pvgate_codegen::compile_file(root().join(policy)).unwrap_or_else(|e| panic!("{}", e.render()));
+    let c = pvgate_codegen::compile_file(root().join(policy))
+        .unwrap_or_else(|e| panic!("{}", e.render()));
     pvgate_codegen::digest::hex(&pvgate_codegen::digest::digest(&c.ir))
 }
 
@@ -47,12 +48,18 @@ fn digest_of(policy: &str) -> String {
 fn strict_builds_with_its_own_digest_and_a_broken_policy_fails_the_build() {
     // The strict policy builds, and the tables it generated carry its digest.
     let out = build_with("policy/strict.toml");
-    assert!(out.status.success(), "strict build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "strict build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let strict = digest_of("policy/strict.toml");
     assert_ne!(strict, digest_of("policy/default.toml"));
     let tables = generated_tables(&target_dir());
     assert!(
-        tables.iter().any(|t| t.contains(&strict) && t.contains("// Policy: policy/strict.toml")),
+        tables
+            .iter()
+            .any(|t| t.contains(&strict) && t.contains("// Policy: policy/strict.toml")),
         "no generated tables carry the strict digest {strict}"
     );
 
@@ -63,12 +70,24 @@ fn strict_builds_with_its_own_digest_and_a_broken_policy_fails_the_build() {
         .replace("\"IA32_LSTAR\"", "\"IA32_LSTAT\"");
     std::fs::write(&broken, &text).unwrap();
     let line = text.lines().position(|l| l.contains("IA32_LSTAT")).unwrap() + 1;
-    let col = text.lines().nth(line - 1).unwrap().find("\"IA32_LSTAT\"").unwrap() + 1;
+    let col = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"IA32_LSTAT\"")
+        .unwrap()
+        + 1;
     let out = build_with(broken.to_str().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the broken policy built an image");
     assert!(stderr.contains("unknown MSR `IA32_LSTAT`"), "{stderr}");
-    assert!(stderr.contains(&format!("broken.toml:{line}:{col}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("broken.toml:{line}:{col}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean `IA32_LSTAR`?"), "{stderr}");
-    assert!(stderr.contains("no image is built from an invalid policy"), "{stderr}");
+    assert!(
+        stderr.contains("no image is built from an invalid policy"),
+        "{stderr}"
+    );
 }

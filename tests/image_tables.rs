@@ -17,7 +17,10 @@ fn interpreter() -> Interpreter {
 fn the_image_embeds_the_digest_of_its_policy() {
     let interp = interpreter();
     assert_eq!(POLICY.digest(), interp.digest());
-    assert_eq!(pvgate::POLICY_DIGEST_HEX, pvgate_codegen::digest::hex(&interp.digest()));
+    assert_eq!(
+        pvgate::POLICY_DIGEST_HEX,
+        pvgate_codegen::digest::hex(&interp.digest())
+    );
     assert_eq!(POLICY.name(), interp.name());
 }
 
@@ -35,7 +38,10 @@ fn every_lookup_agrees_with_the_interpreter() {
     for kind in VmKind::ALL {
         for phase in Phase::ALL {
             for call in PvCall::ALL {
-                assert_eq!(decide_pv(&POLICY, kind, phase, call), decide_pv(&interp, kind, phase, call));
+                assert_eq!(
+                    decide_pv(&POLICY, kind, phase, call),
+                    decide_pv(&interp, kind, phase, call)
+                );
             }
             for &index in &probes {
                 for access in Access::ALL {
@@ -46,7 +52,19 @@ fn every_lookup_agrees_with_the_interpreter() {
                     );
                 }
             }
-            for leaf in [0, 1, 2, 4, 7, 0xb, 0x1f, 0x4000_0001, 0x8000_0002, 0x8000_0006, 0x8000_0007] {
+            for leaf in [
+                0,
+                1,
+                2,
+                4,
+                7,
+                0xb,
+                0x1f,
+                0x4000_0001,
+                0x8000_0002,
+                0x8000_0006,
+                0x8000_0007,
+            ] {
                 for subleaf in 0..3 {
                     assert_eq!(
                         POLICY.cpuid_rule(kind, phase, leaf, subleaf),
@@ -63,7 +81,10 @@ fn every_lookup_agrees_with_the_interpreter() {
 #[test]
 fn the_default_image_reproduces_pkvm_ia() {
     if !env!("PVGATE_POLICY_FILE").ends_with("policy/default.toml") {
-        eprintln!("skipped: the image was built from {}, not the default policy", env!("PVGATE_POLICY_FILE"));
+        eprintln!(
+            "skipped: the image was built from {}, not the default policy",
+            env!("PVGATE_POLICY_FILE")
+        );
         return;
     }
     use pvgate_gate::{PvClass, Verdict};
@@ -78,21 +99,46 @@ fn the_default_image_reproduces_pkvm_ia() {
                 _ => Verdict::Deny,
             };
             assert_eq!(got, want, "protected {phase:?} {}", call.name());
-            assert_eq!(decide_pv(&POLICY, VmKind::Normal, phase, call).verdict, Verdict::Allow);
+            assert_eq!(
+                decide_pv(&POLICY, VmKind::Normal, phase, call).verdict,
+                Verdict::Allow
+            );
         }
     }
-    let w = |index| decide_msr(&POLICY, VmKind::Protected, Phase::Setup, Access::Write, index).verdict;
+    let w = |index| {
+        decide_msr(
+            &POLICY,
+            VmKind::Protected,
+            Phase::Setup,
+            Access::Write,
+            index,
+        )
+        .verdict
+    };
     assert_eq!(w(0x200), Verdict::Allow);
     assert_eq!(w(0x26f), Verdict::Allow);
     assert_eq!(w(0x270), Verdict::Deny);
     assert_eq!(w(0x277), Verdict::Deny, "IA32_PAT is not an MTRR");
     assert_eq!(w(0x2ff), Verdict::Allow);
     assert_eq!(w(0x1a0), Verdict::Allow);
-    for syscall in [0x174, 0x175, 0x176, 0xc000_0081, 0xc000_0082, 0xc000_0083, 0xc000_0084, 0xc000_0102] {
+    for syscall in [
+        0x174,
+        0x175,
+        0x176,
+        0xc000_0081,
+        0xc000_0082,
+        0xc000_0083,
+        0xc000_0084,
+        0xc000_0102,
+    ] {
         assert_eq!(w(syscall), Verdict::Ignore, "{syscall:#x}");
     }
     assert_eq!(w(0x10b), Verdict::Deny, "IA32_FLUSH_CMD");
-    assert_eq!(w(0xc000_0080), Verdict::Deny, "IA32_EFER goes through set_efer, not set_msr");
+    assert_eq!(
+        w(0xc000_0080),
+        Verdict::Deny,
+        "IA32_EFER goes through set_efer, not set_msr"
+    );
     for index in [0x1a0, 0x200, 0x2ff, 0xc000_0082] {
         for phase in [Phase::Running, Phase::Teardown] {
             for access in Access::ALL {
@@ -101,9 +147,20 @@ fn the_default_image_reproduces_pkvm_ia() {
             }
         }
     }
-    let misc = decide_msr(&POLICY, VmKind::Protected, Phase::Setup, Access::Write, 0x1a0).rule.unwrap();
+    let misc = decide_msr(
+        &POLICY,
+        VmKind::Protected,
+        Phase::Setup,
+        Access::Write,
+        0x1a0,
+    )
+    .rule
+    .unwrap();
     let c = misc.msr_constraint();
-    assert_eq!((c.write_mask, c.force_on), (1 | 1 << 11 | 1 << 12, 1 << 11 | 1 << 12));
+    assert_eq!(
+        (c.write_mask, c.force_on),
+        (1 | 1 << 11 | 1 << 12, 1 << 11 | 1 << 12)
+    );
     assert_eq!(pvgate_gate::check_msr_write(c, 1), Ok(0x1801));
     assert!(pvgate_gate::check_msr_write(c, 1 << 3).is_err());
 }

@@ -104,9 +104,11 @@ impl Diagnostic {
     /// Renders the diagnostic rustc-style against the policy text.
     pub fn render(&self, path: &str, text: &str) -> String {
         let clamp = |r: &Range<usize>| r.start.min(text.len())..r.end.min(text.len());
-        let mut snippet = Snippet::source(text)
-            .path(path)
-            .annotation(AnnotationKind::Primary.span(clamp(&self.span)).label(&self.label));
+        let mut snippet = Snippet::source(text).path(path).annotation(
+            AnnotationKind::Primary
+                .span(clamp(&self.span))
+                .label(&self.label),
+        );
         for (span, label) in &self.related {
             snippet = snippet.annotation(AnnotationKind::Context.span(clamp(span)).label(label));
         }
@@ -143,7 +145,12 @@ pub fn suggest<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Opt
     let limit = (input.chars().count() / 3).clamp(1, 3);
     known
         .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(&upper, &k.to_ascii_uppercase()), k))
+        .map(|k| {
+            (
+                strsim::damerau_levenshtein(&upper, &k.to_ascii_uppercase()),
+                k,
+            )
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, k)| (*d, *k))
         .map(|(_, k)| k)
@@ -165,7 +172,10 @@ mod tests {
     fn suggestions_find_typos_and_ignore_strangers() {
         let names = ["IA32_LSTAR", "IA32_STAR", "IA32_CSTAR"];
         assert_eq!(suggest("IA32_LSTAT", names), Some("IA32_LSTAR"));
-        assert_eq!(suggest("runing", ["setup", "running", "teardown"]), Some("running"));
+        assert_eq!(
+            suggest("runing", ["setup", "running", "teardown"]),
+            Some("running")
+        );
         assert_eq!(suggest("banana", ["setup", "running", "teardown"]), None);
     }
 }

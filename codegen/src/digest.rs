@@ -16,7 +16,10 @@ pub fn canonical_text(ir: &Ir) -> String {
     let _ = writeln!(out, "name {:?}", ir.name);
     let _ = writeln!(out, "description {:?}", ir.description);
     let _ = writeln!(out, "cpuid-violations {}", ir.violation_mode.name());
-    let rule = |id| ir.rule(id).map_or_else(|| String::from("?"), canonical_rule);
+    let rule = |id| {
+        ir.rule(id)
+            .map_or_else(|| String::from("?"), canonical_rule)
+    };
     for ((kind, phase, access), ranges) in &ir.msr {
         for r in ranges {
             let _ = writeln!(
@@ -33,7 +36,9 @@ pub fn canonical_text(ir: &Ir) -> String {
     }
     for ((kind, phase), entries) in &ir.cpuid {
         for e in entries {
-            let sub = e.subleaf.map_or_else(|| String::from("*"), |s| format!("{s:#x}"));
+            let sub = e
+                .subleaf
+                .map_or_else(|| String::from("*"), |s| format!("{s:#x}"));
             let _ = writeln!(
                 out,
                 "cpuid {} {} {:#x} {:#x} {sub} {}",
@@ -47,7 +52,14 @@ pub fn canonical_text(ir: &Ir) -> String {
     }
     for ((kind, phase), calls) in &ir.pv {
         for (call, id) in calls {
-            let _ = writeln!(out, "pv {} {} {} {}", kind.name(), phase.name(), call.name(), rule(*id));
+            let _ = writeln!(
+                out,
+                "pv {} {} {} {}",
+                kind.name(),
+                phase.name(),
+                call.name(),
+                rule(*id)
+            );
         }
     }
     out
@@ -61,7 +73,12 @@ fn canonical_rule(r: &IrRule) -> String {
         ),
         RuleDetail::Cpuid(regs) => regs
             .iter()
-            .map(|c| format!("{:#x}/{:#x}/{:#x}/{:#x}", c.host, c.clear_only, c.force_on, c.force_off))
+            .map(|c| {
+                format!(
+                    "{:#x}/{:#x}/{:#x}/{:#x}",
+                    c.host, c.clear_only, c.force_on, c.force_off
+                )
+            })
             .collect::<Vec<_>>()
             .join(" "),
         RuleDetail::Pv(c) => format!(
@@ -70,7 +87,12 @@ fn canonical_rule(r: &IrRule) -> String {
         ),
     };
     let verdict: Verdict = r.verdict;
-    format!("{} [{detail}] name={:?} reason={:?}", verdict.name(), r.name, r.reason)
+    format!(
+        "{} [{detail}] name={:?} reason={:?}",
+        verdict.name(),
+        r.name,
+        r.reason
+    )
 }
 
 /// SHA-256 of the canonical text.

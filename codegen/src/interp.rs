@@ -27,7 +27,12 @@ impl Interpreter {
         &self.ir
     }
 
-    fn first(&self, kind: VmKind, phase: Phase, covers: impl Fn(&IrRule) -> bool) -> Option<RuleId> {
+    fn first(
+        &self,
+        kind: VmKind,
+        phase: Phase,
+        covers: impl Fn(&IrRule) -> bool,
+    ) -> Option<RuleId> {
         self.ir
             .rules
             .iter()

@@ -197,12 +197,15 @@ impl Ir {
                             }
                         }
                         Resources::Cpuid { leaves, subleaf } => {
-                            self.cpuid.entry((kind, phase)).or_default().push(CpuidEntry {
-                                leaf_first: leaves.0,
-                                leaf_last: leaves.1,
-                                subleaf: *subleaf,
-                                rule: rule.id,
-                            });
+                            self.cpuid
+                                .entry((kind, phase))
+                                .or_default()
+                                .push(CpuidEntry {
+                                    leaf_first: leaves.0,
+                                    leaf_last: leaves.1,
+                                    subleaf: *subleaf,
+                                    rule: rule.id,
+                                });
                         }
                         Resources::Pv { calls } => {
                             let list = self.pv.entry((kind, phase)).or_default();

@@ -81,7 +81,9 @@ impl LoadError {
     /// A rendering for humans: located, underlined diagnostics.
     pub fn render(&self) -> String {
         match self {
-            LoadError::Io { path, error } => format!("error: cannot read policy `{path}`: {error}\n"),
+            LoadError::Io { path, error } => {
+                format!("error: cannot read policy `{path}`: {error}\n")
+            }
             LoadError::Invalid { path, text, errors } => errors.render(path, text),
         }
     }
@@ -111,7 +113,11 @@ pub fn compile_file(path: impl AsRef<Path>) -> Result<Compiled, LoadError> {
         error,
     })?;
     match compile(&text) {
-        Ok(ir) => Ok(Compiled { path: shown, text, ir }),
+        Ok(ir) => Ok(Compiled {
+            path: shown,
+            text,
+            ir,
+        }),
         Err(errors) => Err(LoadError::Invalid {
             path: shown,
             text,
@@ -143,7 +149,11 @@ pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors>
         return Err(PolicyErrors {
             diagnostics: vec![Diagnostic::new(
                 ErrorKind::OutOfRange,
-                format!("policy has {} rules; at most {} are supported", raw.len(), u16::MAX),
+                format!(
+                    "policy has {} rules; at most {} are supported",
+                    raw.len(),
+                    u16::MAX
+                ),
                 0..0,
                 "too many rules",
             )],
@@ -192,7 +202,14 @@ fn toml_error(e: &toml::de::Error, text: &str) -> Diagnostic {
             ErrorKind::UnknownKey,
             format!("unknown key `{field}`"),
             span,
-            format!("expected one of {}", expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "expected one of {}",
+                expected
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
         .with_suggestion(suggest(field, expected.iter().copied()));
     }

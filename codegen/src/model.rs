@@ -18,7 +18,10 @@ pub type NameList = Spanned<Vec<Spanned<String>>>;
 /// A whole policy file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "pvgate policy", description = "Which vCPU state an untrusted host may read or write, per VM kind and lifecycle phase. Default deny.")]
+#[schemars(
+    title = "pvgate policy",
+    description = "Which vCPU state an untrusted host may read or write, per VM kind and lifecycle phase. Default deny."
+)]
 pub struct PolicyFile {
     /// The policy header.
     #[schemars(with = "Header")]

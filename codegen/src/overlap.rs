@@ -19,8 +19,12 @@ pub(crate) fn check(rules: &[IrRule], registry: &Registry) -> Vec<Diagnostic> {
             if a.class != b.class || reported.contains(&(a.id, b.id)) {
                 continue;
             }
-            let Some((kind, phase)) = common_scope(a, b) else { continue };
-            let Some((what, access)) = common_resource(a, b, registry) else { continue };
+            let Some((kind, phase)) = common_scope(a, b) else {
+                continue;
+            };
+            let Some((what, access)) = common_resource(a, b, registry) else {
+                continue;
+            };
             reported.insert((a.id, b.id));
             let scope = match access {
                 Some(acc) => format!("{} VMs in `{}` ({})", kind.name(), phase.name(), acc.name()),
@@ -30,7 +34,10 @@ pub(crate) fn check(rules: &[IrRule], registry: &Registry) -> Vec<Diagnostic> {
             let (kind_, message, label) = if identical {
                 (
                     ErrorKind::Duplicate,
-                    format!("duplicate rule: {what} for {scope} is already decided the same way at line {}", a.line),
+                    format!(
+                        "duplicate rule: {what} for {scope} is already decided the same way at line {}",
+                        a.line
+                    ),
                     "repeats an earlier rule",
                 )
             } else {
@@ -60,23 +67,44 @@ fn common_scope(a: &IrRule, b: &IrRule) -> Option<(VmKind, Phase)> {
 }
 
 /// The first resource both rules cover, worded for the message.
-fn common_resource(a: &IrRule, b: &IrRule, registry: &Registry) -> Option<(String, Option<Access>)> {
+fn common_resource(
+    a: &IrRule,
+    b: &IrRule,
+    registry: &Registry,
+) -> Option<(String, Option<Access>)> {
     match (&a.resources, &b.resources) {
         (
-            Resources::Msr { ranges: ra, accesses: aa },
-            Resources::Msr { ranges: rb, accesses: ab },
+            Resources::Msr {
+                ranges: ra,
+                accesses: aa,
+            },
+            Resources::Msr {
+                ranges: rb,
+                accesses: ab,
+            },
         ) => {
             let access = aa.iter().find(|x| ab.contains(x))?;
             ra.iter().find_map(|&(af, al)| {
                 rb.iter().find_map(|&(bf, bl)| {
                     let first = af.max(bf);
-                    (first <= al.min(bl)).then(|| (format!("MSR {}", registry.msr_display(first)), Some(*access)))
+                    (first <= al.min(bl)).then(|| {
+                        (
+                            format!("MSR {}", registry.msr_display(first)),
+                            Some(*access),
+                        )
+                    })
                 })
             })
         }
         (
-            Resources::Cpuid { leaves: la, subleaf: sa },
-            Resources::Cpuid { leaves: lb, subleaf: sb },
+            Resources::Cpuid {
+                leaves: la,
+                subleaf: sa,
+            },
+            Resources::Cpuid {
+                leaves: lb,
+                subleaf: sb,
+            },
         ) => {
             let first = la.0.max(lb.0);
             if first > la.1.min(lb.1) {

@@ -175,7 +175,9 @@ impl Registry {
         for (i, m) in msrs.iter().enumerate() {
             for name in std::iter::once(&m.name).chain(&m.aliases) {
                 if msr_by_name.insert(name.clone(), i).is_some() {
-                    return Err(RegistryError(format!("msrs.toml: `{name}` is defined twice")));
+                    return Err(RegistryError(format!(
+                        "msrs.toml: `{name}` is defined twice"
+                    )));
                 }
             }
             if msr_by_index.insert(m.index, i).is_some() {
@@ -204,12 +206,14 @@ impl Registry {
     /// The registry compiled into this crate.
     pub fn builtin() -> &'static Registry {
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
-        REGISTRY.get_or_init(|| match Registry::parse(MSR_REGISTRY_TOML, CPUID_REGISTRY_TOML) {
-            Ok(r) => r,
-            // The registry is a file of this repository, checked by a unit
-            // test; a broken one must not silently resolve nothing.
-            Err(RegistryError(e)) => unreachable!("builtin registry does not load: {e}"),
-        })
+        REGISTRY.get_or_init(
+            || match Registry::parse(MSR_REGISTRY_TOML, CPUID_REGISTRY_TOML) {
+                Ok(r) => r,
+                // The registry is a file of this repository, checked by a unit
+                // test; a broken one must not silently resolve nothing.
+                Err(RegistryError(e)) => unreachable!("builtin registry does not load: {e}"),
+            },
+        )
     }
 
     /// The MSR with this SDM name or Linux alias (exact spelling).
@@ -219,7 +223,9 @@ impl Registry {
 
     /// The MSR with this index.
     pub fn msr_by_index(&self, index: u32) -> Option<&MsrEntry> {
-        self.msr_by_index.get(&index).and_then(|&i| self.msrs.get(i))
+        self.msr_by_index
+            .get(&index)
+            .and_then(|&i| self.msrs.get(i))
     }
 
     /// Every MSR name and alias (for "did you mean").
@@ -261,11 +267,29 @@ mod tests {
     fn the_builtin_registry_loads_and_resolves_sdm_names_and_linux_aliases() {
         let r = Registry::parse(MSR_REGISTRY_TOML, CPUID_REGISTRY_TOML).unwrap();
         assert_eq!(r.msr_by_name("IA32_LSTAR").unwrap().index, 0xc000_0082);
-        assert_eq!(r.msr_by_name("MSR_SYSCALL_MASK").unwrap().index, 0xc000_0084);
-        assert_eq!(r.msr_by_name("IA32_KERNEL_GS_BASE").unwrap().index, 0xc000_0102);
-        assert!(r.msr_by_name("IA32_FLUSH_CMD").unwrap().has(MsrAttr::SideEffect));
-        assert!(r.msr_by_name("IA32_PRED_CMD").unwrap().has(MsrAttr::WriteOnly));
-        assert!(r.msr_by_name("IA32_ARCH_CAPABILITIES").unwrap().has(MsrAttr::ReadOnly));
+        assert_eq!(
+            r.msr_by_name("MSR_SYSCALL_MASK").unwrap().index,
+            0xc000_0084
+        );
+        assert_eq!(
+            r.msr_by_name("IA32_KERNEL_GS_BASE").unwrap().index,
+            0xc000_0102
+        );
+        assert!(
+            r.msr_by_name("IA32_FLUSH_CMD")
+                .unwrap()
+                .has(MsrAttr::SideEffect)
+        );
+        assert!(
+            r.msr_by_name("IA32_PRED_CMD")
+                .unwrap()
+                .has(MsrAttr::WriteOnly)
+        );
+        assert!(
+            r.msr_by_name("IA32_ARCH_CAPABILITIES")
+                .unwrap()
+                .has(MsrAttr::ReadOnly)
+        );
         let smep = r.feature("SMEP").unwrap();
         assert!(smep.security);
         assert_eq!((smep.leaf, smep.mask()), (7, 1 << 7));

@@ -52,7 +52,9 @@ impl<'a> Resolver<'a> {
         self.text
             .get(outer.clone())
             .and_then(|s| s.find(needle))
-            .map_or(outer.clone(), |i| outer.start + i..outer.start + i + needle.len())
+            .map_or(outer.clone(), |i| {
+                outer.start + i..outer.start + i + needle.len()
+            })
     }
 
     fn span_of_item(&self, outer: &Range<usize>, item: &toml::Value) -> Range<usize> {
@@ -188,13 +190,17 @@ impl<'a> Resolver<'a> {
                         self.header_span(rule_span),
                         "every rule must say why it exists",
                     )
-                    .with_help("add `reason = \"...\"` citing the source (pKVM-IA, the review, crosvm)"),
+                    .with_help(
+                        "add `reason = \"...\"` citing the source (pKVM-IA, the review, crosvm)",
+                    ),
                 );
                 String::new()
             }
             Some(r) => {
                 let text = r.get_ref().trim();
-                if text.is_empty() || BOILERPLATE_REASONS.contains(&text.to_ascii_lowercase().as_str()) {
+                if text.is_empty()
+                    || BOILERPLATE_REASONS.contains(&text.to_ascii_lowercase().as_str())
+                {
                     self.error(
                         Diagnostic::new(
                             ErrorKind::MissingReason,
@@ -213,13 +219,21 @@ impl<'a> Resolver<'a> {
     /// The span of a rule's `[[...]]` header (the toml crate spans an
     /// array-of-tables element by its header; look back if it did not).
     fn header_span(&self, rule_span: &Range<usize>) -> Range<usize> {
-        if self.text.get(rule_span.clone()).is_some_and(|s| s.starts_with("[[")) {
+        if self
+            .text
+            .get(rule_span.clone())
+            .is_some_and(|s| s.starts_with("[["))
+        {
             return rule_span.clone();
         }
         let before = self.text.get(..rule_span.start).unwrap_or("");
         match before.rfind("[[") {
             Some(start) => {
-                let end = self.text.get(start..).and_then(|s| s.find("]]")).map_or(start + 2, |e| start + e + 2);
+                let end = self
+                    .text
+                    .get(start..)
+                    .and_then(|s| s.find("]]"))
+                    .map_or(start + 2, |e| start + e + 2);
                 start..end
             }
             None => rule_span.clone(),
@@ -227,7 +241,13 @@ impl<'a> Resolver<'a> {
     }
 
     /// A number: an integer, or a `0x…` hex string. `None` after an error.
-    fn number(&mut self, value: &toml::Value, span: Range<usize>, what: &str, max: u64) -> Option<u64> {
+    fn number(
+        &mut self,
+        value: &toml::Value,
+        span: Range<usize>,
+        what: &str,
+        max: u64,
+    ) -> Option<u64> {
         let n = match value {
             toml::Value::Integer(i) if *i >= 0 => *i as u64,
             toml::Value::Integer(i) => {
@@ -306,7 +326,8 @@ impl<'a> Resolver<'a> {
                 };
             }
         }
-        self.number(value, span, "MSR index", u64::from(u32::MAX)).map(|n| n as u32)
+        self.number(value, span, "MSR index", u64::from(u32::MAX))
+            .map(|n| n as u32)
     }
 
     /// A mask: a number, or a list of bit names / bit numbers.
@@ -319,7 +340,11 @@ impl<'a> Resolver<'a> {
         known: &[String],
         context: &str,
     ) -> Option<u64> {
-        let max = if width >= 64 { u64::MAX } else { (1u64 << width) - 1 };
+        let max = if width >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
         let span = raw.span();
         match raw.get_ref() {
             toml::Value::Array(items) => {
@@ -350,7 +375,9 @@ impl<'a> Resolver<'a> {
                                 return None;
                             }
                         },
-                        toml::Value::Integer(b) if (0..i64::from(width)).contains(b) => mask |= 1u64 << b,
+                        toml::Value::Integer(b) if (0..i64::from(width)).contains(b) => {
+                            mask |= 1u64 << b
+                        }
                         other => {
                             self.error(Diagnostic::new(
                                 ErrorKind::BadMask,
@@ -389,20 +416,15 @@ impl<'a> Resolver<'a> {
         (l as u32, c as u32)
     }
 
-    /// Resolves an `[[msr]]` rule.
-    pub fn msr_rule(&mut self, id: RuleId, rule: &Spanned<model::MsrRule>) -> Option<IrRule> {
-        let span = rule.span();
-        let r = rule.get_ref();
-        let before = self.errors.len();
-        let kinds = self.kinds(&r.vm);
-        let phases = self.phases(&r.phase);
-        let known_access = Access::ALL.map(Access::name);
-        let accesses = self.names(&r.access, "access", &known_access, Access::from_name);
-        let verdict = self.verdict(&r.verdict);
-        let reason = self.reason(&r.reason, &span);
-
-        // The selector: exactly one of `msr` and `range`.
-        let (ranges, resource_span, first_index) = match (&r.msr, &r.range) {
+    /// An MSR selector: `msr` (one or a list) or `range` (`[first, last]`),
+    /// as inclusive index ranges and the selector's span; `None` when
+    /// neither key is present. Errors are recorded.
+    fn msr_selector(
+        &mut self,
+        msr: &Option<RawValue>,
+        range: &Option<RawValue>,
+    ) -> Option<(Vec<(u32, u32)>, Range<usize>)> {
+        match (msr, range) {
             (Some(m), None) => {
                 let items: Vec<toml::Value> = match m.get_ref() {
                     toml::Value::Array(items) => items.clone(),
@@ -435,8 +457,7 @@ impl<'a> Resolver<'a> {
                         ranges.push((i, i));
                     }
                 }
-                let first = ranges.first().map(|r| r.0);
-                (ranges, m.span(), first)
+                Some((ranges, m.span()))
             }
             (None, Some(range)) => {
                 let span = range.span();
@@ -452,7 +473,9 @@ impl<'a> Resolver<'a> {
                                 self.error(
                                     Diagnostic::new(
                                         ErrorKind::EmptyOrInverted,
-                                        format!("inverted MSR range: {first:#x} is after {last:#x}"),
+                                        format!(
+                                            "inverted MSR range: {first:#x} is after {last:#x}"
+                                        ),
                                         span.clone(),
                                         "empty range",
                                     )
@@ -470,8 +493,7 @@ impl<'a> Resolver<'a> {
                         "expected two MSRs",
                     )),
                 }
-                let first = ranges.first().map(|r| r.0);
-                (ranges, span, first)
+                Some((ranges, span))
             }
             (Some(m), Some(range)) => {
                 self.error(
@@ -484,9 +506,28 @@ impl<'a> Resolver<'a> {
                     .with_related(m.span(), "first selector")
                     .with_help("split it into two rules"),
                 );
-                (Vec::new(), m.span(), None)
+                Some((Vec::new(), m.span()))
             }
-            (None, None) => {
+            (None, None) => None,
+        }
+    }
+
+    /// Resolves an `[[msr]]` rule.
+    pub fn msr_rule(&mut self, id: RuleId, rule: &Spanned<model::MsrRule>) -> Option<IrRule> {
+        let span = rule.span();
+        let r = rule.get_ref();
+        let before = self.errors.len();
+        let kinds = self.kinds(&r.vm);
+        let phases = self.phases(&r.phase);
+        let known_access = Access::ALL.map(Access::name);
+        let accesses = self.names(&r.access, "access", &known_access, Access::from_name);
+        let verdict = self.verdict(&r.verdict);
+        let reason = self.reason(&r.reason, &span);
+
+        // The selector: exactly one of `msr` and `range`.
+        let (ranges, resource_span) = match self.msr_selector(&r.msr, &r.range) {
+            Some(selected) => selected,
+            None => {
                 self.error(
                     Diagnostic::new(
                         ErrorKind::MissingKey,
@@ -496,9 +537,10 @@ impl<'a> Resolver<'a> {
                     )
                     .with_help("add `msr = \"IA32_...\"` or `range = [first, last]`"),
                 );
-                (Vec::new(), span.clone(), None)
+                (Vec::new(), span.clone())
             }
         };
+        let first_index = ranges.first().map(|r| r.0);
 
         // Value constraints, with the MSR's named bits when it has them.
         let single = first_index.filter(|_| ranges.len() == 1 && ranges[0].0 == ranges[0].1);
@@ -507,9 +549,17 @@ impl<'a> Resolver<'a> {
             Some(i) => format!("MSR {}", self.registry.msr_display(i)),
             None => String::from("an MSR"),
         };
-        let known: Vec<String> = entry.iter().flat_map(|e| e.bits.iter().map(|b| b.name.clone())).collect();
+        let known: Vec<String> = entry
+            .iter()
+            .flat_map(|e| e.bits.iter().map(|b| b.name.clone()))
+            .collect();
         let lookup = |name: &str| -> Option<u64> {
-            entry.as_ref()?.bits.iter().find(|b| b.name == name).map(|b| 1u64 << b.bit)
+            entry
+                .as_ref()?
+                .bits
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| 1u64 << b.bit)
         };
         let mut constraint = MsrConstraint::NONE;
         let mut masks: Vec<(&str, Range<usize>)> = Vec::new();
@@ -545,7 +595,11 @@ impl<'a> Resolver<'a> {
         }
         if let (Some(verdict), Some(accesses)) = (verdict, &accesses) {
             for (key, s) in &masks {
-                let needs = if *key == "read-mask" { Access::Read } else { Access::Write };
+                let needs = if *key == "read-mask" {
+                    Access::Read
+                } else {
+                    Access::Write
+                };
                 if verdict != Verdict::Allow {
                     self.error(
                         Diagnostic::new(
@@ -583,7 +637,11 @@ impl<'a> Resolver<'a> {
             ),
             _ => ranges
                 .iter()
-                .map(|&(i, _)| self.registry.msr_by_index(i).map_or(format!("{i:#x}"), |m| m.name.clone()))
+                .map(|&(i, _)| {
+                    self.registry
+                        .msr_by_index(i)
+                        .map_or(format!("{i:#x}"), |m| m.name.clone())
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         };
@@ -708,7 +766,11 @@ impl<'a> Resolver<'a> {
         let derived = match (leaves, subleaf) {
             ((0, u32::MAX), _) => String::from("CPUID all leaves"),
             ((f, l), s) => {
-                let leaf = if f == l { format!("{f:#x}") } else { format!("{f:#x}..={l:#x}") };
+                let leaf = if f == l {
+                    format!("{f:#x}")
+                } else {
+                    format!("{f:#x}..={l:#x}")
+                };
                 match s {
                     Some(s) => format!("CPUID {leaf}.{s}"),
                     None => format!("CPUID {leaf}"),
@@ -749,17 +811,24 @@ impl<'a> Resolver<'a> {
         let leaf = leaves.filter(|(f, l)| f == l).map(|(f, _)| f);
         let sub = subleaf.unwrap_or(0);
         let context = match leaf {
-            Some(l) => format!("CPUID.(EAX={l:#x},ECX={sub}):{}", reg.name().to_ascii_uppercase()),
+            Some(l) => format!(
+                "CPUID.(EAX={l:#x},ECX={sub}):{}",
+                reg.name().to_ascii_uppercase()
+            ),
             None => format!("CPUID {}", reg.name().to_ascii_uppercase()),
         };
         let registry = self.registry;
         let known: Vec<String> = match leaf {
-            Some(l) => registry.features_of(l, sub, reg).map(|f| f.name.clone()).collect(),
+            Some(l) => registry
+                .features_of(l, sub, reg)
+                .map(|f| f.name.clone())
+                .collect(),
             None => Vec::new(),
         };
         let lookup = |name: &str| -> Option<u64> {
             let f = registry.feature(name)?;
-            (Some(f.leaf) == leaf && f.subleaf == sub && f.register() == Some(reg)).then(|| u64::from(f.mask()))
+            (Some(f.leaf) == leaf && f.subleaf == sub && f.register() == Some(reg))
+                .then(|| u64::from(f.mask()))
         };
         let mut out = RegControl::FIXED;
         let mut seen: Vec<(&str, u32, Range<usize>)> = Vec::new();
@@ -785,18 +854,27 @@ impl<'a> Resolver<'a> {
                         }
                     }
                 }
-                if self.errors.iter().any(|e| e.kind == ErrorKind::BadMask && raw.span().contains(&e.span.start)) {
+                if self
+                    .errors
+                    .iter()
+                    .any(|e| e.kind == ErrorKind::BadMask && raw.span().contains(&e.span.start))
+                {
                     continue;
                 }
             }
-            let Some(m) = self.mask(raw, key, 32, &lookup, &known, &context) else { continue };
+            let Some(m) = self.mask(raw, key, 32, &lookup, &known, &context) else {
+                continue;
+            };
             let m = m as u32;
             for (other, om, os) in &seen {
                 if m & om != 0 {
                     self.error(
                         Diagnostic::new(
                             ErrorKind::BadMask,
-                            format!("bits {:#x} of {context} are both `{other}` and `{key}`", m & om),
+                            format!(
+                                "bits {:#x} of {context} are both `{other}` and `{key}`",
+                                m & om
+                            ),
                             raw.span(),
                             format!("overlaps `{other}`"),
                         )
@@ -815,20 +893,14 @@ impl<'a> Resolver<'a> {
         out
     }
 
-    /// Resolves a `[[pv]]` rule.
-    pub fn pv_rule(&mut self, id: RuleId, rule: &Spanned<model::PvRule>) -> Option<IrRule> {
-        let span = rule.span();
-        let r = rule.get_ref();
-        let before = self.errors.len();
-        let kinds = self.kinds(&r.vm);
-        let phases = self.phases(&r.phase);
-        let verdict = self.verdict(&r.verdict);
-        let reason = self.reason(&r.reason, &span);
-        let call_span = r.call.span();
+    /// A PV call selector: a name, a list of names, or `*`; the calls in ABI
+    /// order and whether `*` was used. Errors are recorded.
+    fn pv_calls(&mut self, raw: &RawValue) -> (Vec<PvCall>, bool) {
+        let call_span = raw.span();
         let known: Vec<&str> = PvCall::ALL.iter().map(|c| c.name()).collect();
         let mut calls = Vec::new();
         let mut wildcard = false;
-        let items: Vec<toml::Value> = match r.call.get_ref() {
+        let items: Vec<toml::Value> = match raw.get_ref() {
             toml::Value::Array(items) => items.clone(),
             one => vec![one.clone()],
         };
@@ -841,7 +913,7 @@ impl<'a> Resolver<'a> {
             ));
         }
         for item in &items {
-            let s = if matches!(r.call.get_ref(), toml::Value::Array(_)) {
+            let s = if matches!(raw.get_ref(), toml::Value::Array(_)) {
                 self.span_of_item(&call_span, item)
             } else {
                 call_span.clone()
@@ -888,12 +960,27 @@ impl<'a> Resolver<'a> {
         }
         calls.sort();
         calls.dedup();
+        (calls, wildcard)
+    }
+
+    /// Resolves a `[[pv]]` rule.
+    pub fn pv_rule(&mut self, id: RuleId, rule: &Spanned<model::PvRule>) -> Option<IrRule> {
+        let span = rule.span();
+        let r = rule.get_ref();
+        let before = self.errors.len();
+        let kinds = self.kinds(&r.vm);
+        let phases = self.phases(&r.phase);
+        let verdict = self.verdict(&r.verdict);
+        let reason = self.reason(&r.reason, &span);
+        let call_span = r.call.span();
+        let (calls, wildcard) = self.pv_calls(&r.call);
 
         let mut constraint = PvConstraint::NONE;
         let mut constrained: Vec<(&str, Range<usize>)> = Vec::new();
         if let Some(raw) = &r.read_mask {
             constrained.push(("read-mask", raw.span()));
-            if let Some(m) = self.mask(raw, "read-mask", 64, &|_| None, &[], "a PV getter's value") {
+            if let Some(m) = self.mask(raw, "read-mask", 64, &|_| None, &[], "a PV getter's value")
+            {
                 constraint.read_mask = m;
             }
             if let Some(c) = calls.iter().find(|c| c.access() != Access::Read) {
@@ -946,7 +1033,11 @@ impl<'a> Resolver<'a> {
         let derived = if wildcard {
             String::from("every PV call")
         } else {
-            calls.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            calls
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let (line, column) = self.rule_position(&span);
         Some(IrRule {
@@ -995,5 +1086,9 @@ fn parse_hex(s: &str) -> Option<Result<u64, ()>> {
 }
 
 fn quoted(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -58,7 +58,16 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
 
     // MSR: sorted distinct boundaries, with the edges of the index space
     // and the architectural ranges likely.
-    let mut points: Vec<u64> = vec![0, 0x1a0, 0x200, 0x2ff, 0x800, 0x8ff, 0xc000_0080, 0xffff_ffff];
+    let mut points: Vec<u64> = vec![
+        0,
+        0x1a0,
+        0x200,
+        0x2ff,
+        0x800,
+        0x8ff,
+        0xc000_0080,
+        0xffff_ffff,
+    ];
     while points.len() < size.msr_ranges * 2 + 2 {
         let p = match rng.below(4) {
             0 => rng.below(0x1000),
@@ -72,9 +81,20 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
     let mut i = 0;
     let mut emitted = 0;
     while i + 1 < points.len() && emitted < size.msr_ranges {
-        let (first, last) = (points[i], if rng.chance(1, 3) { points[i] } else { points[i + 1] - 1 });
+        let (first, last) = (
+            points[i],
+            if rng.chance(1, 3) {
+                points[i]
+            } else {
+                points[i + 1] - 1
+            },
+        );
         let (first, last) = (first, last.max(first));
-        i += if last == points[i] && rng.chance(1, 2) { 1 } else { 2 };
+        i += if last == points[i] && rng.chance(1, 2) {
+            1
+        } else {
+            2
+        };
         if i > points.len() {
             break;
         }
@@ -90,7 +110,10 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
                 let wm = rng.next_u64();
                 let fon = rng.next_u64() & rng.next_u64();
                 let foff = rng.next_u64() & rng.next_u64() & !fon;
-                let _ = write!(o, "write-mask = \"{wm:#x}\"\nforce-on = \"{fon:#x}\"\nforce-off = \"{foff:#x}\"\n");
+                let _ = write!(
+                    o,
+                    "write-mask = \"{wm:#x}\"\nforce-on = \"{fon:#x}\"\nforce-off = \"{foff:#x}\"\n"
+                );
             }
             if accesses.contains(&"read") && rng.chance(1, 3) {
                 let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
@@ -149,7 +172,9 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
         let _ = write!(o, "\n[[pv]]\ncall = {}\n", list(&names));
         write_scope(&mut o, &mut rng);
         let _ = writeln!(o, "verdict = \"{verdict}\"");
-        let getters = group.iter().all(|c| c.access() == pvgate_gate::Access::Read);
+        let getters = group
+            .iter()
+            .all(|c| c.access() == pvgate_gate::Access::Read);
         if verdict == "allow" && getters && rng.chance(1, 2) {
             let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
         }

@@ -4,7 +4,8 @@
 
 use pvgate_codegen::{Diagnostic, ErrorKind, compile};
 
-const HEADER: &str = "[policy]\nname = \"t\"\ndescription = \"t\"\nformat = 1\ncpuid-violations = \"filter\"\n";
+const HEADER: &str =
+    "[policy]\nname = \"t\"\ndescription = \"t\"\nformat = 1\ncpuid-violations = \"filter\"\n";
 
 /// The only error of `body` (after the 5-line header), with its line:col
 /// and the text its span underlines.
@@ -52,7 +53,9 @@ fn unknown_msr_name_suggests_the_registry_name() {
 
 #[test]
 fn unknown_msr_in_a_list_points_at_the_element() {
-    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = [\"IA32_STAR\", \"IA32_CSTRA\"]\n{MSR_OK}"));
+    let (d, pos, under) = only_error(&format!(
+        "[[msr]]\nmsr = [\"IA32_STAR\", \"IA32_CSTRA\"]\n{MSR_OK}"
+    ));
     assert_eq!(d.message, "unknown MSR `IA32_CSTRA`");
     assert_eq!(pos, (7, 21));
     assert_eq!(under, "\"IA32_CSTRA\"");
@@ -120,7 +123,9 @@ fn inverted_range_is_refused() {
 
 #[test]
 fn empty_list_is_refused() {
-    let (d, pos, _) = only_error("[[pv]]\ncall = \"vcpu_run\"\nvm = []\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n");
+    let (d, pos, _) = only_error(
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = []\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+    );
     assert_eq!(d.kind, ErrorKind::EmptyOrInverted);
     assert_eq!(d.message, "empty VM kind list");
     assert_eq!(pos, (8, 6));
@@ -144,7 +149,9 @@ fn negative_number_is_refused() {
 #[test]
 fn overlapping_rules_name_both_locations() {
     let other = MSR_OK.replace("\"allow\"", "\"deny\"");
-    let (d, pos, _) = only_error(&format!("[[msr]]\nrange = [0x200, 0x2ff]\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_MTRR_DEF_TYPE\"\n{other}"));
+    let (d, pos, _) = only_error(&format!(
+        "[[msr]]\nrange = [0x200, 0x2ff]\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_MTRR_DEF_TYPE\"\n{other}"
+    ));
     assert_eq!(d.kind, ErrorKind::Overlap);
     assert_eq!(
         d.message,
@@ -156,9 +163,16 @@ fn overlapping_rules_name_both_locations() {
 
 #[test]
 fn identical_duplicates_are_refused_too() {
-    let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x10\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_TSC\"\n{MSR_OK}"));
+    let (d, pos, _) = only_error(&format!(
+        "[[msr]]\nmsr = 0x10\n{MSR_OK}\n[[msr]]\nmsr = \"IA32_TSC\"\n{MSR_OK}"
+    ));
     assert_eq!(d.kind, ErrorKind::Duplicate);
-    assert!(d.message.starts_with("duplicate rule: MSR IA32_TIME_STAMP_COUNTER (0x10)"), "{}", d.message);
+    assert!(
+        d.message
+            .starts_with("duplicate rule: MSR IA32_TIME_STAMP_COUNTER (0x10)"),
+        "{}",
+        d.message
+    );
     assert_eq!(pos, (15, 7));
 }
 
@@ -217,38 +231,59 @@ fn mask_on_a_deny_rule_is_refused() {
 
 #[test]
 fn unknown_msr_bit_name_suggests_the_registry_bit() {
-    let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"IA32_MISC_ENABLE\"\n{MSR_OK}write-mask = [\"FAST_STRNG\"]\n"));
+    let (d, pos, under) = only_error(&format!(
+        "[[msr]]\nmsr = \"IA32_MISC_ENABLE\"\n{MSR_OK}write-mask = [\"FAST_STRNG\"]\n"
+    ));
     assert_eq!(d.kind, ErrorKind::UnknownName);
-    assert_eq!(d.message, "unknown bit `FAST_STRNG` in `write-mask` of MSR IA32_MISC_ENABLE (0x1a0)");
+    assert_eq!(
+        d.message,
+        "unknown bit `FAST_STRNG` in `write-mask` of MSR IA32_MISC_ENABLE (0x1a0)"
+    );
     assert_eq!(pos, (13, 15));
     assert_eq!(under, "\"FAST_STRNG\"");
     assert_eq!(d.help.as_deref(), Some("did you mean `FAST_STRING`?"));
 }
 
-const CPUID_OK: &str = "vm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n";
+const CPUID_OK: &str =
+    "vm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n";
 
 #[test]
 fn cpuid_mask_wider_than_the_register_is_refused() {
-    let (d, pos, _) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x100000000 }}\n"));
+    let (d, pos, _) = only_error(&format!(
+        "[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x100000000 }}\n"
+    ));
     assert_eq!(d.kind, ErrorKind::BadMask);
-    assert_eq!(d.message, "`host` 0x100000000 is wider than CPUID.(EAX=0x1,ECX=0):ECX (32 bits)");
+    assert_eq!(
+        d.message,
+        "`host` 0x100000000 is wider than CPUID.(EAX=0x1,ECX=0):ECX (32 bits)"
+    );
     assert_eq!(pos, (12, 16));
 }
 
 #[test]
 fn cpuid_feature_of_another_register_says_where_it_lives() {
-    let (d, pos, under) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = [\"SMEP\"] }}\n"));
+    let (d, pos, under) = only_error(&format!(
+        "[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = [\"SMEP\"] }}\n"
+    ));
     assert_eq!(d.kind, ErrorKind::BadMask);
-    assert_eq!(d.message, "`SMEP` is CPUID.(EAX=0x7,ECX=0):EBX[7], not a bit of CPUID.(EAX=0x1,ECX=0):ECX");
+    assert_eq!(
+        d.message,
+        "`SMEP` is CPUID.(EAX=0x7,ECX=0):EBX[7], not a bit of CPUID.(EAX=0x1,ECX=0):ECX"
+    );
     assert_eq!(pos, (12, 17));
     assert_eq!(under, "\"SMEP\"");
 }
 
 #[test]
 fn cpuid_controls_that_overlap_are_refused() {
-    let (d, _, _) = only_error(&format!("[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x3, force-on = 0x2 }}\n"));
+    let (d, _, _) = only_error(&format!(
+        "[[cpuid]]\nleaf = 1\n{CPUID_OK}ecx = {{ host = 0x3, force-on = 0x2 }}\n"
+    ));
     assert_eq!(d.kind, ErrorKind::BadMask);
-    assert_eq!(d.message, "bits 0x2 of CPUID.(EAX=0x1,ECX=0):ECX are both `host` and `force-on`");
+    assert_eq!(
+        d.message,
+        "bits 0x2 of CPUID.(EAX=0x1,ECX=0):ECX are both `host` and `force-on`"
+    );
 }
 
 #[test]
@@ -266,7 +301,11 @@ fn cpuid_overlapping_subleaves_are_refused() {
         CPUID_OK.replace("\"allow\"", "\"deny\"")
     ));
     assert_eq!(d.kind, ErrorKind::Overlap);
-    assert!(d.message.contains("CPUID leaf 0x4 subleaf 1"), "{}", d.message);
+    assert!(
+        d.message.contains("CPUID leaf 0x4 subleaf 1"),
+        "{}",
+        d.message
+    );
 }
 
 #[test]
@@ -274,7 +313,10 @@ fn pv_read_mask_on_a_setter_is_refused() {
     let (d, _, _) = only_error(
         "[[pv]]\ncall = \"set_rflags\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nread-mask = 0x200\nreason = \"t\"\n",
     );
-    assert_eq!(d.message, "`read-mask` on `set_rflags`, which is not a getter");
+    assert_eq!(
+        d.message,
+        "`read-mask` on `set_rflags`, which is not a getter"
+    );
 }
 
 #[test]
@@ -282,7 +324,10 @@ fn min_vector_on_a_call_that_injects_nothing_is_refused() {
     let (d, _, _) = only_error(
         "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nmin-vector = 32\nreason = \"t\"\n",
     );
-    assert_eq!(d.message, "`min-vector` on `vcpu_run`, which injects no interrupt");
+    assert_eq!(
+        d.message,
+        "`min-vector` on `vcpu_run`, which injects no interrupt"
+    );
 }
 
 #[test]
@@ -308,7 +353,14 @@ fn every_error_is_reported_not_just_the_first() {
     );
     let errors = compile(&text).unwrap_err().diagnostics;
     let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, ["rule has no `reason`", "unknown PV call `vcpu_runn`", "unknown phase `runing`"]);
+    assert_eq!(
+        messages,
+        [
+            "rule has no `reason`",
+            "unknown PV call `vcpu_runn`",
+            "unknown phase `runing`"
+        ]
+    );
 }
 
 #[test]

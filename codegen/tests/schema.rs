@@ -32,10 +32,30 @@ fn schema_describes_every_rule_array_and_closes_tables() {
     }
     let msr = &schema["$defs"]["MsrRule"];
     assert_eq!(msr["additionalProperties"], serde_json::Value::Bool(false));
-    for key in ["msr", "range", "vm", "phase", "access", "verdict", "reason", "write-mask", "force-on", "force-off", "read-mask"] {
-        assert!(msr["properties"].get(key).is_some(), "MsrRule lacks `{key}`");
+    for key in [
+        "msr",
+        "range",
+        "vm",
+        "phase",
+        "access",
+        "verdict",
+        "reason",
+        "write-mask",
+        "force-on",
+        "force-off",
+        "read-mask",
+    ] {
+        assert!(
+            msr["properties"].get(key).is_some(),
+            "MsrRule lacks `{key}`"
+        );
     }
-    let required: Vec<&str> = msr["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    let required: Vec<&str> = msr["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
     assert_eq!(required, ["vm", "phase", "access", "verdict", "reason"]);
 }
 
@@ -45,7 +65,11 @@ fn every_shipped_policy_points_its_editor_at_the_schema() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(text.starts_with("#:schema ./schema.json\n"), "{} lacks the #:schema line", path.display());
+            assert!(
+                text.starts_with("#:schema ./schema.json\n"),
+                "{} lacks the #:schema line",
+                path.display()
+            );
         }
     }
 }

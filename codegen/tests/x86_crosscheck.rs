@@ -71,8 +71,14 @@ const SHARED: &[(&str, u32)] = &[
     ("IA32_MTRR_PHYSMASK7", x86::msr::IA32_MTRR_PHYSMASK7),
     ("IA32_MTRR_PHYSMASK8", x86::msr::IA32_MTRR_PHYSMASK8),
     ("IA32_MTRR_PHYSMASK9", x86::msr::IA32_MTRR_PHYSMASK9),
-    ("IA32_PACKAGE_THERM_INTERRUPT", x86::msr::IA32_PACKAGE_THERM_INTERRUPT),
-    ("IA32_PACKAGE_THERM_STATUS", x86::msr::IA32_PACKAGE_THERM_STATUS),
+    (
+        "IA32_PACKAGE_THERM_INTERRUPT",
+        x86::msr::IA32_PACKAGE_THERM_INTERRUPT,
+    ),
+    (
+        "IA32_PACKAGE_THERM_STATUS",
+        x86::msr::IA32_PACKAGE_THERM_STATUS,
+    ),
     ("IA32_PAT", x86::msr::IA32_PAT),
     ("IA32_PEBS_ENABLE", x86::msr::IA32_PEBS_ENABLE),
     ("IA32_PERFEVTSEL0", x86::msr::IA32_PERFEVTSEL0),
@@ -82,7 +88,10 @@ const SHARED: &[(&str, u32)] = &[
     ("IA32_PERF_CAPABILITIES", x86::msr::IA32_PERF_CAPABILITIES),
     ("IA32_PERF_CTL", x86::msr::IA32_PERF_CTL),
     ("IA32_PERF_GLOBAL_CTRL", x86::msr::IA32_PERF_GLOBAL_CTRL),
-    ("IA32_PERF_GLOBAL_OVF_CTRL", x86::msr::IA32_PERF_GLOBAL_OVF_CTRL),
+    (
+        "IA32_PERF_GLOBAL_OVF_CTRL",
+        x86::msr::IA32_PERF_GLOBAL_OVF_CTRL,
+    ),
     ("IA32_PERF_STATUS", x86::msr::IA32_PERF_STATUS),
     ("IA32_PLATFORM_ID", x86::msr::IA32_PLATFORM_ID),
     ("IA32_PMC0", x86::msr::IA32_PMC0),
@@ -114,11 +123,23 @@ const SHARED: &[(&str, u32)] = &[
     ("IA32_VMX_MISC", x86::msr::IA32_VMX_MISC),
     ("IA32_VMX_PINBASED_CTLS", x86::msr::IA32_VMX_PINBASED_CTLS),
     ("IA32_VMX_PROCBASED_CTLS", x86::msr::IA32_VMX_PROCBASED_CTLS),
-    ("IA32_VMX_PROCBASED_CTLS2", x86::msr::IA32_VMX_PROCBASED_CTLS2),
-    ("IA32_VMX_TRUE_ENTRY_CTLS", x86::msr::IA32_VMX_TRUE_ENTRY_CTLS),
+    (
+        "IA32_VMX_PROCBASED_CTLS2",
+        x86::msr::IA32_VMX_PROCBASED_CTLS2,
+    ),
+    (
+        "IA32_VMX_TRUE_ENTRY_CTLS",
+        x86::msr::IA32_VMX_TRUE_ENTRY_CTLS,
+    ),
     ("IA32_VMX_TRUE_EXIT_CTLS", x86::msr::IA32_VMX_TRUE_EXIT_CTLS),
-    ("IA32_VMX_TRUE_PINBASED_CTLS", x86::msr::IA32_VMX_TRUE_PINBASED_CTLS),
-    ("IA32_VMX_TRUE_PROCBASED_CTLS", x86::msr::IA32_VMX_TRUE_PROCBASED_CTLS),
+    (
+        "IA32_VMX_TRUE_PINBASED_CTLS",
+        x86::msr::IA32_VMX_TRUE_PINBASED_CTLS,
+    ),
+    (
+        "IA32_VMX_TRUE_PROCBASED_CTLS",
+        x86::msr::IA32_VMX_TRUE_PROCBASED_CTLS,
+    ),
     ("IA32_VMX_VMCS_ENUM", x86::msr::IA32_VMX_VMCS_ENUM),
     ("IA32_VMX_VMFUNC", x86::msr::IA32_VMX_VMFUNC),
     ("IA32_X2APIC_APICID", x86::msr::IA32_X2APIC_APICID),
@@ -166,7 +187,10 @@ const SHARED: &[(&str, u32)] = &[
     ("IA32_X2APIC_TPR", x86::msr::IA32_X2APIC_TPR),
     ("IA32_X2APIC_VERSION", x86::msr::IA32_X2APIC_VERSION),
     ("MSR_IA32_RTIT_CTL", x86::msr::MSR_IA32_RTIT_CTL),
-    ("MSR_IA32_RTIT_OUTPUT_BASE", x86::msr::MSR_IA32_RTIT_OUTPUT_BASE),
+    (
+        "MSR_IA32_RTIT_OUTPUT_BASE",
+        x86::msr::MSR_IA32_RTIT_OUTPUT_BASE,
+    ),
     ("MSR_IA32_RTIT_STATUS", x86::msr::MSR_IA32_RTIT_STATUS),
     ("MSR_IA32_TSX_CTRL", x86::msr::MSR_IA32_TSX_CTRL),
 ];
@@ -175,8 +199,14 @@ const SHARED: &[(&str, u32)] = &[
 fn registry_agrees_with_every_shared_x86_constant() {
     let registry = Registry::builtin();
     for &(name, value) in SHARED {
-        let entry = registry.msr_by_name(name).unwrap_or_else(|| panic!("`{name}` left the registry"));
-        assert_eq!(entry.index, value, "{name}: registry {:#x}, x86 crate {value:#x}", entry.index);
+        let entry = registry
+            .msr_by_name(name)
+            .unwrap_or_else(|| panic!("`{name}` left the registry"));
+        assert_eq!(
+            entry.index, value,
+            "{name}: registry {:#x}, x86 crate {value:#x}",
+            entry.index
+        );
     }
     assert!(SHARED.len() >= 40, "only {} shared names", SHARED.len());
 }
@@ -192,6 +222,10 @@ fn registry_has_what_the_x86_crate_lacks() {
         ("IA32_SPEC_CTRL", 0x48),
         ("IA32_ARCH_CAPABILITIES", 0x10a),
     ] {
-        assert_eq!(registry.msr_by_name(name).map(|m| m.index), Some(index), "{name}");
+        assert_eq!(
+            registry.msr_by_name(name).map(|m| m.index),
+            Some(index),
+            "{name}"
+        );
     }
 }

@@ -35,7 +35,11 @@ fn cpuid_probes(interp: &Interpreter) -> (Vec<u32>, Vec<u32>) {
     let mut leaves = vec![0, 1, u32::MAX];
     let mut subleaves = vec![0, 1, 2, 3, u32::MAX];
     for rule in &interp.ir().rules {
-        if let Resources::Cpuid { leaves: (f, l), subleaf } = &rule.resources {
+        if let Resources::Cpuid {
+            leaves: (f, l),
+            subleaf,
+        } = &rule.resources
+        {
             for edge in [*f, *l] {
                 leaves.extend([edge.wrapping_sub(1), edge, edge.wrapping_add(1)]);
             }
@@ -53,8 +57,14 @@ fn cpuid_probes(interp: &Interpreter) -> (Vec<u32>, Vec<u32>) {
 
 #[test]
 fn there_are_shipped_and_random_policies_in_both_shapes() {
-    assert!(ALL.iter().any(|g| g.name == "policy/default.toml" && g.shape == "match"));
-    assert!(ALL.iter().any(|g| g.name == "policy/strict.toml" && g.shape == "sorted"));
+    assert!(
+        ALL.iter()
+            .any(|g| g.name == "policy/default.toml" && g.shape == "match")
+    );
+    assert!(
+        ALL.iter()
+            .any(|g| g.name == "policy/strict.toml" && g.shape == "sorted")
+    );
     assert!(ALL.iter().filter(|g| g.name.starts_with("random")).count() >= 40);
 }
 
@@ -144,7 +154,11 @@ fn kind() -> impl Strategy<Value = VmKind> {
 }
 
 fn phase() -> impl Strategy<Value = Phase> {
-    prop_oneof![Just(Phase::Setup), Just(Phase::Running), Just(Phase::Teardown)]
+    prop_oneof![
+        Just(Phase::Setup),
+        Just(Phase::Running),
+        Just(Phase::Teardown)
+    ]
 }
 
 fn access() -> impl Strategy<Value = Access> {

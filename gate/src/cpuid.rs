@@ -56,10 +56,8 @@ pub const fn supported_register(base: u32, c: RegControl) -> u32 {
 /// Merges one register: fixed bits keep the base, host bits take the
 /// host's value, clear-only bits take base AND host, forced bits are forced.
 pub const fn merge_register(base: u32, host: u32, c: RegControl) -> CpuidMerge {
-    let effective = (base & c.fixed())
-        | (host & c.host)
-        | (base & host & c.clear_only)
-        | c.force_on;
+    let effective =
+        (base & c.fixed()) | (host & c.host) | (base & host & c.clear_only) | c.force_on;
     CpuidMerge {
         effective,
         violations: effective ^ host,

@@ -5,7 +5,10 @@
 //! `#![no_std]`, no allocation, no panics: every function is total and
 //! returns an error value instead of panicking.
 #![no_std]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod cpuid;
 pub mod lookup;
@@ -20,7 +23,6 @@ pub use msr::{MsrWriteError, check_msr_write, msr_read_view};
 pub use policy::{Decision, Policy, decide_cpuid, decide_msr, decide_pv};
 pub use pv::{PvCall, PvClass};
 pub use rule::{
-    CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId,
-    ViolationMode,
+    CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId, ViolationMode,
 };
 pub use vocab::{Access, Phase, Verdict, VmKind};

@@ -27,7 +27,11 @@ mod tests {
 
     #[test]
     fn finds_every_boundary_and_nothing_between() {
-        let t = [(0, 0, RuleId(0)), (5, 9, RuleId(1)), (u32::MAX, u32::MAX, RuleId(2))];
+        let t = [
+            (0, 0, RuleId(0)),
+            (5, 9, RuleId(1)),
+            (u32::MAX, u32::MAX, RuleId(2)),
+        ];
         assert_eq!(find_range(&t, 0), Some(RuleId(0)));
         assert_eq!(find_range(&t, 1), None);
         assert_eq!(find_range(&t, 4), None);

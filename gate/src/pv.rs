@@ -300,8 +300,7 @@ impl PvCall {
             | PvCall::VcpuReset
             | PvCall::SetVirtualApicMode
             | PvCall::HwapicIrrUpdate => PvClass::Denied,
-            PvCall::DeliverSipiVector
-            | PvCall::InjectIrqIfAllowed => PvClass::Proposed,
+            PvCall::DeliverSipiVector | PvCall::InjectIrqIfAllowed => PvClass::Proposed,
             PvCall::VmDestroy => PvClass::Lifecycle,
         }
     }
@@ -361,7 +360,10 @@ mod tests {
 
     #[test]
     fn pkvm_ia_has_eighteen_always_allowed_calls() {
-        let always = PvCall::ALL.iter().filter(|c| c.class() == PvClass::Always).count();
+        let always = PvCall::ALL
+            .iter()
+            .filter(|c| c.class() == PvClass::Always)
+            .count();
         assert_eq!(always, 18);
     }
 }
