@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for included in &compiled.ir.included {
+        println!("cargo:rerun-if-changed={}", root.join(included).display());
+    }
     let tables = pvgate_codegen::emit::rust(&compiled.ir, &shown);
     if let Err(e) = write_if_changed(&out_dir.join("tables.rs"), &tables) {
         eprintln!("error: cannot write the generated tables: {e}");

@@ -23,6 +23,14 @@ fn main() {
         let path = root.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
         let text = std::fs::read_to_string(&path).expect("shipped policy is readable");
+        // The text is compiled again by the tests from another directory:
+        // make its invariant includes absolute.
+        let policy_dir = root.join("policy");
+        println!("cargo:rerun-if-changed={}", policy_dir.join("invariants").display());
+        let text = text.replace(
+            "include = [\"invariants/",
+            &format!("include = [\"{}/invariants/", policy_dir.display()),
+        );
         policies.push((name.to_string(), text));
     }
     for seed in 0..RANDOM_POLICIES {

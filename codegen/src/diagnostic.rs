@@ -39,6 +39,10 @@ pub enum ErrorKind {
     BadHeader,
     /// A rule selects nothing or names the same thing twice.
     BadSelector,
+    /// An invariant file could not be read.
+    Include,
+    /// The rules break an invariant.
+    InvariantViolated,
 }
 
 /// One located policy error.
@@ -56,6 +60,18 @@ pub struct Diagnostic {
     pub related: Vec<(Range<usize>, String)>,
     /// A hint such as "did you mean `IA32_LSTAR`?".
     pub help: Option<String>,
+    /// The file the spans refer to when it is not the policy being
+    /// compiled (an included invariant file).
+    pub file: Option<SourceFile>,
+}
+
+/// A source file other than the policy (an included invariant file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The path as shown in messages.
+    pub path: String,
+    /// Its text.
+    pub text: String,
 }
 
 impl Diagnostic {
@@ -73,6 +89,7 @@ impl Diagnostic {
             label: label.into(),
             related: Vec::new(),
             help: None,
+            file: None,
         }
     }
 

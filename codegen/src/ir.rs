@@ -168,6 +168,11 @@ pub struct Ir {
     pub cpuid: BTreeMap<(VmKind, Phase), Vec<CpuidEntry>>,
     /// Decided PV calls per (kind, phase), in ABI order.
     pub pv: BTreeMap<(VmKind, Phase), Vec<(PvCall, RuleId)>>,
+    /// The invariants the rules satisfy (declared or included). They are
+    /// proven, not emitted, and not part of the digest.
+    pub invariants: Vec<crate::invariant::Invariant>,
+    /// The invariant files the policy includes, as shown in messages.
+    pub included: Vec<String>,
 }
 
 impl Ir {

@@ -9,10 +9,12 @@
 //!                                                                    `-> Interpreter (reference)
 //! ```
 
+pub mod c_emit;
 pub mod diagnostic;
 pub mod digest;
 pub mod emit;
 pub mod interp;
+pub mod invariant;
 pub mod ir;
 pub mod model;
 mod overlap;
@@ -44,7 +46,10 @@ impl PolicyErrors {
     pub fn render(&self, path: &str, text: &str) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
-            out.push_str(&d.render(path, text));
+            match &d.file {
+                Some(f) => out.push_str(&d.render(&f.path, &f.text)),
+                None => out.push_str(&d.render(path, text)),
+            }
             out.push('\n');
         }
         let n = self.diagnostics.len();
@@ -100,7 +105,8 @@ pub struct Compiled {
     pub ir: Ir,
 }
 
-/// Compiles policy text with the builtin registry.
+/// Compiles policy text with the builtin registry. Invariant files it
+/// includes are read relative to the current directory.
 pub fn compile(text: &str) -> Result<Ir, PolicyErrors> {
     compile_with(text, Registry::builtin())
 }
@@ -112,7 +118,21 @@ pub fn compile_file(path: impl AsRef<Path>) -> Result<Compiled, LoadError> {
         path: shown.clone(),
         error,
     })?;
-    match compile(&text) {
+    let base = path
+        .as_ref()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let shown_base = Path::new(&shown)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let origin = Origin {
+        shown: &shown,
+        base: &base,
+        shown_base: &shown_base,
+    };
+    match compile_in(&text, Registry::builtin(), &origin) {
         Ok(ir) => Ok(Compiled {
             path: shown,
             text,
@@ -126,8 +146,45 @@ pub fn compile_file(path: impl AsRef<Path>) -> Result<Compiled, LoadError> {
     }
 }
 
-/// Compiles policy text with a given registry.
+/// Compiles policy text whose relative include paths start at `dir`
+/// (the directory the policy file lives in).
+pub fn compile_in_dir(text: &str, dir: &Path) -> Result<Ir, PolicyErrors> {
+    compile_in(
+        text,
+        Registry::builtin(),
+        &Origin {
+            shown: "the policy",
+            base: dir,
+            shown_base: dir,
+        },
+    )
+}
+
+/// Where a policy's relative include paths start: the real directory, and
+/// the directory as shown in messages.
+struct Origin<'p> {
+    /// The policy's path as shown in messages.
+    shown: &'p str,
+    base: &'p Path,
+    shown_base: &'p Path,
+}
+
+/// Compiles policy text with a given registry (includes relative to the
+/// current directory).
 pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors> {
+    let here = Path::new("");
+    compile_in(
+        text,
+        registry,
+        &Origin {
+            shown: "the policy",
+            base: here,
+            shown_base: here,
+        },
+    )
+}
+
+fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir, PolicyErrors> {
     let file: model::PolicyFile = toml::from_str(text).map_err(|e| PolicyErrors {
         diagnostics: vec![toml_error(&e, text)],
     })?;
@@ -169,7 +226,31 @@ pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors>
         };
         rules.extend(rule);
     }
+    let mut invariants = Vec::new();
+    for raw in &file.invariant {
+        invariants.extend(resolver.invariant(raw, origin.shown, None));
+    }
     let mut diagnostics = resolver.errors;
+    let mut included = Vec::new();
+    if let Some(list) = &file.policy.get_ref().include {
+        for entry in list.get_ref() {
+            let shown = origin
+                .shown_base
+                .join(entry.get_ref())
+                .display()
+                .to_string();
+            included.push(shown.clone());
+            match load_invariants(
+                &origin.base.join(entry.get_ref()),
+                &shown,
+                entry.span(),
+                registry,
+            ) {
+                Ok(found) => invariants.extend(found),
+                Err(errors) => diagnostics.extend(errors),
+            }
+        }
+    }
     if diagnostics.is_empty() {
         diagnostics = overlap::check(&rules, registry);
     }
@@ -185,9 +266,59 @@ pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors>
         msr: Default::default(),
         cpuid: Default::default(),
         pv: Default::default(),
+        invariants,
+        included,
     };
     ir.tabulate();
+    let violations: Vec<Diagnostic> = invariant::check(&ir, registry)
+        .iter()
+        .filter_map(|v| invariant::diagnostic(&ir, v))
+        .collect();
+    if !violations.is_empty() {
+        return Err(PolicyErrors {
+            diagnostics: violations,
+        });
+    }
     Ok(ir)
+}
+
+/// Reads an invariant file and resolves its invariants; errors are located
+/// in that file, or at the `include` entry when it cannot be read.
+fn load_invariants(
+    path: &Path,
+    shown: &str,
+    include_span: std::ops::Range<usize>,
+    registry: &Registry,
+) -> Result<Vec<invariant::Invariant>, Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Diagnostic::new(
+            ErrorKind::Include,
+            format!("cannot read invariant file `{shown}`: {e}"),
+            include_span.clone(),
+            "included here",
+        )]
+    })?;
+    let source = diagnostic::SourceFile {
+        path: shown.to_string(),
+        text: text.clone(),
+    };
+    let tag = |mut d: Diagnostic| {
+        d.file = Some(source.clone());
+        d
+    };
+    let file: model::InvariantFile =
+        toml::from_str(&text).map_err(|e| vec![tag(toml_error(&e, &text))])?;
+    let mut resolver = Resolver::new(&text, registry);
+    let found: Vec<_> = file
+        .invariant
+        .iter()
+        .filter_map(|raw| resolver.invariant(raw, shown, Some(include_span.clone())))
+        .collect();
+    if resolver.errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(resolver.errors.into_iter().map(tag).collect())
+    }
 }
 
 /// Turns a TOML/serde error into a located diagnostic.

@@ -38,6 +38,78 @@ pub struct PolicyFile {
     #[serde(default)]
     #[schemars(with = "Vec<PvRule>")]
     pub pv: Vec<Spanned<PvRule>>,
+    /// Security invariants the rules must satisfy.
+    #[serde(default)]
+    #[schemars(with = "Vec<Invariant>")]
+    pub invariant: Vec<Spanned<Invariant>>,
+}
+
+/// A file of invariants shared by several policies (`include` in `[policy]`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "pvgate invariants",
+    description = "Security invariants that every policy including this file must satisfy."
+)]
+pub struct InvariantFile {
+    /// The invariants.
+    #[serde(default)]
+    #[schemars(with = "Vec<Invariant>")]
+    pub invariant: Vec<Spanned<Invariant>>,
+}
+
+/// An `[[invariant]]`: what must stay true whatever the rules become.
+/// Exactly one of `forbid` and `require`; the selector keys narrow it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Invariant {
+    /// The invariant's name, shown in every violation.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Why it must hold (the threat it answers). Required.
+    #[schemars(with = "String")]
+    pub reason: Option<Spanned<String>>,
+    /// VM kinds it constrains.
+    #[schemars(with = "Vec<VmKindName>")]
+    pub vm: NameList,
+    /// Phases it constrains.
+    #[schemars(with = "Vec<PhaseName>")]
+    pub phase: NameList,
+    /// What no rule may allow or ignore: `msr-write`, `msr-read`, `pv-call`,
+    /// `cpuid-host-control`.
+    #[serde(default)]
+    #[schemars(with = "Option<ForbidName>")]
+    pub forbid: Option<Spanned<String>>,
+    /// What must hold: `pv-allowed` (each selected call allowed).
+    #[serde(default)]
+    #[schemars(with = "Option<RequireName>")]
+    pub require: Option<Spanned<String>>,
+    /// `msr-*`: one MSR or a list (default: every MSR).
+    #[serde(default)]
+    #[schemars(with = "Option<MsrSelector>")]
+    pub msr: Option<RawValue>,
+    /// `msr-*`: an inclusive range `[first, last]`.
+    #[serde(default)]
+    #[schemars(with = "Option<[MsrRef; 2]>")]
+    pub range: Option<RawValue>,
+    /// `msr-*`: every registry MSR with one of these attributes
+    /// (`side-effect`, `read-only`, `write-only`).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<MsrAttrName>>")]
+    pub msr_attrs: Option<NameList>,
+    /// `pv-*`: a call, a list of calls, or `*`.
+    #[serde(default)]
+    #[schemars(with = "Option<CallSelector>")]
+    pub call: Option<RawValue>,
+    /// `pv-*`: calls taken out of `call`.
+    #[serde(default)]
+    #[schemars(with = "Option<CallSelector>")]
+    pub except: Option<RawValue>,
+    /// `cpuid-host-control`: `"security"` (every registry feature flagged
+    /// security) or a list of feature names (default: `"security"`).
+    #[serde(default)]
+    #[schemars(with = "Option<FeatureSelector>")]
+    pub features: Option<RawValue>,
 }
 
 /// The `[policy]` header.
@@ -53,6 +125,11 @@ pub struct Header {
     /// Format version of the policy language; this loader reads `1`.
     #[schemars(with = "u32")]
     pub format: Spanned<i64>,
+    /// Invariant files (paths relative to this policy) whose
+    /// `[[invariant]]`s this policy must satisfy too.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub include: Option<NameList>,
     /// What to do when a host proposes CPUID bits it may not control:
     /// `filter` (take the hypervisor's value, count it) or `reject` (fail
     /// the call, report the corrected table).
@@ -287,6 +364,52 @@ enum SubleafSelector {
 enum CallSelector {
     One(String),
     Many(Vec<String>),
+}
+
+/// What an invariant forbids.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum ForbidName {
+    MsrWrite,
+    MsrRead,
+    PvCall,
+    CpuidHostControl,
+}
+
+/// What an invariant requires.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum RequireName {
+    PvAllowed,
+}
+
+/// An MSR registry attribute.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum MsrAttrName {
+    SideEffect,
+    ReadOnly,
+    WriteOnly,
+}
+
+/// CPUID features: `"security"` or a list of registry feature names.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum FeatureSelector {
+    Security(SecurityName),
+    Names(Vec<String>),
+}
+
+/// The word `security`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum SecurityName {
+    Security,
 }
 
 /// The word `all`.

@@ -7,7 +7,13 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use pvgate_codegen::emit::{Shape, rust, rust_shaped};
-use pvgate_codegen::{compile, digest};
+use pvgate_codegen::{Ir, PolicyErrors, digest};
+
+/// Compiles policy text as if it lived in `policy/` (for its includes).
+fn compile(text: &str) -> Result<Ir, PolicyErrors> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy");
+    pvgate_codegen::compile_in_dir(text, &dir)
+}
 
 fn shipped(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../policy/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
