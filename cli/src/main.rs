@@ -1,1 +1,89 @@
-fn main() {}
+//! `pvgate`: the security reviewer's command line for pvgate policies.
+//!
+//! Exit codes (DESIGN.md §8): 0 success; 1 the command ran and found
+//! something (lint errors, a diff with `--exit-code`); 2 unusable input (a
+//! policy that does not load, bad arguments).
+
+mod bits;
+mod check;
+mod describe;
+mod diff;
+mod digest;
+mod emit;
+mod error;
+mod explain;
+mod lint;
+mod load;
+mod report;
+mod sarif;
+mod schema;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::{CliError, Outcome};
+
+/// The reviewer's command line for pvgate policies.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pvgate",
+    version,
+    about = "Check, lint, explain, diff and report pvgate policies",
+    long_about = "pvgate compiles a reviewed TOML policy (which vCPU state an untrusted host may \
+                  read or write on a protected VM) into const tables. This command is for the \
+                  reviewers who sign those policies off.\n\n\
+                  Exit codes: 0 success; 1 the command found something (lint errors, a diff \
+                  with --exit-code); 2 unusable input (invalid policy, bad arguments).",
+    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format of a reporting command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Text for people.
+    #[default]
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(check::Args),
+    Lint(lint::Args),
+    Explain(explain::Args),
+    Diff(diff::Args),
+    Report(report::Args),
+    Schema(schema::Args),
+    Digest(digest::Args),
+    Emit(emit::Args),
+}
+
+fn run(cli: Cli) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::Check(a) => check::run(&a),
+        Command::Lint(a) => lint::run(&a),
+        Command::Explain(a) => explain::run(&a),
+        Command::Diff(a) => diff::run(&a),
+        Command::Report(a) => report::run(&a),
+        Command::Schema(a) => schema::run(&a),
+        Command::Digest(a) => digest::run(&a),
+        Command::Emit(a) => emit::run(&a),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Found) => ExitCode::from(1),
+        Err(e) => {
+            eprint!("{}", e.render());
+            ExitCode::from(2)
+        }
+    }
+}
