@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     // Tests compare the image with the interpreter over the same file.
     println!("cargo:rustc-env=PVGATE_POLICY_FILE={}", path.display());
 
-    let compiled = match pvgate_codegen::compile_file(&path) {
+    let compiled = match pvgate_codegen::compile_file_as(&path, &shown) {
         Ok(c) => c,
         Err(e) => {
             let rendered = match e {

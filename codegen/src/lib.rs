@@ -114,6 +114,13 @@ pub fn compile(text: &str) -> Result<Ir, PolicyErrors> {
 /// Reads and compiles a policy file.
 pub fn compile_file(path: impl AsRef<Path>) -> Result<Compiled, LoadError> {
     let shown = path.as_ref().display().to_string();
+    compile_file_as(path, &shown)
+}
+
+/// Reads and compiles a policy file, naming it `shown` in messages (and
+/// its included files relative to `shown`).
+pub fn compile_file_as(path: impl AsRef<Path>, shown: &str) -> Result<Compiled, LoadError> {
+    let shown = shown.to_string();
     let text = std::fs::read_to_string(path.as_ref()).map_err(|error| LoadError::Io {
         path: shown.clone(),
         error,
