@@ -1,2 +1,42 @@
-//! pvgate-hyp (to be written).
+//! pvgate-hyp: the part of a protected-VM hypervisor that receives the
+//! host's paravirtual (PV) calls and owns the protected vCPU state.
+//!
+//! Every PV call is decided by the gate first (VM kind, the vCPU's phase,
+//! the call), then for MSR and CPUID calls again at the resource level
+//! (MSR index and value mask, CPUID per-register control modes), and only
+//! then carried out. The lifecycle phase is owned here and only moves
+//! forward: `setup` at creation, `running` at the first successful
+//! `vcpu_run`, `teardown` at `vm_destroy`.
+//!
+//! `#![no_std]`, no allocation, no panics: fixed-capacity tables
+//! (`heapless`), a spin lock per vCPU, and total decoding of the ABI
+//! ([`abi::decode`]). [`Hyp`] is generic over [`pvgate_gate::Policy`], so
+//! the same code runs over the image's const tables and over the codegen
+//! interpreter. `docs/hypervisor.md` documents the ABI.
 #![no_std]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
+)]
+
+pub mod abi;
+pub mod audit;
+pub mod call;
+pub mod cpu;
+pub mod error;
+mod hyp;
+pub mod state;
+
+pub use abi::{HypercallOut, HypercallRegs, Request, decode};
+pub use audit::{AUDIT_RING_CAPACITY, Audit, AuditEvent, Effect, Resource};
+pub use call::Call;
+pub use cpu::{CpuDump, CpuModel, CpuModelError, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
+pub use error::{CallError, CreateVcpuError, CreateVmError, ReleaseError};
+pub use hyp::{Hyp, HypConfig, Outcome, VcpuHandle, VmHandle, supported_cpuid};
+pub use state::{DescTable, Gpr, GprWrite, SegReg, Segment, VcpuState};

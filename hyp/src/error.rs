@@ -1,0 +1,454 @@
+//! Errors, one enum per operation. Each message names the exact call, MSR,
+//! CPUID location or bit, and each error maps to the errno the ABI returns.
+
+use core::fmt;
+
+use pvgate_gate::{Access, Phase, PvCall, Register, VmKind};
+
+use crate::audit::Effect;
+
+/// `-EPERM`: the policy refused the call.
+pub const EPERM: i64 = 1;
+/// `-EFAULT`: a shared buffer is too small for the count given.
+pub const EFAULT: i64 = 14;
+/// `-EBUSY`: the resource is in use (or not yet torn down).
+pub const EBUSY: i64 = 16;
+/// `-EINVAL`: unknown call, bad handle, bad argument or state.
+pub const EINVAL: i64 = 22;
+/// `-ENOSPC`: a fixed-capacity table is full.
+pub const ENOSPC: i64 = 28;
+
+/// Why a PV call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The ABI call number is not a PV call.
+    UnknownCall {
+        /// RAX as given.
+        number: u64,
+    },
+    /// No live vCPU (or VM) has this handle.
+    BadHandle {
+        /// The handle as given.
+        handle: u64,
+    },
+    /// An argument register is out of range for the call.
+    BadArgument {
+        /// The call.
+        call: PvCall,
+        /// What the argument is.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The policy denies the call for this VM kind and phase.
+    Denied {
+        /// The call.
+        call: PvCall,
+        /// The VM kind.
+        kind: VmKind,
+        /// The vCPU's phase.
+        phase: Phase,
+    },
+    /// The policy denies this MSR access.
+    MsrDenied {
+        /// The MSR index.
+        index: u32,
+        /// Read or write.
+        access: Access,
+        /// The vCPU's phase.
+        phase: Phase,
+    },
+    /// The written value sets bits outside the rule's write mask.
+    MsrValue {
+        /// The MSR index.
+        index: u32,
+        /// The value asked for.
+        value: u64,
+        /// The bits the host may set.
+        write_mask: u64,
+        /// The bits of `value` outside `write_mask`.
+        refused: u64,
+    },
+    /// The vCPU's MSR store is full.
+    MsrStoreFull {
+        /// The MSR that did not fit.
+        index: u32,
+    },
+    /// `reject` mode: the host asked for CPUID bits it may not control.
+    CpuidRejected {
+        /// The leaf.
+        leaf: u32,
+        /// The subleaf.
+        subleaf: u32,
+        /// The register.
+        reg: Register,
+        /// The host's value.
+        host: u32,
+        /// The value the policy gives.
+        effective: u32,
+    },
+    /// After the first run, a new CPUID table must equal the current one.
+    CpuidChanged {
+        /// The first leaf that differs.
+        leaf: u32,
+        /// Its subleaf.
+        subleaf: u32,
+    },
+    /// The CPUID table (host entries plus base leaves) has too many entries.
+    CpuidTooLarge {
+        /// The number of entries asked for.
+        count: u64,
+    },
+    /// The CPUID table lists a leaf/subleaf twice.
+    CpuidDuplicate {
+        /// The leaf.
+        leaf: u32,
+        /// The subleaf.
+        subleaf: u32,
+    },
+    /// The shared CPUID buffer is shorter than the count given.
+    BufferTooSmall {
+        /// The count given.
+        count: u64,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// An interrupt vector below the rule's minimum.
+    VectorTooLow {
+        /// The call.
+        call: PvCall,
+        /// The vector.
+        vector: u8,
+        /// The minimum the rule allows.
+        min: u8,
+    },
+    /// A software interrupt the rule does not allow.
+    SoftInterrupt {
+        /// The call.
+        call: PvCall,
+        /// The vector.
+        vector: u8,
+    },
+    /// An interrupt is already queued.
+    IrqPending {
+        /// The queued vector.
+        vector: u8,
+    },
+    /// `vcpu_run` on a vCPU that cannot run (torn down).
+    NotRunnable {
+        /// The vCPU's phase.
+        phase: Phase,
+    },
+    /// A call for protected VMs only, made for a normal VM.
+    NotProtected {
+        /// The call.
+        call: PvCall,
+    },
+    /// The FPU state buffer is too small or too large.
+    FpstateSize {
+        /// The size given.
+        size: u64,
+        /// The smallest size accepted (the model's XSAVE area).
+        min: u64,
+        /// The largest size accepted.
+        max: u64,
+    },
+    /// MCG_CAP asks for more banks than the CPU model has (or none).
+    McgCapBanks {
+        /// Banks asked for.
+        asked: u64,
+        /// Banks the model has.
+        max: u64,
+    },
+    /// MCG_CAP asks for capability bits the CPU model lacks.
+    McgCapFlags {
+        /// The MCG_CAP asked for.
+        asked: u64,
+        /// The bits the model lacks.
+        extra: u64,
+    },
+}
+
+impl CallError {
+    /// The errno the ABI returns (negated in the status).
+    pub const fn errno(&self) -> i64 {
+        match self {
+            CallError::Denied { .. }
+            | CallError::MsrDenied { .. }
+            | CallError::MsrValue { .. }
+            | CallError::CpuidRejected { .. }
+            | CallError::VectorTooLow { .. }
+            | CallError::SoftInterrupt { .. } => EPERM,
+            CallError::IrqPending { .. } => EBUSY,
+            CallError::MsrStoreFull { .. } => ENOSPC,
+            CallError::BufferTooSmall { .. } => EFAULT,
+            CallError::UnknownCall { .. }
+            | CallError::BadHandle { .. }
+            | CallError::BadArgument { .. }
+            | CallError::CpuidChanged { .. }
+            | CallError::CpuidTooLarge { .. }
+            | CallError::CpuidDuplicate { .. }
+            | CallError::NotRunnable { .. }
+            | CallError::NotProtected { .. }
+            | CallError::FpstateSize { .. }
+            | CallError::McgCapBanks { .. }
+            | CallError::McgCapFlags { .. } => EINVAL,
+        }
+    }
+
+    /// Whether this is a policy refusal (`deny`) or a bad request (`invalid`).
+    pub const fn effect(&self) -> Effect {
+        if self.errno() == EPERM {
+            Effect::Deny
+        } else {
+            Effect::Invalid
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CallError::UnknownCall { number } => write!(f, "unknown pv call number {number:#x}"),
+            CallError::BadHandle { handle } => {
+                write!(f, "no live vcpu or vm has handle {handle:#x}")
+            }
+            CallError::BadArgument { call, what, value } => {
+                write!(f, "`{}`: {what} {value:#x} is out of range", call.name())
+            }
+            CallError::Denied { call, kind, phase } => write!(
+                f,
+                "`{}` is denied for a {} vm in phase `{}`",
+                call.name(),
+                kind.name(),
+                phase.name()
+            ),
+            CallError::MsrDenied {
+                index,
+                access,
+                phase,
+            } => write!(
+                f,
+                "{} of msr {index:#x} is denied in phase `{}`",
+                access.name(),
+                phase.name()
+            ),
+            CallError::MsrValue {
+                index,
+                value,
+                write_mask,
+                refused,
+            } => write!(
+                f,
+                "write of {value:#x} to msr {index:#x} sets bits {refused:#x} outside the write mask {write_mask:#x}"
+            ),
+            CallError::MsrStoreFull { index } => {
+                write!(
+                    f,
+                    "msr {index:#x} does not fit: the vcpu's msr store is full"
+                )
+            }
+            CallError::CpuidRejected {
+                leaf,
+                subleaf,
+                reg,
+                host,
+                effective,
+            } => write!(
+                f,
+                "CPUID.(EAX={leaf:#x},ECX={subleaf:#x}):{} bits {:#x} are not the host's to choose (asked {host:#010x}, policy gives {effective:#010x})",
+                reg_upper(reg),
+                host ^ effective
+            ),
+            CallError::CpuidChanged { leaf, subleaf } => write!(
+                f,
+                "after the first run the cpuid table must equal the current one; CPUID.(EAX={leaf:#x},ECX={subleaf:#x}) differs"
+            ),
+            CallError::CpuidTooLarge { count } => write!(
+                f,
+                "cpuid table of {count} entries (with the base leaves) exceeds {} entries",
+                crate::cpu::MAX_CPUID_ENTRIES
+            ),
+            CallError::CpuidDuplicate { leaf, subleaf } => write!(
+                f,
+                "cpuid table lists CPUID.(EAX={leaf:#x},ECX={subleaf:#x}) twice"
+            ),
+            CallError::BufferTooSmall { count, len } => write!(
+                f,
+                "`vcpu_after_set_cpuid`: count {count} exceeds the shared buffer of {len} entries"
+            ),
+            CallError::VectorTooLow { call, vector, min } => write!(
+                f,
+                "`{}`: vector {vector:#x} is below the policy's minimum {min:#x}",
+                call.name()
+            ),
+            CallError::SoftInterrupt { call, vector } => write!(
+                f,
+                "`{}`: software interrupt {vector:#x} is not allowed by the policy",
+                call.name()
+            ),
+            CallError::IrqPending { vector } => {
+                write!(f, "an interrupt (vector {vector:#x}) is already queued")
+            }
+            CallError::NotRunnable { phase } => {
+                write!(
+                    f,
+                    "`vcpu_run`: the vcpu is not runnable in phase `{}`",
+                    phase.name()
+                )
+            }
+            CallError::NotProtected { call } => {
+                write!(f, "`{}` is for protected vms only", call.name())
+            }
+            CallError::FpstateSize { size, min, max } => write!(
+                f,
+                "`vcpu_add_fpstate`: size {size:#x} is outside {min:#x}..={max:#x}"
+            ),
+            CallError::McgCapBanks { asked, max } => write!(
+                f,
+                "`setup_mce`: IA32_MCG_CAP[7:0] asks for {asked} banks; the cpu model has {max}"
+            ),
+            CallError::McgCapFlags { asked, extra } => write!(
+                f,
+                "`setup_mce`: IA32_MCG_CAP {asked:#x} sets bits {extra:#x} the cpu model lacks"
+            ),
+        }
+    }
+}
+
+/// `EAX` … `EDX` (upper case, as in SDM CPUID locations).
+pub const fn reg_upper(reg: Register) -> &'static str {
+    match reg {
+        Register::Eax => "EAX",
+        Register::Ebx => "EBX",
+        Register::Ecx => "ECX",
+        Register::Edx => "EDX",
+    }
+}
+
+/// Why `create_vm` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateVmError {
+    /// The VM kind number is not `0` (protected) or `1` (normal).
+    UnknownKind {
+        /// The number given.
+        raw: u64,
+    },
+    /// No CPU model has been installed.
+    NoCpuModel,
+    /// Every VM slot is in use.
+    Full {
+        /// The capacity.
+        capacity: usize,
+    },
+}
+
+impl CreateVmError {
+    /// The errno the ABI returns.
+    pub const fn errno(&self) -> i64 {
+        match self {
+            CreateVmError::UnknownKind { .. } | CreateVmError::NoCpuModel => EINVAL,
+            CreateVmError::Full { .. } => ENOSPC,
+        }
+    }
+}
+
+impl fmt::Display for CreateVmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CreateVmError::UnknownKind { raw } => write!(
+                f,
+                "`create_vm`: vm kind {raw:#x} is neither 0 (protected) nor 1 (normal)"
+            ),
+            CreateVmError::NoCpuModel => write!(f, "`create_vm`: no cpu model is installed"),
+            CreateVmError::Full { capacity } => {
+                write!(f, "`create_vm`: all {capacity} vm slots are in use")
+            }
+        }
+    }
+}
+
+/// Why `create_vcpu` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateVcpuError {
+    /// No live VM has this handle.
+    BadHandle {
+        /// The handle given.
+        handle: u64,
+    },
+    /// The VM is being destroyed.
+    Destroyed {
+        /// The VM handle.
+        handle: u64,
+    },
+    /// The VM already has its maximum number of vCPUs.
+    Full {
+        /// The capacity.
+        capacity: usize,
+    },
+}
+
+impl CreateVcpuError {
+    /// The errno the ABI returns.
+    pub const fn errno(&self) -> i64 {
+        match self {
+            CreateVcpuError::BadHandle { .. } | CreateVcpuError::Destroyed { .. } => EINVAL,
+            CreateVcpuError::Full { .. } => ENOSPC,
+        }
+    }
+}
+
+impl fmt::Display for CreateVcpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CreateVcpuError::BadHandle { handle } => {
+                write!(f, "`create_vcpu`: no live vm has handle {handle:#x}")
+            }
+            CreateVcpuError::Destroyed { handle } => {
+                write!(f, "`create_vcpu`: vm {handle:#x} is being destroyed")
+            }
+            CreateVcpuError::Full { capacity } => {
+                write!(f, "`create_vcpu`: the vm already has {capacity} vcpus")
+            }
+        }
+    }
+}
+
+/// Why releasing a VM or vCPU slot failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseError {
+    /// No live VM or vCPU has this handle.
+    BadHandle {
+        /// The handle given.
+        handle: u64,
+    },
+    /// The VM or vCPU is not torn down yet (call `vm_destroy` first).
+    NotTornDown {
+        /// The handle given.
+        handle: u64,
+    },
+}
+
+impl ReleaseError {
+    /// The errno the ABI returns.
+    pub const fn errno(&self) -> i64 {
+        match self {
+            ReleaseError::BadHandle { .. } => EINVAL,
+            ReleaseError::NotTornDown { .. } => EBUSY,
+        }
+    }
+}
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ReleaseError::BadHandle { handle } => {
+                write!(f, "no live vm or vcpu has handle {handle:#x}")
+            }
+            ReleaseError::NotTornDown { handle } => write!(
+                f,
+                "{handle:#x} is not torn down: `vm_destroy` must come first"
+            ),
+        }
+    }
+}
