@@ -1,0 +1,196 @@
+//! The crosvm boot traces replayed through hyp with the shipped default
+//! policy: every expectation must hold, with the image's const tables and
+//! with the codegen interpreter alike.
+
+use std::path::PathBuf;
+
+use pvgate_codegen::Interpreter;
+use pvgate_gate::Policy;
+use pvgate_trace::{Replay, load, replay};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn interpreter(policy: &str) -> Interpreter {
+    let compiled = pvgate_codegen::compile_file(root().join(policy)).expect("policy compiles");
+    Interpreter::new(compiled.ir)
+}
+
+fn replay_file<P: Policy>(policy: &P, trace: &str) -> Replay {
+    let t = load(root().join("tests/data/traces").join(trace)).expect("trace loads");
+    replay(policy, &t).expect("trace replays")
+}
+
+fn assert_all_met(r: &Replay) {
+    let failures: Vec<String> = r.failures().map(|s| s.to_string()).collect();
+    assert!(failures.is_empty(), "{}: {}", r.trace, failures.join("\n"));
+}
+
+fn assert_every_call_expected(r: &Replay) {
+    assert!(
+        r.steps.iter().all(|s| s.met.is_some()),
+        "every call of the shipped traces has an expectation"
+    );
+}
+
+#[test]
+fn the_protected_crosvm_boot_meets_every_expectation_under_the_default_policy() {
+    for r in [
+        replay_file(&interpreter("policy/default.toml"), "crosvm-boot-pvm.toml"),
+        replay_file(&pvgate::POLICY, "crosvm-boot-pvm.toml"),
+    ] {
+        assert_all_met(&r);
+        assert_every_call_expected(&r);
+        assert_eq!(r.steps.len(), 27);
+        // The MISC_ENABLE write is decided by its MSR rule, not the PV rule.
+        let misc = r
+            .steps
+            .iter()
+            .find(|s| s.resource.contains("0x1a0"))
+            .unwrap();
+        assert_eq!(misc.rule.as_ref().unwrap().name, "pvm-misc-enable-write");
+    }
+}
+
+#[test]
+fn the_normal_crosvm_boot_meets_every_expectation_under_the_default_policy() {
+    for r in [
+        replay_file(&interpreter("policy/default.toml"), "crosvm-boot-npvm.toml"),
+        replay_file(&pvgate::POLICY, "crosvm-boot-npvm.toml"),
+    ] {
+        assert_all_met(&r);
+        assert_every_call_expected(&r);
+        assert!(r.steps.iter().all(|s| s.effect == "allow"));
+    }
+}
+
+#[test]
+fn the_project_copies_of_the_shared_traces_are_identical_when_the_shared_ones_exist() {
+    let shared = root().join("../shared/traces");
+    if !shared.is_dir() {
+        println!("skipped: ../shared/traces is absent (the project's copies are used alone)");
+        return;
+    }
+    for name in ["crosvm-boot-pvm.toml", "crosvm-boot-npvm.toml"] {
+        let ours = std::fs::read_to_string(root().join("tests/data/traces").join(name)).unwrap();
+        let theirs = std::fs::read_to_string(shared.join(name)).unwrap();
+        assert_eq!(ours, theirs, "tests/data/traces/{name} is stale");
+    }
+}
+
+const VMX_TRACE: &str = r#"
+format = "pvgate-trace/1"
+title = "the host asks for nested virtualization and writes SYSENTER_CS"
+[vm]
+kind = "protected"
+
+[[call]]
+pv = "vcpu_after_set_cpuid"
+[call.cpuid]
+from = "supported"
+edits = [{ leaf = 1, reg = "ecx", set = 0x20 }, { leaf = 1, reg = "ecx", clear = 0x00200000 }]
+expect_effective = [{ leaf = 1, reg = "ecx", clear = 0x20 }, { leaf = 1, reg = "ecx", set = 0x00200000 }]
+
+[[call]]
+pv = "set_msr"
+msr = "IA32_SYSENTER_CS"
+value = 0x10
+
+[[call]]
+pv = "vcpu_run"
+expect = "allow"
+
+[[call]]
+pv = "set_msr"
+msr = "IA32_SYSENTER_CS"
+value = 0x10
+expect = "deny"
+"#;
+
+#[test]
+fn default_filters_vmx_and_x2apic_and_ignores_sysenter_while_strict_rejects_both() {
+    let trace = pvgate_trace::parse(VMX_TRACE, "<vmx>").unwrap();
+    let r = replay(&interpreter("policy/default.toml"), &trace).unwrap();
+    assert_all_met(&r);
+    let cpuid = &r.steps[0];
+    assert_eq!(cpuid.effect, "filter", "{cpuid}");
+    assert_eq!(cpuid.resource, "CPUID.(EAX=0x1,ECX=0x0)");
+    assert_eq!(cpuid.rule.as_ref().unwrap().name, "pvm-leaf1-topology");
+    assert_eq!(
+        cpuid.outcome.replaced, 1,
+        "one register (leaf 1 ECX) replaced"
+    );
+    assert_eq!(r.steps[1].effect, "ignore");
+    assert_eq!(
+        r.steps[1].rule.as_ref().unwrap().name,
+        "pvm-syscall-sysenter-stopgap"
+    );
+
+    let r = replay(&interpreter("policy/strict.toml"), &trace).unwrap();
+    assert_all_met(&r); // the corrected table comes back either way
+    assert_eq!(r.steps[0].effect, "deny", "{}", r.steps[0]);
+    let msg = r.steps[0].error.as_deref().unwrap();
+    assert!(
+        msg.starts_with("CPUID.(EAX=0x1,ECX=0x0):ECX bits 0x200020"),
+        "{msg}"
+    );
+    assert_eq!(r.steps[1].effect, "deny");
+    assert_eq!(r.steps[1].status, -1);
+}
+
+#[test]
+fn an_unmet_expectation_is_reported_with_the_reason() {
+    let text = VMX_TRACE.replace(
+        "value = 0x10\nexpect = \"deny\"",
+        "value = 0x10\nexpect = \"allow\"",
+    );
+    let trace = pvgate_trace::parse(&text, "<vmx>").unwrap();
+    let r = replay(&interpreter("policy/default.toml"), &trace).unwrap();
+    assert!(!r.all_met());
+    let failed: Vec<_> = r.failures().collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].index, 4);
+    assert_eq!(failed[0].mismatches, ["got deny"]);
+    assert!(failed[0].to_string().contains("NOT MET"), "{}", failed[0]);
+}
+
+#[test]
+fn malformed_traces_name_the_line_and_the_problem() {
+    let bad = VMX_TRACE.replace(
+        "msr = \"IA32_SYSENTER_CS\"\nvalue = 0x10\n\n",
+        "msr = \"IA32_SYSENTER_CZ\"\nvalue = 0x10\n\n",
+    );
+    let err = pvgate_trace::parse(&bad, "<bad>").unwrap_err().to_string();
+    assert_eq!(err, "<bad>:14: call #2: unknown msr `IA32_SYSENTER_CZ`");
+    let err = pvgate_trace::parse(
+        &VMX_TRACE.replace("pvgate-trace/1", "pvgate-trace/9"),
+        "<bad>",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "<bad>: format `pvgate-trace/9` is not `pvgate-trace/1`"
+    );
+    let err = pvgate_trace::parse(
+        &VMX_TRACE.replace("pv = \"vcpu_run\"", "pv = \"vcpu_runn\""),
+        "<bad>",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.ends_with("call #3: unknown pv call `vcpu_runn`"),
+        "{err}"
+    );
+    let err = pvgate_trace::parse(
+        &VMX_TRACE.replace(
+            "value = 0x10\n\n[[call]]\npv = \"vcpu_run\"",
+            "valu = 0x10\n\n[[call]]\npv = \"vcpu_run\"",
+        ),
+        "<bad>",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("<bad>:17: unknown field `valu`"), "{err}");
+}
