@@ -1,6 +1,7 @@
 //! The crosvm boot traces replayed through hyp with the shipped default
 //! policy: every expectation must hold, with the image's const tables and
 //! with the codegen interpreter alike.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use std::path::PathBuf;
 
