@@ -26,7 +26,10 @@ fn main() {
         // The text is compiled again by the tests from another directory:
         // make its invariant includes absolute.
         let policy_dir = root.join("policy");
-        println!("cargo:rerun-if-changed={}", policy_dir.join("invariants").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            policy_dir.join("invariants").display()
+        );
         let text = text.replace(
             "include = [\"invariants/",
             &format!("include = [\"{}/invariants/", policy_dir.display()),
@@ -41,6 +44,17 @@ fn main() {
         };
         policies.push((format!("random seed {seed}"), random_policy(seed, size)));
     }
+    // One large policy for the benchmarks: far past the match/slice switch.
+    policies.push((
+        String::from("large random seed 1000"),
+        random_policy(
+            1000,
+            SampleSize {
+                msr_ranges: 2000,
+                cpuid_leaves: 8,
+            },
+        ),
+    ));
 
     let mut index = String::new();
     let mut list = String::from("/// Every generated policy.\npub static ALL: &[Generated] = &[\n");
