@@ -99,6 +99,16 @@ fn summary(path: &str, ir: &Ir) -> String {
         by_class(RuleClass::Pv),
         ir.violation_mode.name()
     );
+    let _ = writeln!(
+        o,
+        "  invariants proven: {}{}",
+        ir.invariants.len(),
+        if ir.included.is_empty() {
+            String::new()
+        } else {
+            format!(" (included: {})", ir.included.join(", "))
+        }
+    );
     let _ = writeln!(o, "  rules active per VM kind and phase:");
     let _ = writeln!(
         o,
@@ -128,6 +138,7 @@ fn summary_json(path: &str, ir: &Ir) -> Value {
         "digest": digest::hex(&digest::digest(ir)),
         "rules": ir.rules.len(),
         "cpuid_violations": ir.violation_mode.name(),
+        "invariants": ir.invariants.iter().map(|i| json!({"name": i.name, "file": i.file, "line": i.line})).collect::<Vec<_>>(),
         "counts": counts,
     })
 }

@@ -226,17 +226,16 @@ pub fn diff(old: &Compiled, new: &Compiled, registry: &Registry) -> Vec<Change> 
         }
         out.push(Change {
             section: Section::Wording,
-            summary: format!(
-                "rule `{}` has a new {}",
-                b.name,
-                if a.name != b.name && a.reason != b.reason {
-                    "name and reason"
-                } else if a.name != b.name {
-                    "name"
-                } else {
-                    "reason"
-                }
-            ),
+            summary: if a.name == b.name {
+                format!("rule `{}` has a new reason", b.name)
+            } else {
+                format!(
+                    "some decisions of rule `{}` now come from rule `{}` (same decisions, new name{})",
+                    a.name,
+                    b.name,
+                    if a.reason == b.reason { "" } else { " and reason" }
+                )
+            },
             details,
             old_rule: Some(describe::rule_ref(&old.path, a)),
             new_rule: Some(describe::rule_ref(&new.path, b)),
@@ -355,6 +354,9 @@ fn cpuid_at(list: &[CpuidEntry], leaf: u32, sub: Option<u32>) -> Option<RuleId> 
         .map(|e| e.rule)
 }
 
+/// A run of CPUID leaves: (subleaf class, other subleaves, old rule, new rule).
+type RunKey = (Option<u32>, bool, Option<RuleId>, Option<RuleId>);
+
 fn cpuid_walk(old: &Ir, new: &Ir, record: &mut Record<'_>) {
     let keys: BTreeSet<_> = old.cpuid.keys().chain(new.cpuid.keys()).copied().collect();
     for key @ (kind, phase) in keys {
@@ -368,8 +370,7 @@ fn cpuid_walk(old: &Ir, new: &Ir, record: &mut Record<'_>) {
         points.retain(|&p| p <= u64::from(u32::MAX));
         points.sort_unstable();
         points.dedup();
-        let mut pending: BTreeMap<(Option<u32>, bool, Option<RuleId>, Option<RuleId>), (u32, u32)> =
-            BTreeMap::new();
+        let mut pending: BTreeMap<RunKey, (u32, u32)> = BTreeMap::new();
         let mut done: Vec<(CpuidSel, Option<RuleId>, Option<RuleId>)> = Vec::new();
         for (i, &p) in points.iter().enumerate() {
             let first = p as u32;

@@ -230,20 +230,6 @@ fn scope_of(rule: &IrRule, only_protected: bool) -> String {
     describe::scope(&kinds, &rule.phases)
 }
 
-fn msr_names(registry: &Registry, ranges: &[(u32, u32)], attr: MsrAttr) -> Vec<String> {
-    registry
-        .msrs
-        .iter()
-        .filter(|m| {
-            m.has(attr)
-                && ranges
-                    .iter()
-                    .any(|&(lo, hi)| lo <= m.index && m.index <= hi)
-        })
-        .map(|m| format!("`{}` ({:#x})", m.name, m.index))
-        .collect()
-}
-
 fn msr_attr_writes(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registry) {
     let Resources::Msr { ranges, accesses } = &rule.resources else {
         return;
@@ -253,47 +239,62 @@ fn msr_attr_writes(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registry) {
     }
     let checks = [
         (
-            MsrAttr::SideEffect,
-            "msr-side-effect-write",
-            Severity::Error,
-            "with side effects",
-            "a write acts even when the value is unchanged (a command): deny it, or let the hypervisor perform the action itself",
-        ),
-        (
             MsrAttr::WriteOnly,
             "msr-write-only-write",
             Severity::Error,
-            "that is write-only (a command)",
-            "a write-only MSR is a command, not state: deny it for protected VMs",
+            ("write-only (command) MSR", "write-only (command) MSRs"),
+            "a write-only MSR is a command, not state (writing it acts even when nothing changes): deny it for protected VMs",
+        ),
+        (
+            MsrAttr::SideEffect,
+            "msr-side-effect-write",
+            Severity::Error,
+            ("MSR with side effects", "MSRs with side effects"),
+            "a write acts even when the value is unchanged: deny it, or let the hypervisor perform the action itself",
         ),
         (
             MsrAttr::ReadOnly,
             "msr-read-only-write",
             Severity::Warning,
-            "that is architecturally read-only",
+            (
+                "architecturally read-only MSR",
+                "architecturally read-only MSRs",
+            ),
             "the host would choose what the guest reads from a read-only MSR: deny the write, or fix the value in the hypervisor",
         ),
     ];
+    let mut reported: Vec<u32> = Vec::new();
     for (attr, lint, severity, what, help) in checks {
-        let names = msr_names(registry, ranges, attr);
-        if names.is_empty() {
+        let hits: Vec<&pvgate_codegen::registry::MsrEntry> = registry
+            .msrs
+            .iter()
+            .filter(|m| m.has(attr) && !reported.contains(&m.index))
+            .filter(|m| {
+                ranges
+                    .iter()
+                    .any(|&(lo, hi)| lo <= m.index && m.index <= hi)
+            })
+            .collect();
+        if hits.is_empty() {
             continue;
         }
+        reported.extend(hits.iter().map(|m| m.index));
+        let names: Vec<String> = hits
+            .iter()
+            .map(|m| format!("`{}` ({:#x})", m.name, m.index))
+            .collect();
+        let what = if names.len() == 1 { what.0 } else { what.1 };
         out.push(Finding {
             lint,
             severity,
             message: format!(
-                "host may write {} {what}, on {}",
+                "host may write the {what} {} on {}",
                 join_and(&names),
                 scope_of(rule, true)
             ),
             rule: Some(rule.name.clone()),
             span: rule.spans.resource.clone(),
-            label: format!(
-                "{} MSR{} {what}",
-                names.len(),
-                if names.len() == 1 { "" } else { "s" }
-            ),
+            label: format!("{} {what}", names.len()),
             help: help.to_string(),
         });
     }
@@ -596,13 +597,16 @@ fn weak_reasons(out: &mut Vec<Finding>, ir: &Ir, text: &str) {
                 "rule `{}` has a {words}-word reason `{reason}`",
                 rule.name
             ))
-        } else if let Some(prev) = ir.rules[..i].iter().find(|r| r.reason.trim() == reason) {
-            Some(format!(
-                "rule `{}` has the same reason as rule `{}` (line {})",
-                rule.name, prev.name, prev.line
-            ))
         } else {
-            None
+            ir.rules[..i]
+                .iter()
+                .find(|r| r.reason.trim() == reason)
+                .map(|prev| {
+                    format!(
+                        "rule `{}` has the same reason as rule `{}` (line {})",
+                        rule.name, prev.name, prev.line
+                    )
+                })
         };
         if let Some(message) = problem {
             out.push(Finding {
