@@ -112,10 +112,10 @@ fn common_resource(
             }
             let sub = match (sa, sb) {
                 (Some(x), Some(y)) if x != y => return None,
-                (Some(x), _) | (None, Some(x)) => format!("{x}"),
-                (None, None) => String::from("every subleaf"),
+                (Some(x), _) | (None, Some(x)) => format!("subleaf {x}"),
+                (None, None) => String::from("(every subleaf)"),
             };
-            Some((format!("CPUID leaf {first:#x} subleaf {sub}"), None))
+            Some((format!("CPUID leaf {first:#x} {sub}"), None))
         }
         (Resources::Pv { calls: ca }, Resources::Pv { calls: cb }) => {
             let call = ca.iter().find(|c| cb.contains(c))?;
