@@ -17,8 +17,9 @@ use crate::state::{Gpr, RESET_MSRS, RESET_RIP, SegReg, Segment, VcpuState};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VmHandle(pub u64);
 
-/// A vCPU handle: VM generation in bits 63:32, VM slot in bits 31:16,
-/// vCPU index in bits 15:0. Never 0.
+/// A vCPU handle: VM generation in bits 63:32, bit 31 set (so a vCPU
+/// handle is never a VM handle), VM slot in bits 30:16, vCPU index in bits
+/// 15:0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VcpuHandle(pub u64);
 
@@ -35,25 +36,33 @@ impl VmHandle {
     }
 }
 
+/// Bit 31 of every vCPU handle.
+const VCPU_TAG: u64 = 1 << 31;
+
 impl VcpuHandle {
     const fn new(generation: u32, slot: usize, index: usize) -> VcpuHandle {
         VcpuHandle(
-            (generation as u64) << 32 | (slot as u64 & 0xffff) << 16 | (index as u64 & 0xffff),
+            (generation as u64) << 32
+                | VCPU_TAG
+                | (slot as u64 & 0x7fff) << 16
+                | (index as u64 & 0xffff),
         )
     }
 
+    /// (generation, slot, index); a handle without the vCPU tag gets a
+    /// slot no table has, so it is refused like any bad handle.
     fn split(self) -> (u32, usize, usize) {
-        (
-            (self.0 >> 32) as u32,
-            (self.0 >> 16 & 0xffff) as usize,
-            (self.0 & 0xffff) as usize,
-        )
+        let slot = if self.0 & VCPU_TAG == 0 {
+            usize::MAX
+        } else {
+            (self.0 >> 16 & 0x7fff) as usize
+        };
+        ((self.0 >> 32) as u32, slot, (self.0 & 0xffff) as usize)
     }
 
     /// The handle of the VM this vCPU belongs to.
     pub fn vm(self) -> VmHandle {
-        let (generation, slot, _) = self.split();
-        VmHandle::new(generation, slot)
+        VmHandle::new((self.0 >> 32) as u32, (self.0 >> 16 & 0x7fff) as usize)
     }
 
     /// The vCPU's index in its VM.
@@ -248,7 +257,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// A hypervisor with no VMs and no CPU model yet (see
     /// [`Hyp::install_cpu_model`]); `const`, so it can be a `static`.
     pub const fn new(policy: P, config: HypConfig) -> Self {
-        const { assert!(VCPUS <= 64 && VCPUS > 0 && VMS <= 0xffff) };
+        const { assert!(VCPUS <= 64 && VCPUS > 0 && VMS <= 0x7fff) };
         Hyp {
             policy,
             config,
