@@ -9,7 +9,7 @@ use pvgate_gate::{Policy, PvCall, VmKind};
 use crate::audit::Effect;
 use crate::call::Call;
 use crate::cpu::{CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
-use crate::error::{CallError, CreateVmError, EFAULT, EINVAL};
+use crate::error::{CallError, CreateVmError, EFAULT, EINVAL, ENOSPC};
 use crate::hyp::{Hyp, VcpuHandle, VmHandle};
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
@@ -30,6 +30,12 @@ pub const HC_AUDIT_COUNT: u64 = 0x104;
 pub const HC_AUDIT_EVENT: u64 = 0x105;
 /// `policy_digest`: out 0..3 = the SHA-256 digest, big-endian 8-byte words.
 pub const HC_POLICY_DIGEST: u64 = 0x106;
+
+/// `get_supported_cpuid`: RBX = VM kind; the shared buffer receives the
+/// supported CPUID table for that kind (the CPU model's base with the
+/// policy's forced values: sending it unchanged is always accepted); out 0
+/// = entries. `-ENOSPC` when the buffer is shorter than the table.
+pub const HC_GET_SUPPORTED_CPUID: u64 = 0x107;
 
 /// The registers a hypercall reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -102,6 +108,8 @@ pub enum Request {
     },
     /// [`HC_POLICY_DIGEST`].
     PolicyDigest,
+    /// [`HC_GET_SUPPORTED_CPUID`] with the raw VM kind.
+    SupportedCpuid(u64),
 }
 
 fn arg<T: TryFrom<u64>>(call: PvCall, what: &'static str, value: u64) -> Result<T, CallError> {
@@ -139,6 +147,7 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         }
         HC_AUDIT_EVENT => return Ok(Request::AuditEvent { back: r.rbx }),
         HC_POLICY_DIGEST => return Ok(Request::PolicyDigest),
+        HC_GET_SUPPORTED_CPUID => return Ok(Request::SupportedCpuid(r.rbx)),
         _ => {}
     }
     let pv = PvCall::from_number(r.rax).ok_or(CallError::UnknownCall { number: r.rax })?;
@@ -302,8 +311,9 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let request = match decode(regs) {
             Ok(r) => r,
             Err(e) => {
-                // Management calls are not PV calls: no counter of their own.
-                if regs.rax < 0x100 {
+                // Management calls are not PV calls: no counter of their own;
+                // unknown numbers count under call 0.
+                if !(HC_CREATE_VM..=HC_GET_SUPPORTED_CPUID).contains(&regs.rax) {
                     self.count_invalid(error_call(regs));
                 }
                 return fail(e.errno());
@@ -392,6 +402,17 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                 ]),
                 None => fail(EINVAL),
             },
+            Request::SupportedCpuid(raw) => {
+                let Some(kind) = VmKind::from_u64(raw) else {
+                    return fail(EINVAL);
+                };
+                let table = self.supported_cpuid(kind);
+                let Some(dst) = shared.get_mut(..table.len()) else {
+                    return fail(ENOSPC);
+                };
+                dst.copy_from_slice(&table);
+                done([table.len() as u64, 0, 0, 0])
+            }
             Request::PolicyDigest => {
                 let d = self.policy().digest();
                 let mut out = [0u64; 4];

@@ -240,6 +240,19 @@ impl Call {
         }
     }
 
+    /// The resource the call is about, named in the audit when the call is
+    /// refused or ignored as a whole.
+    pub const fn resource(&self) -> crate::audit::Resource {
+        use crate::audit::Resource;
+        match *self {
+            Call::SetMsr { index, .. } | Call::GetMsr { index } => Resource::Msr(index),
+            Call::InjectIrq { vector, .. }
+            | Call::InjectIrqIfAllowed { vector, .. }
+            | Call::DeliverSipiVector { vector } => Resource::Vector(vector),
+            _ => Resource::Call,
+        }
+    }
+
     /// A call of this kind with harmless, always-valid arguments (used by
     /// conformance tests to ask every call once); `None` for `vm_destroy`,
     /// which is VM-level.

@@ -9,6 +9,10 @@ use heapless::Vec;
 use pvgate_gate::Register;
 use raw_cpuid::{CpuId, CpuIdReader, CpuIdResult};
 
+/// raw-cpuid's reader of the CPU we run on (the CPUID instruction).
+#[cfg(target_arch = "x86_64")]
+pub use raw_cpuid::CpuIdReaderNative as NativeReader;
+
 /// How many entries a CPUID table holds (KVM's `KVM_MAX_CPUID_ENTRIES` is 256).
 pub const MAX_CPUID_ENTRIES: usize = 256;
 

@@ -573,12 +573,17 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             pc: d.rule.map_or(PvConstraint::NONE, |r| r.pv_constraint()),
         };
         match d.verdict {
-            Verdict::Deny => ctx.fail(CallError::Denied {
-                call: pv,
-                kind: meta.kind,
-                phase: v.phase,
-            }),
-            Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, Resource::Call),
+            Verdict::Deny => Outcome::failed(
+                pv,
+                CallError::Denied {
+                    call: pv,
+                    kind: meta.kind,
+                    phase: v.phase,
+                },
+                ctx.rule,
+                call.resource(),
+            ),
+            Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, call.resource()),
             Verdict::Allow => execute(&ctx, &mut v, call, cpuid),
         }
     }
