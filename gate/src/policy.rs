@@ -24,6 +24,32 @@ pub trait Policy {
     fn rule(&self, id: RuleId) -> Option<Rule<'_>>;
 }
 
+/// A borrowed policy is a policy, so a hypervisor that owns its policy can
+/// also run over one it borrows (the trace replay does).
+impl<P: Policy + ?Sized> Policy for &P {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn digest(&self) -> [u8; 32] {
+        (**self).digest()
+    }
+    fn violation_mode(&self) -> ViolationMode {
+        (**self).violation_mode()
+    }
+    fn msr_rule(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {
+        (**self).msr_rule(kind, phase, access, index)
+    }
+    fn cpuid_rule(&self, kind: VmKind, phase: Phase, leaf: u32, subleaf: u32) -> Option<RuleId> {
+        (**self).cpuid_rule(kind, phase, leaf, subleaf)
+    }
+    fn pv_rule(&self, kind: VmKind, phase: Phase, call: PvCall) -> Option<RuleId> {
+        (**self).pv_rule(kind, phase, call)
+    }
+    fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
+        (**self).rule(id)
+    }
+}
+
 /// A verdict and the rule that decided it (`None`: default deny).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision<'a> {

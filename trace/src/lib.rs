@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::Path;
 
 use pvgate_codegen::Registry;
-use pvgate_gate::{Policy, PvCall, Register, Rule, RuleId, ViolationMode, VmKind};
+use pvgate_gate::{Policy, PvCall, Register, VmKind};
 use pvgate_hyp::{
     Call, CpuDump, CpuModel, CpuidEntry, CpuidTable, DescTable, Effect, Gpr, GprWrite, Hyp,
     HypConfig, Outcome, Resource, SegReg, Segment, VcpuHandle,
@@ -641,45 +641,6 @@ fn host_cpu_model() -> Result<CpuModel, String> {
 // Replay
 // ---------------------------------------------------------------------------
 
-/// Lets a borrowed policy drive a [`Hyp`] (which owns its policy).
-pub struct PolicyRef<'a, P: ?Sized>(pub &'a P);
-
-impl<P: Policy + ?Sized> Policy for PolicyRef<'_, P> {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn digest(&self) -> [u8; 32] {
-        self.0.digest()
-    }
-    fn violation_mode(&self) -> ViolationMode {
-        self.0.violation_mode()
-    }
-    fn msr_rule(
-        &self,
-        kind: VmKind,
-        phase: pvgate_gate::Phase,
-        access: pvgate_gate::Access,
-        index: u32,
-    ) -> Option<RuleId> {
-        self.0.msr_rule(kind, phase, access, index)
-    }
-    fn cpuid_rule(
-        &self,
-        kind: VmKind,
-        phase: pvgate_gate::Phase,
-        leaf: u32,
-        subleaf: u32,
-    ) -> Option<RuleId> {
-        self.0.cpuid_rule(kind, phase, leaf, subleaf)
-    }
-    fn pv_rule(&self, kind: VmKind, phase: pvgate_gate::Phase, call: PvCall) -> Option<RuleId> {
-        self.0.pv_rule(kind, phase, call)
-    }
-    fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
-        self.0.rule(id)
-    }
-}
-
 /// The rule that decided a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RuleRef {
@@ -862,8 +823,8 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
     trace: &Trace,
     cpu: CpuModel,
 ) -> Result<Replay, TraceError> {
-    let hyp: Box<Hyp<PolicyRef<'_, P>, 1, MAX_TRACE_VCPUS>> =
-        Box::new(Hyp::with_cpu(PolicyRef(policy), cpu, HypConfig::DEFAULT));
+    let hyp: Box<Hyp<&P, 1, MAX_TRACE_VCPUS>> =
+        Box::new(Hyp::with_cpu(policy, cpu, HypConfig::DEFAULT));
     let setup = |message: String| TraceError::Setup { message };
     let vm = hyp
         .create_vm(trace.kind)
