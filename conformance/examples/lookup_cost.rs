@@ -6,26 +6,8 @@
 use std::hint::black_box;
 
 use pvgate_codegen::Interpreter;
+use pvgate_conformance::MSR_PROBES as PROBES;
 use pvgate_gate::{Access, Phase, Verdict, VmKind, decide_msr};
-
-const PROBES: [u32; 16] = [
-    0x10,
-    0x174,
-    0x176,
-    0x1a0,
-    0x200,
-    0x201,
-    0x203,
-    0x2ff,
-    0xc000_0081,
-    0xc000_0084,
-    0xc000_0102,
-    0x10b,
-    0x49,
-    0x6e0,
-    0x277,
-    0xdead_beef,
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
