@@ -1,0 +1,237 @@
+//! `[[cpuid]]` rules: leaf and subleaf selectors and per-register controls.
+
+use std::ops::Range;
+
+use pvgate_gate::{RegControl, Register, RuleDetail, RuleId, Verdict};
+use toml::Spanned;
+
+use super::Resolver;
+use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
+use crate::model::{self};
+
+impl Resolver<'_> {
+    /// Resolves a `[[cpuid]]` rule.
+    pub fn cpuid_rule(&mut self, id: RuleId, rule: &Spanned<model::CpuidRule>) -> Option<IrRule> {
+        let span = rule.span();
+        let r = rule.get_ref();
+        let before = self.errors.len();
+        let kinds = self.kinds(&r.vm);
+        let phases = self.phases(&r.phase);
+        let verdict = self.verdict(&r.verdict);
+        let reason = self.reason(&r.reason, &span);
+        if verdict == Some(Verdict::Ignore) {
+            self.error(
+                Diagnostic::new(
+                    ErrorKind::MisplacedConstraint,
+                    "`ignore` is not a CPUID verdict",
+                    r.verdict.span(),
+                    "use `allow` or `deny`",
+                )
+                .with_help("what happens to bits the host may not control is `cpuid-violations` in [policy]"),
+            );
+        }
+
+        let leaf_span = r.leaf.span();
+        let leaves = match r.leaf.get_ref() {
+            toml::Value::String(s) if s == "all" => Some((0, u32::MAX)),
+            toml::Value::Array(items) if items.len() == 2 => {
+                let a = self.span_of_item(&leaf_span, &items[0]);
+                let b = self.span_of_item(&leaf_span, &items[1]);
+                let first = self.number(&items[0], a, "CPUID leaf", u64::from(u32::MAX));
+                let last = self.number(&items[1], b, "CPUID leaf", u64::from(u32::MAX));
+                match (first, last) {
+                    (Some(f), Some(l)) if f > l => {
+                        self.error(Diagnostic::new(
+                            ErrorKind::EmptyOrInverted,
+                            format!("inverted CPUID leaf range: {f:#x} is after {l:#x}"),
+                            leaf_span.clone(),
+                            "empty range",
+                        ));
+                        None
+                    }
+                    (Some(f), Some(l)) => Some((f as u32, l as u32)),
+                    _ => None,
+                }
+            }
+            toml::Value::Array(_) => {
+                self.error(Diagnostic::new(
+                    ErrorKind::BadSelector,
+                    "a CPUID leaf range must be `[first, last]`",
+                    leaf_span.clone(),
+                    "expected two leaves",
+                ));
+                None
+            }
+            value => self
+                .number(value, leaf_span.clone(), "CPUID leaf", u64::from(u32::MAX))
+                .map(|l| (l as u32, l as u32)),
+        };
+        let subleaf = match &r.subleaf {
+            None => Some(None),
+            Some(s) => match s.get_ref() {
+                toml::Value::String(a) if a == "all" => Some(None),
+                value => self
+                    .number(value, s.span(), "CPUID subleaf", u64::from(u32::MAX))
+                    .map(|n| Some(n as u32)),
+            },
+        };
+
+        let mut controls = [RegControl::FIXED; 4];
+        for (reg, ctl) in [
+            (Register::Eax, &r.eax),
+            (Register::Ebx, &r.ebx),
+            (Register::Ecx, &r.ecx),
+            (Register::Edx, &r.edx),
+        ] {
+            let Some(ctl) = ctl else { continue };
+            if let Some(v) = verdict.filter(|v| *v != Verdict::Allow) {
+                self.error(
+                    Diagnostic::new(
+                        ErrorKind::MisplacedConstraint,
+                        format!("`{}` control on a `{}` rule", reg.name(), v.name()),
+                        ctl.span(),
+                        "only `allow` rules carry register controls",
+                    )
+                    .with_related(r.verdict.span(), "verdict"),
+                );
+                continue;
+            }
+            controls[reg as usize] = self.register_control(ctl, reg, leaves, subleaf.flatten());
+        }
+
+        if self.errors.len() != before {
+            return None;
+        }
+        let leaves = leaves?;
+        let subleaf = subleaf?;
+        let derived = match (leaves, subleaf) {
+            ((0, u32::MAX), _) => String::from("CPUID all leaves"),
+            ((f, l), s) => {
+                let leaf = if f == l {
+                    format!("{f:#x}")
+                } else {
+                    format!("{f:#x}..={l:#x}")
+                };
+                match s {
+                    Some(s) => format!("CPUID {leaf}.{s}"),
+                    None => format!("CPUID {leaf}"),
+                }
+            }
+        };
+        let (line, column) = self.rule_position(&span);
+        Some(IrRule {
+            id,
+            class: RuleClass::Cpuid,
+            name: self.name_of(&r.name, derived),
+            verdict: verdict?,
+            reason,
+            line,
+            column,
+            kinds: kinds?,
+            phases: phases?,
+            resources: Resources::Cpuid { leaves, subleaf },
+            detail: RuleDetail::Cpuid(controls),
+            spans: RuleSpans {
+                rule: span,
+                resource: leaf_span,
+                verdict: r.verdict.span(),
+            },
+        })
+    }
+
+    fn register_control(
+        &mut self,
+        ctl: &Spanned<model::RegisterControl>,
+        reg: Register,
+        leaves: Option<(u32, u32)>,
+        subleaf: Option<u32>,
+    ) -> RegControl {
+        let c = ctl.get_ref();
+        // Named bits resolve against the registry features of this register
+        // of the rule's leaf (subleaf 0 when the rule covers every subleaf).
+        let leaf = leaves.filter(|(f, l)| f == l).map(|(f, _)| f);
+        let sub = subleaf.unwrap_or(0);
+        let context = match leaf {
+            Some(l) => format!(
+                "CPUID.(EAX={l:#x},ECX={sub}):{}",
+                reg.name().to_ascii_uppercase()
+            ),
+            None => format!("CPUID {}", reg.name().to_ascii_uppercase()),
+        };
+        let registry = self.registry;
+        let known: Vec<String> = match leaf {
+            Some(l) => registry
+                .features_of(l, sub, reg)
+                .map(|f| f.name.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let lookup = |name: &str| -> Option<u64> {
+            let f = registry.feature(name)?;
+            (Some(f.leaf) == leaf && f.subleaf == sub && f.register() == Some(reg))
+                .then(|| u64::from(f.mask()))
+        };
+        let mut out = RegControl::FIXED;
+        let mut seen: Vec<(&str, u32, Range<usize>)> = Vec::new();
+        for (key, raw) in [
+            ("host", &c.host),
+            ("clear-only", &c.clear_only),
+            ("force-on", &c.force_on),
+            ("force-off", &c.force_off),
+        ] {
+            let Some(raw) = raw else { continue };
+            if let toml::Value::Array(items) = raw.get_ref() {
+                // A known feature of another register: say where it lives.
+                for item in items {
+                    if let toml::Value::String(name) = item
+                        && let (Some(f), None) = (registry.feature(name), lookup(name))
+                    {
+                        let s = self.span_of_item(&raw.span(), item);
+                        self.error(Diagnostic::new(
+                            ErrorKind::BadMask,
+                            format!("`{name}` is {}, not a bit of {context}", f.location()),
+                            s,
+                            "bit of another register",
+                        ));
+                    }
+                }
+                if self
+                    .errors
+                    .iter()
+                    .any(|e| e.kind == ErrorKind::BadMask && raw.span().contains(&e.span.start))
+                {
+                    continue;
+                }
+            }
+            let Some(m) = self.mask(raw, key, 32, &lookup, &known, &context) else {
+                continue;
+            };
+            let m = m as u32;
+            for (other, om, os) in &seen {
+                if m & om != 0 {
+                    self.error(
+                        Diagnostic::new(
+                            ErrorKind::BadMask,
+                            format!(
+                                "bits {:#x} of {context} are both `{other}` and `{key}`",
+                                m & om
+                            ),
+                            raw.span(),
+                            format!("overlaps `{other}`"),
+                        )
+                        .with_related(os.clone(), format!("`{other}` here")),
+                    );
+                }
+            }
+            seen.push((key, m, raw.span()));
+            match key {
+                "host" => out.host = m,
+                "clear-only" => out.clear_only = m,
+                "force-on" => out.force_on = m,
+                _ => out.force_off = m,
+            }
+        }
+        out
+    }
+}

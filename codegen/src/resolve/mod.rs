@@ -1,0 +1,455 @@
+//! Resolution and validation: the written policy (`model`) becomes resolved
+//! rules (`ir::IrRule`), or located diagnostics. Every check of a single
+//! rule lives here; checks across rules live in `overlap`.
+
+use std::ops::Range;
+
+use pvgate_gate::{Phase, Verdict, ViolationMode, VmKind};
+use toml::Spanned;
+
+use crate::diagnostic::{Diagnostic, ErrorKind, line_col, suggest};
+use crate::model::{self, NameList, RawValue};
+use crate::registry::Registry;
+
+mod cpuid;
+mod invariant;
+mod msr;
+mod pv;
+
+/// Reasons too vague to review ("todo", "tbd", ...): refused as missing.
+const BOILERPLATE_REASONS: [&str; 6] = ["todo", "tbd", "fixme", "n/a", "none", "-"];
+
+/// Resolves the header and every rule, collecting every error.
+pub(crate) struct Resolver<'a> {
+    text: &'a str,
+    registry: &'a Registry,
+    /// Errors found so far.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// Inclusive MSR index ranges and the span of the selector that chose them.
+type MsrSelection = (Vec<(u32, u32)>, Range<usize>);
+
+/// The resolved header.
+pub(crate) struct ResolvedHeader {
+    pub name: String,
+    pub description: String,
+    pub violation_mode: ViolationMode,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(text: &'a str, registry: &'a Registry) -> Resolver<'a> {
+        Resolver {
+            text,
+            registry,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
+    /// The span of `needle` inside `outer` in the text (for list elements,
+    /// whose own spans the TOML value does not keep); `outer` if absent.
+    fn sub_span(&self, outer: &Range<usize>, needle: &str) -> Range<usize> {
+        self.text
+            .get(outer.clone())
+            .and_then(|s| s.find(needle))
+            .map_or(outer.clone(), |i| {
+                outer.start + i..outer.start + i + needle.len()
+            })
+    }
+
+    fn span_of_item(&self, outer: &Range<usize>, item: &toml::Value) -> Range<usize> {
+        match item {
+            toml::Value::String(s) => self.sub_span(outer, &format!("\"{s}\"")),
+            other => self.sub_span(outer, &other.to_string()),
+        }
+    }
+
+    pub fn header(&mut self, h: &model::Header) -> ResolvedHeader {
+        if *h.format.get_ref() != 1 {
+            self.error(
+                Diagnostic::new(
+                    ErrorKind::BadHeader,
+                    format!("unsupported policy format `{}`", h.format.get_ref()),
+                    h.format.span(),
+                    "this loader reads format 1",
+                )
+                .with_help("set `format = 1`"),
+            );
+        }
+        let violation_mode = match h.cpuid_violations.get_ref().as_str() {
+            "filter" => ViolationMode::Filter,
+            "reject" => ViolationMode::Reject,
+            other => {
+                let d = Diagnostic::new(
+                    ErrorKind::UnknownName,
+                    format!("unknown CPUID violation mode `{other}`"),
+                    h.cpuid_violations.span(),
+                    "expected `filter` or `reject`",
+                )
+                .with_suggestion(suggest(other, ["filter", "reject"]));
+                self.error(d);
+                ViolationMode::Filter
+            }
+        };
+        if h.name.get_ref().trim().is_empty() {
+            self.error(Diagnostic::new(
+                ErrorKind::BadHeader,
+                "the policy has an empty name",
+                h.name.span(),
+                "name the policy",
+            ));
+        }
+        ResolvedHeader {
+            name: h.name.get_ref().clone(),
+            description: h.description.get_ref().clone(),
+            violation_mode,
+        }
+    }
+
+    /// Resolves a list of names with a parser; errors name the list's role.
+    fn names<T: Copy + Ord>(
+        &mut self,
+        list: &NameList,
+        what: &str,
+        known: &[&'static str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        if list.get_ref().is_empty() {
+            self.error(Diagnostic::new(
+                ErrorKind::EmptyOrInverted,
+                format!("empty {what} list"),
+                list.span(),
+                format!("name at least one {what}"),
+            ));
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in list.get_ref() {
+            match parse(item.get_ref()) {
+                Some(v) if out.contains(&v) => {
+                    self.error(Diagnostic::new(
+                        ErrorKind::BadSelector,
+                        format!("{what} `{}` is named twice", item.get_ref()),
+                        item.span(),
+                        "named again here",
+                    ));
+                    ok = false;
+                }
+                Some(v) => out.push(v),
+                None => {
+                    let d = Diagnostic::new(
+                        ErrorKind::UnknownName,
+                        format!("unknown {what} `{}`", item.get_ref()),
+                        item.span(),
+                        format!("expected one of {}", quoted(known)),
+                    )
+                    .with_suggestion(suggest(item.get_ref(), known.iter().copied()));
+                    self.error(d);
+                    ok = false;
+                }
+            }
+        }
+        out.sort();
+        ok.then_some(out)
+    }
+
+    fn kinds(&mut self, list: &NameList) -> Option<Vec<VmKind>> {
+        let known = VmKind::ALL.map(VmKind::name);
+        self.names(list, "VM kind", &known, VmKind::from_name)
+    }
+
+    fn phases(&mut self, list: &NameList) -> Option<Vec<Phase>> {
+        let known = Phase::ALL.map(Phase::name);
+        self.names(list, "phase", &known, Phase::from_name)
+    }
+
+    fn verdict(&mut self, v: &Spanned<String>) -> Option<Verdict> {
+        let known = Verdict::ALL.map(Verdict::name);
+        let found = Verdict::from_name(v.get_ref());
+        if found.is_none() {
+            let d = Diagnostic::new(
+                ErrorKind::UnknownName,
+                format!("unknown verdict `{}`", v.get_ref()),
+                v.span(),
+                format!("expected one of {}", quoted(&known)),
+            )
+            .with_suggestion(suggest(v.get_ref(), known));
+            self.error(d);
+        }
+        found
+    }
+
+    fn reason(&mut self, reason: &Option<Spanned<String>>, rule_span: &Range<usize>) -> String {
+        match reason {
+            None => {
+                self.error(
+                    Diagnostic::new(
+                        ErrorKind::MissingReason,
+                        "rule has no `reason`",
+                        self.header_span(rule_span),
+                        "every rule must say why it exists",
+                    )
+                    .with_help(
+                        "add `reason = \"...\"` citing the source (pKVM-IA, the review, crosvm)",
+                    ),
+                );
+                String::new()
+            }
+            Some(r) => {
+                let text = r.get_ref().trim();
+                if text.is_empty()
+                    || BOILERPLATE_REASONS.contains(&text.to_ascii_lowercase().as_str())
+                {
+                    self.error(
+                        Diagnostic::new(
+                            ErrorKind::MissingReason,
+                            format!("rule reason `{text}` says nothing"),
+                            r.span(),
+                            "a reviewer cannot check this",
+                        )
+                        .with_help("say why the rule exists and cite its source"),
+                    );
+                }
+                r.get_ref().clone()
+            }
+        }
+    }
+
+    /// The span of a rule's `[[...]]` header (the toml crate spans an
+    /// array-of-tables element by its header; look back if it did not).
+    fn header_span(&self, rule_span: &Range<usize>) -> Range<usize> {
+        if self
+            .text
+            .get(rule_span.clone())
+            .is_some_and(|s| s.starts_with("[["))
+        {
+            return rule_span.clone();
+        }
+        let before = self.text.get(..rule_span.start).unwrap_or("");
+        match before.rfind("[[") {
+            Some(start) => {
+                let end = self
+                    .text
+                    .get(start..)
+                    .and_then(|s| s.find("]]"))
+                    .map_or(start + 2, |e| start + e + 2);
+                start..end
+            }
+            None => rule_span.clone(),
+        }
+    }
+
+    /// A number: an integer, or a `0x…` hex string. `None` after an error.
+    fn number(
+        &mut self,
+        value: &toml::Value,
+        span: Range<usize>,
+        what: &str,
+        max: u64,
+    ) -> Option<u64> {
+        let n = match value {
+            toml::Value::Integer(i) if *i >= 0 => *i as u64,
+            toml::Value::Integer(i) => {
+                self.error(Diagnostic::new(
+                    ErrorKind::OutOfRange,
+                    format!("{what} `{i}` is negative"),
+                    span,
+                    "must be 0 or more",
+                ));
+                return None;
+            }
+            toml::Value::String(s) => match parse_hex(s) {
+                Some(Ok(n)) => n,
+                Some(Err(())) => {
+                    self.error(
+                        Diagnostic::new(
+                            ErrorKind::BadNumber,
+                            format!("bad hex number `{s}` for {what}"),
+                            span,
+                            "not a 64-bit hexadecimal number",
+                        )
+                        .with_help("write hex as `0x` followed by 1 to 16 digits 0-9, a-f (underscores allowed)"),
+                    );
+                    return None;
+                }
+                None => {
+                    self.error(Diagnostic::new(
+                        ErrorKind::BadNumber,
+                        format!("expected a number for {what}, found `{s}`"),
+                        span,
+                        "not a number",
+                    ));
+                    return None;
+                }
+            },
+            other => {
+                self.error(Diagnostic::new(
+                    ErrorKind::Syntax,
+                    format!("expected a number for {what}, found {}", other.type_str()),
+                    span,
+                    "not a number",
+                ));
+                return None;
+            }
+        };
+        if n > max {
+            self.error(Diagnostic::new(
+                ErrorKind::OutOfRange,
+                format!("{what} `{n:#x}` is out of range"),
+                span,
+                format!("the largest {what} is {max:#x}"),
+            ));
+            return None;
+        }
+        Some(n)
+    }
+
+    /// One MSR reference: a number or a registry name.
+    fn msr_ref(&mut self, value: &toml::Value, span: Range<usize>) -> Option<u32> {
+        if let toml::Value::String(s) = value
+            && !s.starts_with("0x")
+            && !s.starts_with("0X")
+        {
+            return match self.registry.msr_by_name(s) {
+                Some(m) => Some(m.index),
+                None => {
+                    let hint = suggest(s, self.registry.msr_names());
+                    let d = Diagnostic::new(
+                        ErrorKind::UnknownName,
+                        format!("unknown MSR `{s}`"),
+                        span,
+                        "not in the MSR registry (policy/registry/msrs.toml)",
+                    )
+                    .with_suggestion(hint);
+                    self.error(d);
+                    None
+                }
+            };
+        }
+        self.number(value, span, "MSR index", u64::from(u32::MAX))
+            .map(|n| n as u32)
+    }
+
+    /// A mask: a number, or a list of bit names / bit numbers.
+    fn mask(
+        &mut self,
+        raw: &RawValue,
+        what: &str,
+        width: u32,
+        bit_names: &dyn Fn(&str) -> Option<u64>,
+        known: &[String],
+        context: &str,
+    ) -> Option<u64> {
+        let max = if width >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
+        let span = raw.span();
+        match raw.get_ref() {
+            toml::Value::Array(items) => {
+                if items.is_empty() {
+                    self.error(Diagnostic::new(
+                        ErrorKind::EmptyOrInverted,
+                        format!("empty bit list for `{what}`"),
+                        span,
+                        "name at least one bit, or write 0",
+                    ));
+                    return None;
+                }
+                let mut mask = 0u64;
+                for item in items {
+                    let item_span = self.span_of_item(&span, item);
+                    match item {
+                        toml::Value::String(name) => match bit_names(name) {
+                            Some(m) => mask |= m,
+                            None => {
+                                let d = Diagnostic::new(
+                                    ErrorKind::UnknownName,
+                                    format!("unknown bit `{name}` in `{what}` of {context}"),
+                                    item_span,
+                                    format!("not a named bit of {context}"),
+                                )
+                                .with_suggestion(suggest(name, known.iter().map(String::as_str)));
+                                self.error(d);
+                                return None;
+                            }
+                        },
+                        toml::Value::Integer(b) if (0..i64::from(width)).contains(b) => {
+                            mask |= 1u64 << b
+                        }
+                        other => {
+                            self.error(Diagnostic::new(
+                                ErrorKind::BadMask,
+                                format!("bit `{other}` in `{what}` is wider than {context} ({width} bits)"),
+                                item_span,
+                                format!("bits are 0..={}", width - 1),
+                            ));
+                            return None;
+                        }
+                    }
+                }
+                Some(mask)
+            }
+            value => {
+                let n = self.number(value, span.clone(), what, u64::MAX)?;
+                if n > max {
+                    self.error(Diagnostic::new(
+                        ErrorKind::BadMask,
+                        format!("`{what}` {n:#x} is wider than {context} ({width} bits)"),
+                        span,
+                        format!("bits above bit {} do not exist", width - 1),
+                    ));
+                    return None;
+                }
+                Some(n)
+            }
+        }
+    }
+
+    fn name_of(&self, given: &Option<Spanned<String>>, derived: String) -> String {
+        given.as_ref().map_or(derived, |n| n.get_ref().clone())
+    }
+
+    fn rule_position(&self, rule_span: &Range<usize>) -> (u32, u32) {
+        let (l, c) = line_col(self.text, self.header_span(rule_span).start);
+        (l as u32, c as u32)
+    }
+}
+
+/// Sorted inclusive ranges with touching ones merged.
+fn merge_ranges(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    ranges.sort();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+    for (f, l) in ranges {
+        match out.last_mut() {
+            Some(prev) if u64::from(prev.1) + 1 >= u64::from(f) => prev.1 = prev.1.max(l),
+            _ => out.push((f, l)),
+        }
+    }
+    out
+}
+
+/// Parses `0x…` hex (underscores allowed): `None` if not hex-prefixed,
+/// `Some(Err)` if the digits are bad or too many.
+fn parse_hex(s: &str) -> Option<Result<u64, ()>> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    let digits: String = digits.chars().filter(|&c| c != '_').collect();
+    if digits.is_empty() || digits.len() > 16 {
+        return Some(Err(()));
+    }
+    Some(u64::from_str_radix(&digits, 16).map_err(|_| ()))
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
