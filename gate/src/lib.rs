@@ -23,6 +23,7 @@ pub use msr::{MsrWriteError, check_msr_write, msr_read_view};
 pub use policy::{Decision, Policy, decide_cpuid, decide_msr, decide_pv};
 pub use pv::{PvCall, PvClass};
 pub use rule::{
-    CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId, ViolationMode,
+    BitMode, CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId,
+    ViolationMode,
 };
 pub use vocab::{Access, Phase, Verdict, VmKind};

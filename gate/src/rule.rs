@@ -86,6 +86,55 @@ impl RegControl {
     }
 }
 
+/// How one CPUID bit is controlled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BitMode {
+    /// The hypervisor's base value is kept.
+    Fixed,
+    /// The host's value is taken.
+    Host,
+    /// The host may clear the base value, never set it.
+    ClearOnly,
+    /// Always 1.
+    ForceOn,
+    /// Always 0.
+    ForceOff,
+}
+
+impl BitMode {
+    /// The mode's name in policies (`fixed`, `host`, `clear-only`, `force-on`, `force-off`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            BitMode::Fixed => "fixed",
+            BitMode::Host => "host",
+            BitMode::ClearOnly => "clear-only",
+            BitMode::ForceOn => "force-on",
+            BitMode::ForceOff => "force-off",
+        }
+    }
+}
+
+impl RegControl {
+    /// The mode of one bit (0..=31); bits above 31 are `fixed`.
+    pub const fn mode_of(&self, bit: u32) -> BitMode {
+        let m = match 1u32.checked_shl(bit) {
+            Some(m) => m,
+            None => return BitMode::Fixed,
+        };
+        if self.host & m != 0 {
+            BitMode::Host
+        } else if self.clear_only & m != 0 {
+            BitMode::ClearOnly
+        } else if self.force_on & m != 0 {
+            BitMode::ForceOn
+        } else if self.force_off & m != 0 {
+            BitMode::ForceOff
+        } else {
+            BitMode::Fixed
+        }
+    }
+}
+
 /// CPUID controls of a rule for EAX, EBX, ECX, EDX (in that order).
 pub type CpuidControls = [RegControl; 4];
 
@@ -160,5 +209,34 @@ impl Rule<'_> {
             RuleDetail::Cpuid(c) => c,
             _ => [RegControl::FIXED; 4],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bit_reports_its_mode_and_unnamed_bits_are_fixed() {
+        let c = RegControl {
+            host: 1,
+            clear_only: 2,
+            force_on: 4,
+            force_off: 8,
+        };
+        let modes: [BitMode; 5] = [0, 1, 2, 3, 4].map(|b| c.mode_of(b));
+        assert_eq!(
+            modes,
+            [
+                BitMode::Host,
+                BitMode::ClearOnly,
+                BitMode::ForceOn,
+                BitMode::ForceOff,
+                BitMode::Fixed
+            ]
+        );
+        assert_eq!(c.mode_of(32), BitMode::Fixed);
+        assert_eq!(c.mode_of(u32::MAX), BitMode::Fixed);
+        assert_eq!(BitMode::ClearOnly.name(), "clear-only");
     }
 }
