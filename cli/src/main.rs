@@ -1,8 +1,9 @@
 //! `pvgate`: the security reviewer's command line for pvgate policies.
 //!
 //! Exit codes (DESIGN.md §8): 0 success; 1 the command ran and found
-//! something (lint errors, a diff with `--exit-code`); 2 unusable input (a
-//! policy that does not load, bad arguments).
+//! something (lint errors, a diff with `--exit-code`, an unmet trace
+//! expectation); 2 unusable input (a policy or trace that does not load,
+//! bad arguments).
 
 mod bits;
 mod check;
@@ -14,6 +15,7 @@ mod error;
 mod explain;
 mod lint;
 mod load;
+mod replay;
 mod report;
 mod sarif;
 mod schema;
@@ -29,13 +31,14 @@ use crate::error::{CliError, Outcome};
 #[command(
     name = "pvgate",
     version,
-    about = "Check, lint, explain, diff and report pvgate policies",
+    about = "Check, lint, explain, diff and report pvgate policies; replay host traces",
     long_about = "pvgate compiles a reviewed TOML policy (which vCPU state an untrusted host may \
                   read or write on a protected VM) into const tables. This command is for the \
                   reviewers who sign those policies off.\n\n\
                   Exit codes: 0 success; 1 the command found something (lint errors, a diff \
-                  with --exit-code); 2 unusable input (invalid policy, bad arguments).",
-    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml"
+                  with --exit-code, an unmet trace expectation); 2 unusable input (invalid \
+                  policy or trace, bad arguments).",
+    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +62,7 @@ enum Command {
     Explain(explain::Args),
     Diff(diff::Args),
     Report(report::Args),
+    Replay(replay::Args),
     Schema(schema::Args),
     Digest(digest::Args),
     Emit(emit::Args),
@@ -71,6 +75,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Explain(a) => explain::run(&a),
         Command::Diff(a) => diff::run(&a),
         Command::Report(a) => report::run(&a),
+        Command::Replay(a) => replay::run(&a),
         Command::Schema(a) => schema::run(&a),
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
