@@ -8,8 +8,9 @@ use std::fmt::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use pvgate_codegen::{Compiled, Diagnostic, ErrorKind, Interpreter, IrRule};
-use pvgate_gate::RuleId;
+use pvgate_codegen::diagnostic::suggest;
+use pvgate_codegen::{Compiled, Diagnostic, ErrorKind, Interpreter, IrRule, Registry};
+use pvgate_gate::{PvCall, RuleId};
 use pvgate_trace::{Replay, Step, Trace, TraceError};
 use serde_json::{Value, json};
 
@@ -150,11 +151,24 @@ fn trace_error(path: &str, text: String, e: &TraceError) -> CliError {
         }
         other => return CliError::arg(other.to_string()),
     };
+    let help = near_name(&message);
     CliError::Located {
         what: "trace",
         path: path.to_string(),
         text,
-        diagnostic: Box::new(Diagnostic::new(kind, message, span, label)),
+        diagnostic: Box::new(Diagnostic::new(kind, message, span, label).with_suggestion(help)),
+    }
+}
+
+/// "Did you mean" for an unknown PV call or MSR name.
+fn near_name(message: &str) -> Option<&'static str> {
+    let name = message.split('`').nth(1)?;
+    if message.contains("unknown pv call") {
+        suggest(name, PvCall::ALL.iter().map(|c| c.name()))
+    } else if message.contains("unknown msr") {
+        suggest(name, Registry::builtin().msr_names())
+    } else {
+        None
     }
 }
 

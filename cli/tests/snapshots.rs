@@ -1,5 +1,5 @@
 //! Snapshots (insta) of the human renderings a reviewer reads: errors,
-//! explain, diff, lint and report. Accept changes with
+//! explain, diff, lint, report and replay. Accept changes with
 //! `INSTA_UPDATE=always cargo test -p pvgate-cli --test snapshots`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -158,4 +158,24 @@ fn lint_risky_policy() {
 #[test]
 fn report_review_fixture() {
     insta::assert_snapshot!(both(&["report", "cli/tests/fixtures/review-changed.toml"]));
+}
+
+#[test]
+fn replay_protected_crosvm_boot() {
+    insta::assert_snapshot!(both(&[
+        "replay",
+        "--policy",
+        "policy/default.toml",
+        "tests/data/traces/crosvm-boot-pvm.toml"
+    ]));
+}
+
+#[test]
+fn replay_malformed_trace() {
+    insta::assert_snapshot!(both(&[
+        "replay",
+        "--policy",
+        "policy/default.toml",
+        "cli/tests/traces/malformed.toml"
+    ]));
 }
