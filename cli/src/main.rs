@@ -7,6 +7,7 @@
 
 mod bits;
 mod check;
+mod conformance;
 mod describe;
 mod diff;
 mod digest;
@@ -58,6 +59,7 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::Args),
+    Conformance(conformance::Args),
     Lint(lint::Args),
     Explain(explain::Args),
     Diff(diff::Args),
@@ -71,6 +73,7 @@ enum Command {
 fn run(cli: Cli) -> Result<Outcome, CliError> {
     match cli.command {
         Command::Check(a) => check::run(&a),
+        Command::Conformance(a) => conformance::run(&a),
         Command::Lint(a) => lint::run(&a),
         Command::Explain(a) => explain::run(&a),
         Command::Diff(a) => diff::run(&a),
