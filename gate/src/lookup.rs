@@ -8,12 +8,19 @@ pub const fn find_range(table: &[(u32, u32, RuleId)], index: u32) -> Option<Rule
     let mut lo = 0;
     let mut hi = table.len();
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let (first, last, rule) = table[mid];
+        // lo < hi <= table.len(): neither operation can wrap.
+        let mid = lo.wrapping_add(hi.wrapping_sub(lo) >> 1);
+        // `get` is not const yet: split at `mid` and take the first.
+        let Some((_, from_mid)) = table.split_at_checked(mid) else {
+            return None;
+        };
+        let Some(&(first, last, rule)) = from_mid.first() else {
+            return None;
+        };
         if index < first {
             hi = mid;
         } else if index > last {
-            lo = mid + 1;
+            lo = mid.wrapping_add(1);
         } else {
             return Some(rule);
         }

@@ -331,10 +331,16 @@ impl PvCall {
 
     /// Decodes an ABI call number; `None` for an unknown call (fail closed).
     pub const fn from_number(raw: u64) -> Option<PvCall> {
-        if raw == 0 || raw > PvCall::ALL.len() as u64 {
+        // Call numbers start at 1: 0 wraps to u64::MAX, which no index has.
+        let index = raw.wrapping_sub(1);
+        if index >= PvCall::ALL.len() as u64 {
             return None;
         }
-        Some(PvCall::ALL[(raw - 1) as usize])
+        // `get` is not const yet: split at `index` and take the first.
+        match PvCall::ALL.split_at_checked(index as usize) {
+            Some((_, [call, ..])) => Some(*call),
+            _ => None,
+        }
     }
 
     /// Parses a policy or trace name; `None` for anything else.
