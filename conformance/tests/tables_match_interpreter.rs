@@ -128,7 +128,7 @@ fn msr_lookups_match_on_every_boundary() {
 fn cpuid_lookups_match_on_every_boundary() {
     for g in ALL {
         let interp = interpreter(g);
-        let (leaves, subleaves) = cpuid_probes(&interp);
+        let (leaves, subleaves) = cpuid_probes(interp);
         for &leaf in &leaves {
             for &subleaf in &subleaves {
                 for kind in VmKind::ALL {
