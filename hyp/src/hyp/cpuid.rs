@@ -1,0 +1,227 @@
+//! CPUID: the supported table offered per VM kind, and
+//! `vcpu_after_set_cpuid` (the host's proposal merged register by register
+//! with the model's base under the policy's controls, filtered or rejected
+//! per the violation mode, and frozen once the vCPU has run).
+
+use pvgate_gate::{
+    Decision, Phase, Policy, RegControl, Register, RuleId, Verdict, ViolationMode, VmKind,
+    decide_cpuid, merge_register, supported_register,
+};
+
+use super::ctx::Ctx;
+use super::outcome::Outcome;
+use crate::audit::{Effect, Resource};
+use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
+use crate::error::CallError;
+use crate::state::VcpuState;
+
+/// The CPUID table the hypervisor offers as supported for a VM kind: the
+/// model's base with the forced values of the rules for (kind, `setup`)
+/// applied. Proposing it unchanged is always accepted.
+pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
+    let mut table = CpuidTable::new();
+    for base in &cpu.base {
+        let controls = cpuid_controls(&decide_cpuid(
+            policy,
+            kind,
+            Phase::Setup,
+            base.leaf,
+            base.subleaf,
+        ));
+        let mut e = *base;
+        for (reg, c) in Register::ALL.into_iter().zip(controls) {
+            e.set_reg(reg, supported_register(base.reg(reg), c));
+        }
+        // The base has at most MAX_CPUID_ENTRIES entries, so this fits.
+        let _ = table.push(e);
+    }
+    table
+}
+
+/// The per-register controls a CPUID decision gives the host: the rule's
+/// for `allow`, none (everything fixed) otherwise.
+fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
+    match (d.verdict, d.rule) {
+        (Verdict::Allow, Some(rule)) => rule.cpuid_controls(),
+        _ => [RegControl::FIXED; 4],
+    }
+}
+
+fn sort_table(t: &mut CpuidTable) {
+    t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
+}
+
+/// The first register where the host's proposal was replaced.
+#[derive(Clone, Copy)]
+struct Violation {
+    entry: CpuidEntry,
+    reg: Register,
+    host: u32,
+    effective: u32,
+    rule: Option<RuleId>,
+}
+
+/// `vcpu_after_set_cpuid`: merges the host's proposal in `table` with the
+/// model's base and hands back the effective table.
+pub(super) fn set_cpuid<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    table: &mut CpuidTable,
+) -> Outcome {
+    // Duplicates make the proposal ambiguous.
+    for (i, e) in table.iter().enumerate() {
+        if table
+            .iter()
+            .skip(i.saturating_add(1))
+            .any(|o| o.is(e.leaf, e.subleaf))
+        {
+            return ctx.fail(CallError::CpuidDuplicate {
+                leaf: e.leaf,
+                subleaf: e.subleaf,
+            });
+        }
+    }
+    if v.phase != Phase::Setup {
+        // After the first run, only the current table may be sent again.
+        let mut proposed = table.clone();
+        sort_table(&mut proposed);
+        let mut current = v.cpuid.clone();
+        sort_table(&mut current);
+        if proposed == current {
+            return Outcome {
+                out: [current.len() as u64, 0, 0, 0],
+                ..ctx.ok()
+            };
+        }
+        let differs = proposed
+            .iter()
+            .zip(current.iter())
+            .find(|(a, b)| a != b)
+            .map(|(a, _)| *a)
+            .or_else(|| proposed.get(current.len()).copied())
+            .or_else(|| current.get(proposed.len()).copied())
+            .unwrap_or_default();
+        return Outcome::failed(
+            ctx.call,
+            CallError::CpuidChanged {
+                leaf: differs.leaf,
+                subleaf: differs.subleaf,
+            },
+            ctx.rule,
+            Resource::Cpuid {
+                leaf: differs.leaf,
+                subleaf: differs.subleaf,
+            },
+        );
+    }
+
+    // The effective table covers the host's entries and every base entry
+    // (a base leaf the host leaves out is proposed as zeros).
+    let mut effective = CpuidTable::new();
+    let extra = ctx
+        .cpu
+        .base
+        .iter()
+        .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
+        .count();
+    let count = table.len().saturating_add(extra);
+    if count > MAX_CPUID_ENTRIES {
+        return ctx.fail(CallError::CpuidTooLarge {
+            count: count as u64,
+        });
+    }
+    let keys = table.iter().map(|e| (e.leaf, e.subleaf)).chain(
+        ctx.cpu
+            .base
+            .iter()
+            .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
+            .map(|b| (b.leaf, b.subleaf)),
+    );
+    let mut first: Option<Violation> = None;
+    let mut replaced = 0u32;
+    for (leaf, subleaf) in keys {
+        let host = find_entry(table, leaf, subleaf)
+            .copied()
+            .unwrap_or(CpuidEntry::zero(leaf, subleaf));
+        let base = ctx.cpu.base_entry(leaf, subleaf);
+        let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
+        let controls = cpuid_controls(&d);
+        let mut e = CpuidEntry::zero(leaf, subleaf);
+        for (reg, c) in Register::ALL.into_iter().zip(controls) {
+            let m = merge_register(base.reg(reg), host.reg(reg), c);
+            e.set_reg(reg, m.effective);
+            // An `ignore` rule keeps the base silently.
+            if m.violations != 0 && d.verdict != Verdict::Ignore {
+                replaced = replaced.wrapping_add(1);
+                if first.is_none() {
+                    first = Some(Violation {
+                        entry: e,
+                        reg,
+                        host: host.reg(reg),
+                        effective: m.effective,
+                        rule: d.rule.map(|r| r.id),
+                    });
+                }
+            }
+        }
+        // Capacity was checked above.
+        let _ = effective.push(e);
+    }
+    sort_table(&mut effective);
+    let report = |f: &Violation| -> [u64; 4] {
+        [
+            effective.len() as u64,
+            u64::from(replaced),
+            u64::from(f.entry.leaf) << 32 | u64::from(f.entry.subleaf),
+            (f.reg as u64) << 32 | u64::from(f.host ^ f.effective),
+        ]
+    };
+    match first {
+        None => {
+            v.cpuid = effective.clone();
+            v.cpuid_set = true;
+            *table = effective;
+            Outcome {
+                out: [table.len() as u64, 0, 0, 0],
+                ..ctx.ok()
+            }
+        }
+        Some(f) => {
+            let resource = Resource::Cpuid {
+                leaf: f.entry.leaf,
+                subleaf: f.entry.subleaf,
+            };
+            let out = report(&f);
+            let o = match ctx.policy.violation_mode() {
+                ViolationMode::Filter => {
+                    v.cpuid = effective.clone();
+                    v.cpuid_set = true;
+                    Outcome {
+                        out,
+                        replaced,
+                        ..Outcome::new(ctx.call, Effect::Filter, f.rule, resource)
+                    }
+                }
+                ViolationMode::Reject => Outcome {
+                    out,
+                    replaced,
+                    ..Outcome::failed(
+                        ctx.call,
+                        CallError::CpuidRejected {
+                            leaf: f.entry.leaf,
+                            subleaf: f.entry.subleaf,
+                            reg: f.reg,
+                            host: f.host,
+                            effective: f.effective,
+                        },
+                        f.rule,
+                        resource,
+                    )
+                },
+            };
+            // Either way the host gets the table the policy gives.
+            *table = effective;
+            o
+        }
+    }
+}

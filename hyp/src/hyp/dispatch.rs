@@ -1,0 +1,170 @@
+//! Dispatch: a PV call on a vCPU is looked up by handle, decided by the
+//! gate (VM kind, the vCPU's phase, the call), routed to its handler when
+//! allowed, and counted and recorded in the audit.
+
+use pvgate_gate::{Policy, PvCall, PvConstraint, Verdict, decide_pv};
+
+use super::ctx::Ctx;
+use super::handle::VcpuHandle;
+use super::outcome::Outcome;
+use super::table::Hyp;
+use super::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use crate::audit::{Effect, Resource};
+use crate::call::Call;
+use crate::cpu::CpuidTable;
+use crate::error::CallError;
+use crate::state::VcpuState;
+
+impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
+    /// Makes one PV call on a vCPU. `cpuid` is the in/out table of
+    /// `vcpu_after_set_cpuid` (the proposal in; the effective or corrected
+    /// table out) and is left alone by every other call.
+    pub fn call(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
+        let outcome = self.call_inner(vcpu, call, cpuid);
+        self.account(call.pv(), vcpu.0, &outcome);
+        outcome
+    }
+
+    /// [`Hyp::call`] for calls other than `vcpu_after_set_cpuid`.
+    pub fn call_simple(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
+        let mut none = CpuidTable::new();
+        self.call(vcpu, call, &mut none)
+    }
+
+    /// Counts the call's effect, and records it in the audit ring when the
+    /// effect is one that is recorded.
+    pub(super) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
+        self.audit.count(Some(call), o.effect);
+        if o.effect.is_recorded() {
+            self.audit
+                .record(call, handle, o.effect, o.resource, o.rule);
+        }
+    }
+
+    pub(crate) fn count_invalid(&self, call: Option<PvCall>) {
+        self.audit.count(call, Effect::Invalid);
+    }
+
+    fn call_inner(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
+        let pv = call.pv();
+        let bad = Outcome::failed(
+            pv,
+            CallError::BadHandle { handle: vcpu.0 },
+            None,
+            Resource::Call,
+        );
+        let Some(cpu) = self.cpu.get() else {
+            return bad;
+        };
+        let (generation, slot, index) = vcpu.split();
+        let Some(slot_ref) = self.vms.get(slot) else {
+            return bad;
+        };
+        let meta = slot_ref.meta.read();
+        if !meta.live
+            || meta.generation != generation
+            || index >= 64
+            || meta.present & (1u64 << index) == 0
+        {
+            return bad;
+        }
+        let Some(cell) = slot_ref.vcpus.get(index) else {
+            return bad;
+        };
+        let mut v = cell.lock();
+        let d = decide_pv(&self.policy, meta.kind, v.phase, pv);
+        let ctx = Ctx {
+            policy: &self.policy,
+            cpu,
+            config: self.config,
+            kind: meta.kind,
+            index,
+            call: pv,
+            rule: d.rule.map(|r| r.id),
+            pc: d.rule.map_or(PvConstraint::NONE, |r| r.pv_constraint()),
+        };
+        match d.verdict {
+            Verdict::Deny => Outcome::failed(
+                pv,
+                CallError::Denied {
+                    call: pv,
+                    kind: meta.kind,
+                    phase: v.phase,
+                },
+                ctx.rule,
+                call.resource(),
+            ),
+            Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, call.resource()),
+            Verdict::Allow => execute(&ctx, &mut v, call, cpuid),
+        }
+    }
+}
+
+/// Carries out an allowed call: resource-level checks, then the change.
+fn execute<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    call: Call,
+    cpuid: &mut CpuidTable,
+) -> Outcome {
+    match call {
+        Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),
+        Call::EnableIrqWindow => events::enable_irq_window(ctx, v),
+        Call::InterruptAllowed => events::interrupt_allowed(ctx, v),
+        Call::NmiAllowed => events::nmi_allowed(ctx, v),
+        Call::GetNmiMask => events::get_nmi_mask(ctx, v),
+        Call::InjectIrq { vector, soft } => events::inject_irq(ctx, v, vector, soft),
+        Call::InjectIrqIfAllowed { vector, soft } => {
+            events::inject_irq_if_allowed(ctx, v, vector, soft)
+        }
+        Call::InjectNmi => events::inject_nmi(ctx, v),
+        Call::CancelInjection => events::cancel_injection(ctx, v),
+        Call::UpdateCr8Intercept { tpr, max_irr } => {
+            apic::update_cr8_intercept(ctx, v, tpr, max_irr)
+        }
+        Call::RefreshApicvExecCtrl { active } => apic::refresh_apicv_exec_ctrl(ctx, v, active),
+        Call::LoadEoiExitmap { bitmap } => apic::load_eoi_exitmap(ctx, v, bitmap),
+        Call::HwapicIsrUpdate { max_isr } => apic::hwapic_isr_update(ctx, v, max_isr),
+        Call::HwapicIrrUpdate { max_irr } => apic::hwapic_irr_update(ctx, v, max_irr),
+        Call::WriteTscOffset(x) => resources::write_tsc_offset(ctx, v, x),
+        Call::WriteTscMultiplier(x) => resources::write_tsc_multiplier(ctx, v, x),
+        Call::SetupMce { mcg_cap } => resources::setup_mce(ctx, v, mcg_cap),
+        Call::VcpuRun => run::vcpu_run(ctx, v),
+        Call::CompleteEmulatedMsr { error } => msr::complete_emulated_msr(ctx, v, error),
+        Call::ProtectedApicHasInterrupt => events::protected_apic_has_interrupt(ctx, v),
+        Call::SetEfer(x) => regs::set_efer(ctx, v, x),
+        Call::SetMsr { index, value } => msr::set_msr(ctx, v, index, value),
+        Call::GetMsr { index } => msr::get_msr(ctx, v, index),
+        Call::SetCr0(x) => regs::set_cr0(ctx, v, x),
+        Call::SetCr4(x) => regs::set_cr4(ctx, v, x),
+        Call::SetRflags(x) => regs::set_rflags(ctx, v, x),
+        Call::GetRflags => regs::get_rflags(ctx, v),
+        Call::SetSegment { seg, segment } => regs::set_segment_call(ctx, v, seg, segment),
+        Call::GetSegment(seg) => regs::get_segment(ctx, v, seg),
+        Call::GetSegmentBase(seg) => regs::get_segment_base(ctx, v, seg),
+        Call::SetIdt(t) => regs::set_idt(ctx, v, t),
+        Call::GetIdt => regs::get_idt(ctx, v),
+        Call::SetGdt(t) => regs::set_gdt(ctx, v, t),
+        Call::GetGdt => regs::get_gdt(ctx, v),
+        Call::FlushTlbAll
+        | Call::FlushTlbCurrent
+        | Call::FlushTlbGva { .. }
+        | Call::FlushTlbGuest => mmu::flush_tlb(ctx, v),
+        Call::VcpuAfterSetCpuid => cpuid::set_cpuid(ctx, v, cpuid),
+        Call::VcpuAddFpstate { size } => resources::vcpu_add_fpstate(ctx, v, size),
+        Call::LoadMmuPgd { root, level } => mmu::load_mmu_pgd(ctx, v, root, level),
+        Call::SetRegs(w) => regs::set_regs(ctx, v, w),
+        Call::SetDr7(x) => regs::set_dr7(ctx, v, x),
+        Call::CacheReg(reg) => regs::cache_reg(ctx, v, reg),
+        Call::SetInterruptShadow(x) => events::set_interrupt_shadow(ctx, v, x),
+        Call::GetInterruptShadow => events::get_interrupt_shadow(ctx, v),
+        Call::InjectException { vector, error_code } => {
+            events::inject_exception(ctx, v, vector, error_code)
+        }
+        Call::SetNmiMask(x) => events::set_nmi_mask(ctx, v, x),
+        Call::UpdateExceptionBitmap(x) => events::update_exception_bitmap(ctx, v, x),
+        Call::VcpuReset => run::vcpu_reset(ctx, v),
+        Call::SetVirtualApicMode(mode) => apic::set_virtual_apic_mode(ctx, v, mode),
+        Call::DeliverSipiVector { vector } => events::deliver_sipi_vector(ctx, v, vector),
+    }
+}

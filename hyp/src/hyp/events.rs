@@ -1,0 +1,210 @@
+//! Event injection: NMI and interrupt windows, the "allowed" queries,
+//! injecting interrupts (checked against the call's minimum vector and
+//! soft-interrupt permission), NMIs and exceptions, cancelling them, the
+//! NMI mask, the interrupt shadow, the exception bitmap, and SIPI delivery.
+
+use pvgate_gate::Policy;
+
+use super::ctx::Ctx;
+use super::outcome::Outcome;
+use super::regs::set_segment;
+use crate::audit::Resource;
+use crate::error::CallError;
+use crate::state::{Gpr, SegReg, VcpuState};
+
+/// `enable_nmi_window`.
+pub(super) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    v.irq.nmi_window = true;
+    ctx.ok()
+}
+
+/// `enable_irq_window`.
+pub(super) fn enable_irq_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    v.irq.irq_window = true;
+    ctx.ok()
+}
+
+/// `interrupt_allowed`: output 0 is 1 when an interrupt could be injected.
+pub(super) fn interrupt_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    ctx.out([u64::from(v.interrupt_allowed()), 0, 0, 0])
+}
+
+/// `nmi_allowed`: output 0 is 1 when an NMI could be injected.
+pub(super) fn nmi_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    ctx.out([u64::from(v.nmi_allowed()), 0, 0, 0])
+}
+
+/// `get_nmi_mask`: output 0 is the NMI mask.
+pub(super) fn get_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    ctx.out([u64::from(v.irq.nmi_mask), 0, 0, 0])
+}
+
+/// `set_nmi_mask`.
+pub(super) fn set_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: bool) -> Outcome {
+    v.irq.nmi_mask = x;
+    ctx.ok()
+}
+
+/// `inject_irq`: queues an interrupt; refused while one is already queued.
+pub(super) fn inject_irq<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    vector: u8,
+    soft: bool,
+) -> Outcome {
+    if let Err(o) = check_vector(ctx, vector, soft) {
+        return o;
+    }
+    if let Some(pending) = v.irq.pending_irq {
+        return ctx.fail(CallError::IrqPending { vector: pending });
+    }
+    v.irq.pending_irq = Some(vector);
+    v.irq.pending_irq_soft = soft;
+    Outcome {
+        resource: Resource::Vector(vector),
+        ..ctx.ok()
+    }
+}
+
+/// `inject_irq_if_allowed`: queues an interrupt when the guest can take
+/// it, otherwise requests an interrupt window; output 0 says which.
+pub(super) fn inject_irq_if_allowed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    vector: u8,
+    soft: bool,
+) -> Outcome {
+    if let Err(o) = check_vector(ctx, vector, soft) {
+        return o;
+    }
+    let injected = v.interrupt_allowed();
+    if injected {
+        v.irq.pending_irq = Some(vector);
+        v.irq.pending_irq_soft = soft;
+    } else {
+        // Not now: ask for an exit when the guest can take it.
+        v.irq.irq_window = true;
+    }
+    Outcome {
+        resource: Resource::Vector(vector),
+        out: [u64::from(injected), 0, 0, 0],
+        ..ctx.ok()
+    }
+}
+
+/// `inject_nmi`.
+pub(super) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    v.irq.pending_nmi = true;
+    ctx.ok()
+}
+
+/// `inject_exception`: the vector must be an exception (< 32).
+pub(super) fn inject_exception<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    vector: u8,
+    error_code: Option<u32>,
+) -> Outcome {
+    if vector >= 32 {
+        return ctx.bad("exception vector", u64::from(vector));
+    }
+    v.irq.pending_exception = Some((vector, error_code));
+    ctx.ok()
+}
+
+/// `cancel_injection`: drops every queued interrupt, NMI and exception.
+pub(super) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    v.irq.pending_irq = None;
+    v.irq.pending_irq_soft = false;
+    v.irq.pending_nmi = false;
+    v.irq.pending_exception = None;
+    ctx.ok()
+}
+
+/// `protected_apic_has_interrupt`: output 0 is 1 when an interrupt is queued.
+pub(super) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    ctx.out([u64::from(v.irq.pending_irq.is_some()), 0, 0, 0])
+}
+
+/// `set_interrupt_shadow`: at most the two shadow bits (STI, MOV SS).
+pub(super) fn set_interrupt_shadow<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    x: u8,
+) -> Outcome {
+    if x > 3 {
+        return ctx.bad("interrupt shadow", u64::from(x));
+    }
+    v.irq.interrupt_shadow = x;
+    ctx.ok()
+}
+
+/// `get_interrupt_shadow`: output 0.
+pub(super) fn get_interrupt_shadow<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    ctx.out([u64::from(v.irq.interrupt_shadow), 0, 0, 0])
+}
+
+/// `update_exception_bitmap`.
+pub(super) fn update_exception_bitmap<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    x: u32,
+) -> Outcome {
+    v.exception_bitmap = x;
+    ctx.ok()
+}
+
+/// `deliver_sipi_vector`: records the vector and moves the vCPU to its
+/// real-mode entry.
+pub(super) fn deliver_sipi_vector<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    vector: u8,
+) -> Outcome {
+    v.irq.sipi_vector = Some(vector);
+    sipi_entry(v, vector);
+    Outcome {
+        resource: Resource::Vector(vector),
+        ..ctx.ok()
+    }
+}
+
+/// Real-mode entry at the SIPI vector's page: CS.selector = vector << 8,
+/// CS.base = vector << 12, RIP = 0.
+pub(super) fn sipi_entry(v: &mut VcpuState, vector: u8) {
+    let mut cs = v.segment(SegReg::Cs);
+    cs.selector = u16::from(vector) << 8;
+    cs.base = u64::from(vector) << 12;
+    set_segment(v, SegReg::Cs, cs);
+    v.set_gpr(Gpr::Rip, 0);
+}
+
+/// Checks an interrupt vector against the call's constraint: the minimum
+/// vector, and whether software interrupts are allowed.
+fn check_vector<P: Policy>(ctx: &Ctx<'_, P>, vector: u8, soft: bool) -> Result<(), Outcome> {
+    let resource = Resource::Vector(vector);
+    if vector < ctx.pc.min_vector {
+        return Err(Outcome::failed(
+            ctx.call,
+            CallError::VectorTooLow {
+                call: ctx.call,
+                vector,
+                min: ctx.pc.min_vector,
+            },
+            ctx.rule,
+            resource,
+        ));
+    }
+    if soft && !ctx.pc.allow_soft {
+        return Err(Outcome::failed(
+            ctx.call,
+            CallError::SoftInterrupt {
+                call: ctx.call,
+                vector,
+            },
+            ctx.rule,
+            resource,
+        ));
+    }
+    Ok(())
+}

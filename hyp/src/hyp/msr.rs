@@ -1,0 +1,111 @@
+//! MSRs: `set_msr` and `get_msr` under the policy's per-MSR rules and
+//! value masks, the bits forced at the first run, and
+//! `complete_emulated_msr`.
+
+use pvgate_gate::{
+    Access, MsrConstraint, Phase, Policy, Verdict, check_msr_write, decide_msr, msr_read_view,
+};
+
+use super::ctx::Ctx;
+use super::outcome::Outcome;
+use crate::audit::{Effect, Resource};
+use crate::error::CallError;
+use crate::state::VcpuState;
+
+/// Policy-declared forced MSR bits, applied at the first run: every stored
+/// MSR whose setup-phase write rule forces bits gets them, written by the
+/// host or not.
+pub(super) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
+    for (index, value) in v.msrs.iter_mut() {
+        let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, *index);
+        if let (Verdict::Allow, Some(rule)) = (d.verdict, d.rule) {
+            let c: MsrConstraint = rule.msr_constraint();
+            *value = (*value | c.force_on) & !c.force_off;
+        }
+    }
+}
+
+/// `set_msr`: the write is decided per MSR, then checked against the rule's
+/// value mask; the stored value is what the mask lets through.
+pub(super) fn set_msr<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    index: u32,
+    value: u64,
+) -> Outcome {
+    let resource = Resource::Msr(index);
+    let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Write, index);
+    let rule = d.rule.map(|r| r.id);
+    match (d.verdict, d.rule) {
+        (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
+        (Verdict::Allow, Some(r)) => match check_msr_write(r.msr_constraint(), value) {
+            Err(e) => Outcome::failed(
+                ctx.call,
+                CallError::MsrValue {
+                    index,
+                    value,
+                    write_mask: e.write_mask,
+                    refused: e.refused,
+                },
+                rule,
+                resource,
+            ),
+            Ok(stored) => {
+                if v.set_msr(index, stored) {
+                    Outcome::new(ctx.call, Effect::Allow, rule, resource)
+                } else {
+                    Outcome::failed(ctx.call, CallError::MsrStoreFull { index }, rule, resource)
+                }
+            }
+        },
+        _ => Outcome::failed(
+            ctx.call,
+            CallError::MsrDenied {
+                index,
+                access: Access::Write,
+                phase: v.phase,
+            },
+            rule,
+            resource,
+        ),
+    }
+}
+
+/// `get_msr`: the read is decided per MSR; the host sees the rule's read
+/// view of the stored value, under the call's read mask.
+pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) -> Outcome {
+    let resource = Resource::Msr(index);
+    let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Read, index);
+    let rule = d.rule.map(|r| r.id);
+    match (d.verdict, d.rule) {
+        (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
+        (Verdict::Allow, Some(r)) => {
+            let seen =
+                msr_read_view(r.msr_constraint(), v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
+            Outcome {
+                out: [seen, 0, 0, 0],
+                ..Outcome::new(ctx.call, Effect::Allow, rule, resource)
+            }
+        }
+        _ => Outcome::failed(
+            ctx.call,
+            CallError::MsrDenied {
+                index,
+                access: Access::Read,
+                phase: v.phase,
+            },
+            rule,
+            resource,
+        ),
+    }
+}
+
+/// `complete_emulated_msr`: records whether the host's MSR emulation failed.
+pub(super) fn complete_emulated_msr<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &mut VcpuState,
+    error: bool,
+) -> Outcome {
+    v.emulated_msr_error = error;
+    ctx.ok()
+}

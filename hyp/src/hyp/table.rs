@@ -1,0 +1,132 @@
+//! The hypervisor's fixed-capacity tables: [`Hyp`] itself (policy, CPU
+//! model, VM slots each with its vCPUs, audit), its settings
+//! ([`HypConfig`]), construction and read-only accessors.
+
+use pvgate_gate::{Policy, VmKind};
+
+use super::cpuid::supported_cpuid;
+use crate::audit::Audit;
+use crate::cpu::{CpuModel, CpuidTable};
+use crate::state::{RESET_RIP, VcpuState};
+
+/// Settings of the hypervisor that are not policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HypConfig {
+    /// RIP the boot vCPU (index 0) of a protected VM is given at first run:
+    /// the hypervisor, not the VMM, chooses the firmware entry point.
+    pub pvm_boot_rip: u64,
+}
+
+impl HypConfig {
+    /// The default: the boot vCPU of a protected VM starts at the reset vector.
+    pub const DEFAULT: HypConfig = HypConfig {
+        pvm_boot_rip: RESET_RIP,
+    };
+}
+
+impl Default for HypConfig {
+    fn default() -> Self {
+        HypConfig::DEFAULT
+    }
+}
+
+/// A VM slot's metadata, under the slot's read-write lock.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct VmMeta {
+    pub(super) generation: u32,
+    pub(super) live: bool,
+    pub(super) kind: VmKind,
+    pub(super) destroyed: bool,
+    /// Bit `i`: vCPU `i` exists.
+    pub(super) present: u64,
+}
+
+/// One VM slot: its metadata and its vCPUs, each under its own lock.
+pub(super) struct VmSlot<const VCPUS: usize> {
+    pub(super) meta: spin::RwLock<VmMeta>,
+    pub(super) vcpus: [spin::Mutex<VcpuState>; VCPUS],
+}
+
+/// The hypervisor core, generic over the policy (the image's const tables,
+/// or the codegen interpreter) with at most `VMS` VMs of at most `VCPUS`
+/// vCPUs (`VCPUS <= 64`).
+///
+/// Locking: each VM slot has a read-write lock over its metadata (readers:
+/// every vCPU call; writers: create/destroy), each vCPU its own spin lock,
+/// always taken after its VM's lock. Calls on different vCPUs never wait
+/// for each other; calls on the same vCPU are serialised.
+pub struct Hyp<P, const VMS: usize = 8, const VCPUS: usize = 8> {
+    pub(super) policy: P,
+    pub(super) config: HypConfig,
+    pub(super) cpu: spin::Once<CpuModel>,
+    pub(super) vms: [VmSlot<VCPUS>; VMS],
+    pub(super) audit: Audit,
+}
+
+impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
+    /// A hypervisor with no VMs and no CPU model yet (see
+    /// [`Hyp::install_cpu_model`]); `const`, so it can be a `static`.
+    pub const fn new(policy: P, config: HypConfig) -> Self {
+        const { assert!(VCPUS <= 64 && VCPUS > 0 && VMS <= 0x7fff) };
+        Hyp {
+            policy,
+            config,
+            cpu: spin::Once::new(),
+            vms: [const {
+                VmSlot {
+                    meta: spin::RwLock::new(VmMeta {
+                        generation: 0,
+                        live: false,
+                        kind: VmKind::Protected,
+                        destroyed: false,
+                        present: 0,
+                    }),
+                    vcpus: [const { spin::Mutex::new(VcpuState::RESET) }; VCPUS],
+                }
+            }; VMS],
+            audit: Audit::new(),
+        }
+    }
+
+    /// A hypervisor with its CPU model installed.
+    pub fn with_cpu(policy: P, cpu: CpuModel, config: HypConfig) -> Self {
+        let hyp = Hyp::new(policy, config);
+        hyp.install_cpu_model(cpu);
+        hyp
+    }
+
+    /// Installs the CPU model; only the first call has an effect. Returns
+    /// whether this call installed it.
+    pub fn install_cpu_model(&self, cpu: CpuModel) -> bool {
+        let mut installed = false;
+        self.cpu.call_once(|| {
+            installed = true;
+            cpu
+        });
+        installed
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The CPU model, once installed.
+    pub fn cpu_model(&self) -> Option<&CpuModel> {
+        self.cpu.get()
+    }
+
+    /// The audit counters and ring.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The CPUID table offered as supported for a VM kind (empty before a
+    /// CPU model is installed).
+    pub fn supported_cpuid(&self, kind: VmKind) -> CpuidTable {
+        match self.cpu.get() {
+            Some(cpu) => supported_cpuid(&self.policy, cpu, kind),
+            None => CpuidTable::new(),
+        }
+    }
+}
