@@ -1,0 +1,284 @@
+//! Running a trace's calls through the hypervisor core and judging each
+//! against its expectations.
+
+use std::fmt;
+
+use pvgate_codegen::Registry;
+use pvgate_gate::Policy;
+use pvgate_hyp::{
+    Call, CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
+};
+use serde::Serialize;
+
+use crate::cpu::cpu_model;
+use crate::error::TraceError;
+use crate::model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Trace};
+
+/// The rule that decided a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// Its id.
+    pub id: u16,
+    /// Its name.
+    pub name: String,
+    /// Its policy line.
+    pub line: u32,
+}
+
+/// What became of one call of a trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// 1-based index in the trace.
+    pub index: usize,
+    /// Its line in the trace.
+    pub line: usize,
+    /// The PV call's name.
+    pub pv: &'static str,
+    /// The vCPU index.
+    pub vcpu: usize,
+    /// `allow`, `deny`, `ignore`, `filter` or `invalid`.
+    pub effect: &'static str,
+    /// The ABI status (0 or `-errno`).
+    pub status: i64,
+    /// The deciding rule (`None`: default deny or an error before any
+    /// decision).
+    pub rule: Option<RuleRef>,
+    /// What the decision was about (`call`, `msr 0x1a0`, `CPUID.(EAX=…)`, `vector 0x30`).
+    pub resource: String,
+    /// The error message, when the call failed.
+    pub error: Option<String>,
+    /// The trace's expectation.
+    pub expect: Option<Expect>,
+    /// Whether every expectation of the call held (`None`: it had none).
+    pub met: Option<bool>,
+    /// Why an expectation did not hold.
+    pub mismatches: Vec<String>,
+    /// The trace's note.
+    pub note: Option<String>,
+    /// The full outcome.
+    #[serde(skip)]
+    pub outcome: Outcome,
+}
+
+/// The result of replaying a trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replay {
+    /// The trace's path.
+    pub trace: String,
+    /// Its title.
+    pub title: String,
+    /// The policy's name.
+    pub policy: String,
+    /// The VM kind.
+    pub kind: &'static str,
+    /// The CPU model used.
+    pub cpu: String,
+    /// One step per call.
+    pub steps: Vec<Step>,
+}
+
+impl Replay {
+    /// Whether every expectation in the trace held.
+    pub fn all_met(&self) -> bool {
+        self.steps.iter().all(|s| s.met != Some(false))
+    }
+
+    /// The steps whose expectations did not hold.
+    pub fn failures(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.met == Some(false))
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "#{:<3} {:<24} vcpu {} {:<7}",
+            self.index, self.pv, self.vcpu, self.effect
+        )?;
+        if self.resource != "call" {
+            write!(f, " {}", self.resource)?;
+        }
+        match &self.rule {
+            Some(r) => write!(f, " rule `{}` (line {})", r.name, r.line)?,
+            None if self.error.is_some() || self.effect == "deny" => write!(f, " (default deny)")?,
+            None => {}
+        }
+        if let Some(e) = &self.error {
+            write!(f, ": {e}")?;
+        }
+        match (self.expect, self.met) {
+            (Some(e), Some(true)) => write!(f, " [expected {}: ok]", e.name())?,
+            (Some(e), _) => write!(
+                f,
+                " [expected {}: NOT MET: {}]",
+                e.name(),
+                self.mismatches.join("; ")
+            )?,
+            (None, Some(false)) => write!(f, " [NOT MET: {}]", self.mismatches.join("; "))?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn resource_text(r: Resource) -> String {
+    match r {
+        Resource::Call => "call".to_string(),
+        Resource::Msr(i) => format!("msr {}", Registry::builtin().msr_display(i)),
+        Resource::Cpuid { leaf, subleaf } => format!("CPUID.(EAX={leaf:#x},ECX={subleaf:#x})"),
+        Resource::Vector(v) => format!("vector {v:#x}"),
+    }
+}
+
+/// Applies a trace's edits to a table.
+pub fn apply_edits(table: &mut CpuidTable, edits: &[CpuidEdit]) {
+    for edit in edits {
+        for e in table.iter_mut() {
+            if e.leaf == edit.leaf && edit.subleaf.matches(e.subleaf) {
+                let old = e.reg(edit.reg);
+                let new = match edit.op {
+                    EditOp::Set(b) => old | b,
+                    EditOp::Clear(b) => old & !b,
+                    EditOp::Value(v) => v,
+                };
+                e.set_reg(edit.reg, new);
+            }
+        }
+    }
+}
+
+fn check_bits(table: &[CpuidEntry], b: &CpuidBits, mismatches: &mut Vec<String>) {
+    let mut seen = false;
+    for e in table
+        .iter()
+        .filter(|e| e.leaf == b.leaf && b.subleaf.matches(e.subleaf))
+    {
+        seen = true;
+        let v = e.reg(b.reg);
+        let loc = format!(
+            "CPUID.(EAX={:#x},ECX={:#x}):{}",
+            e.leaf,
+            e.subleaf,
+            b.reg.name().to_uppercase()
+        );
+        if v & b.set != b.set {
+            mismatches.push(format!(
+                "{loc} = {v:#010x}: bits {:#x} should be set",
+                b.set & !v
+            ));
+        }
+        if v & b.clear != 0 {
+            mismatches.push(format!(
+                "{loc} = {v:#010x}: bits {:#x} should be clear",
+                v & b.clear
+            ));
+        }
+    }
+    if !seen {
+        mismatches.push(format!(
+            "CPUID.(EAX={:#x}) is not in the effective table",
+            b.leaf
+        ));
+    }
+}
+
+/// Replays a trace through a fresh hypervisor over `policy`, with the CPU
+/// model the trace names.
+pub fn replay<P: Policy + ?Sized>(policy: &P, trace: &Trace) -> Result<Replay, TraceError> {
+    let cpu = cpu_model(&trace.cpu)?;
+    replay_with_cpu(policy, trace, cpu)
+}
+
+/// Replays a trace with a given CPU model.
+pub fn replay_with_cpu<P: Policy + ?Sized>(
+    policy: &P,
+    trace: &Trace,
+    cpu: CpuModel,
+) -> Result<Replay, TraceError> {
+    let hyp: Box<Hyp<&P, 1, MAX_TRACE_VCPUS>> =
+        Box::new(Hyp::with_cpu(policy, cpu, HypConfig::DEFAULT));
+    let setup = |message: String| TraceError::Setup { message };
+    let vm = hyp
+        .create_vm(trace.kind)
+        .map_err(|e| setup(e.to_string()))?;
+    let mut vcpus: Vec<VcpuHandle> = Vec::new();
+    for _ in 0..trace.vcpus {
+        vcpus.push(hyp.create_vcpu(vm).map_err(|e| setup(e.to_string()))?);
+    }
+    let mut steps = Vec::new();
+    for (i, tc) in trace.calls.iter().enumerate() {
+        let mut table = CpuidTable::new();
+        let outcome = match (tc.call, vcpus.get(tc.vcpu)) {
+            (None, _) => hyp.vm_destroy(vm),
+            (Some(call), Some(&h)) => {
+                if matches!(call, Call::VcpuAfterSetCpuid) {
+                    table = hyp.supported_cpuid(trace.kind);
+                    apply_edits(&mut table, &tc.cpuid_edits);
+                }
+                hyp.call(h, call, &mut table)
+            }
+            (Some(_), None) => {
+                return Err(setup(format!(
+                    "call #{}: vcpu {} does not exist",
+                    i + 1,
+                    tc.vcpu
+                )));
+            }
+        };
+        let mut mismatches = Vec::new();
+        if let Some(expect) = tc.expect {
+            let ok = match expect {
+                Expect::Allow => outcome.effect == Effect::Allow && outcome.ok(),
+                Expect::Deny => !outcome.ok(),
+                Expect::Ignore => outcome.effect == Effect::Ignore && outcome.ok(),
+                Expect::Filter => outcome.effect == Effect::Filter && outcome.ok(),
+            };
+            if !ok {
+                mismatches.push(format!("got {}", outcome.effect.name()));
+            }
+        }
+        if let Some(v) = tc.expect_value
+            && outcome.out[0] != v
+        {
+            mismatches.push(format!("value {:#x}, expected {v:#x}", outcome.out[0]));
+        }
+        for b in &tc.expect_effective {
+            check_bits(&table, b, &mut mismatches);
+        }
+        let has_expectation =
+            tc.expect.is_some() || tc.expect_value.is_some() || !tc.expect_effective.is_empty();
+        let rule = outcome
+            .rule
+            .and_then(|id| policy.rule(id))
+            .map(|r| RuleRef {
+                id: r.id.0,
+                name: r.name.to_string(),
+                line: r.line,
+            });
+        steps.push(Step {
+            index: i + 1,
+            line: tc.line,
+            pv: tc.pv.name(),
+            vcpu: tc.vcpu,
+            effect: outcome.effect.name(),
+            status: outcome.status(),
+            rule,
+            resource: resource_text(outcome.resource),
+            error: outcome.error.map(|e| e.to_string()),
+            expect: tc.expect,
+            met: has_expectation.then_some(mismatches.is_empty()),
+            mismatches,
+            note: tc.note.clone(),
+            outcome,
+        });
+    }
+    Ok(Replay {
+        trace: trace.path.clone(),
+        title: trace.title.clone(),
+        policy: policy.name().to_string(),
+        kind: trace.kind.name(),
+        cpu: trace.cpu.clone(),
+        steps,
+    })
+}
