@@ -3,6 +3,9 @@
 //! the build with a located error. Runs real `cargo build`s in a separate
 //! target directory (the first run compiles the dependencies once).
 
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,6 +1,9 @@
 //! The image (tables compiled in by build.rs) ≡ the interpreter over the
 //! same policy file, and the digest it embeds is the policy's digest.
 
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
 use pvgate::POLICY;
 use pvgate_codegen::{Interpreter, Resources};
 use pvgate_gate::{Access, Phase, Policy, PvCall, VmKind, decide_msr, decide_pv};
