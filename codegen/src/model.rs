@@ -291,181 +291,170 @@ pub struct PvRule {
     pub allow_soft: Option<Spanned<bool>>,
 }
 
-// Schema-only types: what the spanned raw values may hold.
+/// Types that exist only to describe, in the JSON Schema, what the spanned
+/// raw values may hold; the loader resolves those values itself.
+mod schema_only {
+    #![allow(dead_code)]
 
-/// A number: a non-negative integer or a `0x…` hex string.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum Number {
-    Int(u64),
-    Hex(#[schemars(pattern(r"^0[xX][0-9a-fA-F_]+$"))] String),
+    use schemars::JsonSchema;
+
+    /// A number: a non-negative integer or a `0x…` hex string.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum Number {
+        Int(u64),
+        Hex(#[schemars(pattern(r"^0[xX][0-9a-fA-F_]+$"))] String),
+    }
+
+    /// An MSR: a registry name (Intel SDM or Linux msr-index.h) or a number.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum MsrRef {
+        Number(Number),
+        Name(String),
+    }
+
+    /// One MSR or a list of MSRs.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum MsrSelector {
+        One(MsrRef),
+        Many(Vec<MsrRef>),
+    }
+
+    /// A bit mask: a number, or a list of bit names / bit numbers.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum Mask {
+        Value(Number),
+        Bits(Vec<BitRef>),
+    }
+
+    /// A bit: a registry bit name or a bit number.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum BitRef {
+        Number(u8),
+        Name(String),
+    }
+
+    /// A CPUID leaf selector.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum LeafSelector {
+        One(Number),
+        Range([Number; 2]),
+        All(AllName),
+    }
+
+    /// A CPUID subleaf selector.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum SubleafSelector {
+        One(Number),
+        All(AllName),
+    }
+
+    /// A PV call selector.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum CallSelector {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    /// What an invariant forbids.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum ForbidName {
+        MsrWrite,
+        MsrRead,
+        PvCall,
+        CpuidHostControl,
+    }
+
+    /// What an invariant requires.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum RequireName {
+        PvAllowed,
+    }
+
+    /// An MSR registry attribute.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum MsrAttrName {
+        SideEffect,
+        ReadOnly,
+        WriteOnly,
+    }
+
+    /// CPUID features: `"security"` or a list of registry feature names.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum FeatureSelector {
+        Security(SecurityName),
+        Names(Vec<String>),
+    }
+
+    /// The word `security`.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum SecurityName {
+        Security,
+    }
+
+    /// The word `all`.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum AllName {
+        All,
+    }
+
+    /// A VM kind.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum VmKindName {
+        Protected,
+        Normal,
+    }
+
+    /// A lifecycle phase.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum PhaseName {
+        Setup,
+        Running,
+        Teardown,
+    }
+
+    /// An access.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum AccessName {
+        Read,
+        Write,
+    }
+
+    /// A verdict.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum VerdictName {
+        Allow,
+        Deny,
+        Ignore,
+    }
+
+    /// A CPUID violation mode.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "kebab-case")]
+    pub(super) enum ViolationModeName {
+        Filter,
+        Reject,
+    }
 }
 
-/// An MSR: a registry name (Intel SDM or Linux msr-index.h) or a number.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum MsrRef {
-    Number(Number),
-    Name(String),
-}
-
-/// One MSR or a list of MSRs.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum MsrSelector {
-    One(MsrRef),
-    Many(Vec<MsrRef>),
-}
-
-/// A bit mask: a number, or a list of bit names / bit numbers.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum Mask {
-    Value(Number),
-    Bits(Vec<BitRef>),
-}
-
-/// A bit: a registry bit name or a bit number.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum BitRef {
-    Number(u8),
-    Name(String),
-}
-
-/// A CPUID leaf selector.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum LeafSelector {
-    One(Number),
-    Range([Number; 2]),
-    All(AllName),
-}
-
-/// A CPUID subleaf selector.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum SubleafSelector {
-    One(Number),
-    All(AllName),
-}
-
-/// A PV call selector.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum CallSelector {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// What an invariant forbids.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum ForbidName {
-    MsrWrite,
-    MsrRead,
-    PvCall,
-    CpuidHostControl,
-}
-
-/// What an invariant requires.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum RequireName {
-    PvAllowed,
-}
-
-/// An MSR registry attribute.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum MsrAttrName {
-    SideEffect,
-    ReadOnly,
-    WriteOnly,
-}
-
-/// CPUID features: `"security"` or a list of registry feature names.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum FeatureSelector {
-    Security(SecurityName),
-    Names(Vec<String>),
-}
-
-/// The word `security`.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum SecurityName {
-    Security,
-}
-
-/// The word `all`.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum AllName {
-    All,
-}
-
-/// A VM kind.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum VmKindName {
-    Protected,
-    Normal,
-}
-
-/// A lifecycle phase.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum PhaseName {
-    Setup,
-    Running,
-    Teardown,
-}
-
-/// An access.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum AccessName {
-    Read,
-    Write,
-}
-
-/// A verdict.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum VerdictName {
-    Allow,
-    Deny,
-    Ignore,
-}
-
-/// A CPUID violation mode.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum ViolationModeName {
-    Filter,
-    Reject,
-}
+use schema_only::*;
 
 /// The JSON Schema of the policy language, pretty-printed, as committed in
 /// `policy/schema.json`.
