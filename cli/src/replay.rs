@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 use pvgate_codegen::diagnostic::suggest;
 use pvgate_codegen::{Compiled, Diagnostic, ErrorKind, Interpreter, IrRule, Registry};
-use pvgate_gate::{PvCall, RuleId};
-use pvgate_trace::{Replay, Step, Trace, TraceError};
+use pvgate_gate::{PvCall, Register, RuleId};
+use pvgate_trace::{CpuidChange, Replay, Step, Trace, TraceError};
 use serde_json::{Value, json};
 
 use crate::Format;
+use crate::bits;
 use crate::describe;
 use crate::error::{CliError, Outcome};
 use crate::load;
@@ -297,6 +298,39 @@ fn summary(r: &Replay) -> String {
     s
 }
 
+/// One replaced CPUID register: where, which named features, and the two
+/// values with a caret under each bit the policy changed.
+fn cpuid_change(pad: &str, verb: &str, change: &CpuidChange) -> String {
+    let diff = change.proposed ^ change.effective;
+    let features: Vec<String> = Register::from_name(change.reg)
+        .map(|reg| {
+            Registry::builtin()
+                .features_of(change.leaf, change.subleaf, reg)
+                .filter(|f| f.mask() & diff != 0)
+                .map(|f| f.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let named = if features.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", describe::join_and(&features))
+    };
+    let mut out = format!(
+        "{pad}{verb} CPUID.(EAX={:#x},ECX={}):{}{named}:\n",
+        change.leaf,
+        change.subleaf,
+        change.reg.to_ascii_uppercase()
+    );
+    out.push_str(&bits::two_values(
+        &format!("{pad}  "),
+        ("host", u64::from(change.proposed)),
+        ("policy", u64::from(change.effective)),
+        32,
+    ));
+    out
+}
+
 fn render(c: &Compiled, replays: &[Replay]) -> String {
     let mut out = String::new();
     for (i, r) in replays.iter().enumerate() {
@@ -327,6 +361,14 @@ fn render(c: &Compiled, replays: &[Replay]) -> String {
             let _ = writeln!(out, "{pad}{}", decided_by(c, s));
             if let Some(e) = &s.error {
                 let _ = writeln!(out, "{pad}error: {e}");
+            }
+            let verb = if s.effect == "filter" {
+                "filtered"
+            } else {
+                "rejected"
+            };
+            for change in &s.cpuid_changes {
+                out.push_str(&cpuid_change(&pad, verb, change));
             }
             if s.met == Some(false) {
                 let _ = writeln!(out, "{pad}call at {}:{}", r.trace, s.line);

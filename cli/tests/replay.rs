@@ -293,3 +293,49 @@ fn help_has_an_example() {
         run.stdout
     );
 }
+
+#[test]
+fn filtered_and_rejected_cpuid_bits_are_shown_with_carets_and_names() {
+    let trace = "cli/tests/traces/cpuid-forbidden-edits.toml";
+    let run = pvgate(&["replay", "--policy", "policy/default.toml", trace]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("filtered CPUID.(EAX=0x1,ECX=0):ECX (VMX):"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("filtered CPUID.(EAX=0x7,ECX=0):EBX (SMEP):"),
+        "{}",
+        run.stdout
+    );
+    // One caret, under bit 5 (VMX) of the 32 bits shown.
+    let vmx = run.stdout.split("(VMX):\n").nth(1).unwrap();
+    let caret_line = vmx.lines().nth(2).unwrap();
+    assert_eq!(caret_line.matches('^').count(), 1, "{caret_line}");
+    let host_line = vmx.lines().next().unwrap();
+    let bits_start = host_line.rfind("  ").unwrap() + 2;
+    // 32 digits with an `_` every 4 (39 characters); bit 5 sits 5 digits
+    // and one `_` left of the last character.
+    assert_eq!(caret_line.find('^').unwrap(), bits_start + 38 - (5 + 5 / 4));
+
+    let run = pvgate(&[
+        "replay",
+        "--policy",
+        "policy/strict.toml",
+        "--format",
+        "json",
+        trace,
+    ]);
+    assert_eq!(run.code, 1);
+    let v = json(&run.stdout);
+    let changes = &v["traces"][0]["steps"][0]["cpuid_changes"];
+    assert_eq!(changes.as_array().unwrap().len(), 2, "{changes}");
+    assert_eq!(changes[0]["reg"], "ecx");
+    assert_eq!(
+        changes[0]["proposed"].as_u64().unwrap() ^ changes[0]["effective"].as_u64().unwrap(),
+        1 << 5
+    );
+}

@@ -19,4 +19,4 @@ pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
 pub use error::TraceError;
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
-pub use replay::{Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};
+pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};

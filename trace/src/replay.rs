@@ -4,7 +4,7 @@
 use std::fmt;
 
 use pvgate_codegen::Registry;
-use pvgate_gate::Policy;
+use pvgate_gate::{Policy, Register};
 use pvgate_hyp::{
     Call, CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
 };
@@ -55,9 +55,52 @@ pub struct Step {
     pub mismatches: Vec<String>,
     /// The trace's note.
     pub note: Option<String>,
+    /// For `vcpu_after_set_cpuid`: each register of the host's proposal
+    /// that the hypervisor replaced (filtered, or reported as the
+    /// correction of a rejected table).
+    pub cpuid_changes: Vec<CpuidChange>,
     /// The full outcome.
     #[serde(skip)]
     pub outcome: Outcome,
+}
+
+/// One CPUID register where the table the host proposed and the table the
+/// policy gives differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CpuidChange {
+    /// The leaf.
+    pub leaf: u32,
+    /// The subleaf.
+    pub subleaf: u32,
+    /// The register.
+    pub reg: &'static str,
+    /// What the host proposed.
+    pub proposed: u32,
+    /// What the policy gives.
+    pub effective: u32,
+}
+
+/// The registers where `returned` differs from `proposed`, for the
+/// entries the host proposed.
+fn cpuid_changes(proposed: &[CpuidEntry], returned: &[CpuidEntry]) -> Vec<CpuidChange> {
+    let mut out = Vec::new();
+    for p in proposed {
+        let Some(r) = returned.iter().find(|r| r.is(p.leaf, p.subleaf)) else {
+            continue;
+        };
+        for reg in Register::ALL {
+            if p.reg(reg) != r.reg(reg) {
+                out.push(CpuidChange {
+                    leaf: p.leaf,
+                    subleaf: p.subleaf,
+                    reg: reg.name(),
+                    proposed: p.reg(reg),
+                    effective: r.reg(reg),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The result of replaying a trace.
@@ -209,12 +252,14 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
     let mut steps = Vec::new();
     for (i, tc) in trace.calls.iter().enumerate() {
         let mut table = CpuidTable::new();
+        let mut proposed = CpuidTable::new();
         let outcome = match (tc.call, vcpus.get(tc.vcpu)) {
             (None, _) => hyp.vm_destroy(vm),
             (Some(call), Some(&h)) => {
                 if matches!(call, Call::VcpuAfterSetCpuid) {
                     table = hyp.supported_cpuid(trace.kind);
                     apply_edits(&mut table, &tc.cpuid_edits);
+                    proposed = table.clone();
                 }
                 hyp.call(h, call, &mut table)
             }
@@ -270,6 +315,7 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
             met: has_expectation.then_some(mismatches.is_empty()),
             mismatches,
             note: tc.note.clone(),
+            cpuid_changes: cpuid_changes(&proposed, &table),
             outcome,
         });
     }
