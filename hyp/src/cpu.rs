@@ -257,6 +257,21 @@ const SUBLEAF_LEAVES: [(u32, u32); 10] = [
     (0x8000_001d, 8),
 ];
 
+/// The levels of topology leaf 0xB or 0x1F: its subleaves up to the first
+/// whose level type (ECX[15:8]) is 0, none if the CPU lacks the leaf.
+/// Counted here, not with raw-cpuid's topology iterator, which panics on a
+/// level type it does not know (6 and above).
+fn topology_levels<R: CpuIdReader>(reader: &R, leaf: u32) -> u32 {
+    if leaf > reader.cpuid2(0, 0).eax {
+        return 0;
+    }
+    let mut n: u32 = 0;
+    while (n as usize) < MAX_CPUID_ENTRIES && (reader.cpuid2(leaf, n).ecx >> 8) & 0xff != 0 {
+        n = n.saturating_add(1);
+    }
+    n
+}
+
 impl CpuModel {
     /// An empty model: no CPUID leaves, no MCA.
     pub const EMPTY: CpuModel = CpuModel {
@@ -288,12 +303,8 @@ impl CpuModel {
         let cache_levels = cpuid
             .get_cache_parameters()
             .map_or(0, |it| it.count() as u32);
-        let topo_levels = cpuid
-            .get_extended_topology_info()
-            .map_or(0, |it| it.count() as u32);
-        let topo2_levels = cpuid
-            .get_extended_topology_info_v2()
-            .map_or(0, |it| it.count() as u32);
+        let topo_levels = topology_levels(&reader, 0xb);
+        let topo2_levels = topology_levels(&reader, 0x1f);
         let xsave_size = cpuid
             .get_extended_state_info()
             .map_or(0, |x| x.xsave_area_size_supported_features());
@@ -396,6 +407,22 @@ mod tests {
         assert_eq!(model.base_entry(0x7, 0), CpuidEntry::zero(7, 0));
         assert_eq!(model.mce_banks(), 0x14);
         assert_eq!(model.mce_caps(), 0x0f00_0c00);
+    }
+
+    #[test]
+    fn an_unknown_topology_level_type_is_counted_not_a_panic() {
+        // Found by fuzz/cpu_dump: leaf 0xB subleaf 0 with level type 6
+        // (ECX = 0x604) panicked inside raw-cpuid.
+        let dump = CpuDump::parse(
+            "0x0 0x0 0x16 0x756e6547 0x6c65746e 0x49656e69\n\
+             0xb 0x0 0x0 0x2 0x0604 0x0\n\
+             0xb 0x1 0x0 0x8 0x0201 0x0\n",
+        )
+        .unwrap();
+        let model = CpuModel::from_dump(&dump).unwrap();
+        assert_eq!(model.base_entry(0xb, 0).ecx, 0x604);
+        assert_eq!(model.base_entry(0xb, 1).ecx, 0x201);
+        assert_eq!(model.base_entry(0xb, 2), CpuidEntry::zero(0xb, 2));
     }
 
     #[test]
