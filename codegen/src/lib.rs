@@ -289,6 +289,30 @@ fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir
     Ok(ir)
 }
 
+/// The largest invariant file read (the shipped baseline is about 5 KiB).
+const MAX_INCLUDE_BYTES: u64 = 1 << 20;
+
+/// Reads an included file: a regular file of at most [`MAX_INCLUDE_BYTES`],
+/// so a policy naming a device or a huge file fails instead of hanging.
+fn read_include(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind as IoKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(IoKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_INCLUDE_BYTES {
+        return Err(Error::new(
+            IoKind::InvalidInput,
+            format!("larger than {MAX_INCLUDE_BYTES} bytes"),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_INCLUDE_BYTES)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Reads an invariant file and resolves its invariants; errors are located
 /// in that file, or at the `include` entry when it cannot be read.
 fn load_invariants(
@@ -297,7 +321,7 @@ fn load_invariants(
     include_span: std::ops::Range<usize>,
     registry: &Registry,
 ) -> Result<Vec<invariant::Invariant>, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_include(path).map_err(|e| {
         vec![Diagnostic::new(
             ErrorKind::Include,
             format!("cannot read invariant file `{shown}`: {e}"),
