@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::Resolver;
 use crate::diagnostic::{Diagnostic, ErrorKind};
-use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
+use crate::ir::{IrRule, Resources, RuleClass};
 use crate::model::{self};
 
 impl Resolver<'_> {
@@ -15,11 +15,8 @@ impl Resolver<'_> {
     pub fn cpuid_rule(&mut self, id: RuleId, rule: &Spanned<model::CpuidRule>) -> Option<IrRule> {
         let span = rule.span();
         let r = rule.get_ref();
-        let before = self.errors.len();
-        let kinds = self.kinds(&r.vm);
-        let phases = self.phases(&r.phase);
-        let verdict = self.verdict(&r.verdict);
-        let reason = self.reason(&r.reason, &span);
+        let shared = self.shared(&span, &r.vm, &r.phase, &r.verdict, &r.reason);
+        let verdict = shared.verdict;
         if verdict == Some(Verdict::Ignore) {
             self.error(
                 Diagnostic::new(
@@ -100,7 +97,7 @@ impl Resolver<'_> {
             controls[reg as usize] = self.register_control(ctl, reg, leaves, subleaf.flatten());
         }
 
-        if self.errors.len() != before {
+        if self.failed_since(&shared) {
             return None;
         }
         let leaves = leaves?;
@@ -119,25 +116,18 @@ impl Resolver<'_> {
                 }
             }
         };
-        let (line, column) = self.rule_position(&span);
-        Some(IrRule {
+        let name = self.name_of(&r.name, derived);
+        let resources = Resources::Cpuid { leaves, subleaf };
+        let detail = RuleDetail::Cpuid(controls);
+        self.finish(
             id,
-            class: RuleClass::Cpuid,
-            name: self.name_of(&r.name, derived),
-            verdict: verdict?,
-            reason,
-            line,
-            column,
-            kinds: kinds?,
-            phases: phases?,
-            resources: Resources::Cpuid { leaves, subleaf },
-            detail: RuleDetail::Cpuid(controls),
-            spans: RuleSpans {
-                rule: span,
-                resource: leaf_span,
-                verdict: r.verdict.span(),
-            },
-        })
+            RuleClass::Cpuid,
+            shared,
+            name,
+            resources,
+            detail,
+            leaf_span,
+        )
     }
 
     fn register_control(

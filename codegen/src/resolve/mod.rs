@@ -4,10 +4,11 @@
 
 use std::ops::Range;
 
-use pvgate_gate::{Phase, Verdict, ViolationMode, VmKind};
+use pvgate_gate::{Phase, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
 use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, ErrorKind, line_col, suggest};
+use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
 use crate::model::{self, NameList, RawValue};
 use crate::registry::Registry;
 
@@ -29,6 +30,21 @@ pub(crate) struct Resolver<'a> {
 
 /// Inclusive MSR index ranges and the span of the selector that chose them.
 type MsrSelection = (Vec<(u32, u32)>, Range<usize>);
+
+/// The keys every rule shares (`vm`, `phase`, `verdict`, `reason`),
+/// resolved; `None` where an error was recorded.
+pub(super) struct Shared {
+    /// How many errors there were before the rule was resolved.
+    pub errors_before: usize,
+    pub kinds: Option<Vec<VmKind>>,
+    pub phases: Option<Vec<Phase>>,
+    pub verdict: Option<Verdict>,
+    pub reason: String,
+    /// The rule's table span.
+    pub span: Range<usize>,
+    /// The `verdict` value's span.
+    pub verdict_span: Range<usize>,
+}
 
 /// The resolved header.
 pub(crate) struct ResolvedHeader {
@@ -410,6 +426,68 @@ impl<'a> Resolver<'a> {
                 Some(n)
             }
         }
+    }
+
+    /// Resolves the keys every rule shares.
+    fn shared(
+        &mut self,
+        span: &Range<usize>,
+        vm: &NameList,
+        phase: &NameList,
+        verdict: &Spanned<String>,
+        reason: &Option<Spanned<String>>,
+    ) -> Shared {
+        let errors_before = self.errors.len();
+        Shared {
+            errors_before,
+            kinds: self.kinds(vm),
+            phases: self.phases(phase),
+            verdict: self.verdict(verdict),
+            reason: self.reason(reason, span),
+            span: span.clone(),
+            verdict_span: verdict.span(),
+        }
+    }
+
+    /// Whether an error was recorded since `shared` was resolved.
+    fn failed_since(&self, shared: &Shared) -> bool {
+        self.errors.len() != shared.errors_before
+    }
+
+    /// The resolved rule; `None` if any part had an error.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        id: RuleId,
+        class: RuleClass,
+        shared: Shared,
+        name: String,
+        resources: Resources,
+        detail: RuleDetail,
+        resource_span: Range<usize>,
+    ) -> Option<IrRule> {
+        if self.failed_since(&shared) {
+            return None;
+        }
+        let (line, column) = self.rule_position(&shared.span);
+        Some(IrRule {
+            id,
+            class,
+            name,
+            verdict: shared.verdict?,
+            reason: shared.reason,
+            line,
+            column,
+            kinds: shared.kinds?,
+            phases: shared.phases?,
+            resources,
+            detail,
+            spans: RuleSpans {
+                rule: shared.span,
+                resource: resource_span,
+                verdict: shared.verdict_span,
+            },
+        })
     }
 
     fn name_of(&self, given: &Option<Spanned<String>>, derived: String) -> String {

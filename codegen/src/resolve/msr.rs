@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::{MsrSelection, Resolver, merge_ranges};
 use crate::diagnostic::{Diagnostic, ErrorKind};
-use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
+use crate::ir::{IrRule, Resources, RuleClass};
 use crate::model::{self, RawValue};
 
 impl Resolver<'_> {
@@ -111,13 +111,10 @@ impl Resolver<'_> {
     pub fn msr_rule(&mut self, id: RuleId, rule: &Spanned<model::MsrRule>) -> Option<IrRule> {
         let span = rule.span();
         let r = rule.get_ref();
-        let before = self.errors.len();
-        let kinds = self.kinds(&r.vm);
-        let phases = self.phases(&r.phase);
+        let shared = self.shared(&span, &r.vm, &r.phase, &r.verdict, &r.reason);
+        let verdict = shared.verdict;
         let known_access = Access::ALL.map(Access::name);
         let accesses = self.names(&r.access, "access", &known_access, Access::from_name);
-        let verdict = self.verdict(&r.verdict);
-        let reason = self.reason(&r.reason, &span);
 
         // The selector: exactly one of `msr` and `range`.
         let (ranges, resource_span) = match self.msr_selector(&r.msr, &r.range) {
@@ -219,7 +216,7 @@ impl Resolver<'_> {
             }
         }
 
-        if self.errors.len() != before {
+        if self.failed_since(&shared) {
             return None;
         }
         let mut ranges = ranges;
@@ -240,27 +237,20 @@ impl Resolver<'_> {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        let (line, column) = self.rule_position(&span);
-        Some(IrRule {
+        let resources = Resources::Msr {
+            ranges: merge_ranges(ranges),
+            accesses: accesses?,
+        };
+        let name = self.name_of(&r.name, derived);
+        let detail = RuleDetail::Msr(constraint);
+        self.finish(
             id,
-            class: RuleClass::Msr,
-            name: self.name_of(&r.name, derived),
-            verdict: verdict?,
-            reason,
-            line,
-            column,
-            kinds: kinds?,
-            phases: phases?,
-            resources: Resources::Msr {
-                ranges: merge_ranges(ranges),
-                accesses: accesses?,
-            },
-            detail: RuleDetail::Msr(constraint),
-            spans: RuleSpans {
-                rule: span,
-                resource: resource_span,
-                verdict: r.verdict.span(),
-            },
-        })
+            RuleClass::Msr,
+            shared,
+            name,
+            resources,
+            detail,
+            resource_span,
+        )
     }
 }

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::Resolver;
 use crate::diagnostic::{Diagnostic, ErrorKind, suggest};
-use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
+use crate::ir::{IrRule, Resources, RuleClass};
 use crate::model::{self, RawValue};
 
 impl Resolver<'_> {
@@ -85,11 +85,8 @@ impl Resolver<'_> {
     pub fn pv_rule(&mut self, id: RuleId, rule: &Spanned<model::PvRule>) -> Option<IrRule> {
         let span = rule.span();
         let r = rule.get_ref();
-        let before = self.errors.len();
-        let kinds = self.kinds(&r.vm);
-        let phases = self.phases(&r.phase);
-        let verdict = self.verdict(&r.verdict);
-        let reason = self.reason(&r.reason, &span);
+        let shared = self.shared(&span, &r.vm, &r.phase, &r.verdict, &r.reason);
+        let verdict = shared.verdict;
         let call_span = r.call.span();
         let (calls, wildcard) = self.pv_calls(&r.call);
 
@@ -145,7 +142,7 @@ impl Resolver<'_> {
             }
         }
 
-        if self.errors.len() != before {
+        if self.failed_since(&shared) {
             return None;
         }
         let derived = if wildcard {
@@ -157,24 +154,17 @@ impl Resolver<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (line, column) = self.rule_position(&span);
-        Some(IrRule {
+        let name = self.name_of(&r.name, derived);
+        let resources = Resources::Pv { calls };
+        let detail = RuleDetail::Pv(constraint);
+        self.finish(
             id,
-            class: RuleClass::Pv,
-            name: self.name_of(&r.name, derived),
-            verdict: verdict?,
-            reason,
-            line,
-            column,
-            kinds: kinds?,
-            phases: phases?,
-            resources: Resources::Pv { calls },
-            detail: RuleDetail::Pv(constraint),
-            spans: RuleSpans {
-                rule: span,
-                resource: call_span,
-                verdict: r.verdict.span(),
-            },
-        })
+            RuleClass::Pv,
+            shared,
+            name,
+            resources,
+            detail,
+            call_span,
+        )
     }
 }
