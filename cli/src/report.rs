@@ -205,21 +205,9 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
             r.line,
             r.name,
             md(&what.join(", ")),
-            accesses
-                .iter()
-                .map(|a: &Access| a.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            r.kinds
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-            r.phases
-                .iter()
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
+            listed(accesses, Access::name),
+            listed(&r.kinds, VmKind::name),
+            listed(&r.phases, Phase::name),
             cell(r.verdict, true),
             mask(c_.write_mask, u64::MAX),
             mask(c_.force_on, 0),
@@ -267,16 +255,8 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
                 r.name,
                 describe::cpuid_leaf(*leaves, *subleaf),
                 reg.name().to_ascii_uppercase(),
-                r.kinds
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                r.phases
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                listed(&r.kinds, VmKind::name),
+                listed(&r.phases, Phase::name),
                 cell(r.verdict, true),
                 describe::reg_control(&ctl),
                 md(&shown),
@@ -289,16 +269,8 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
                 r.line,
                 r.name,
                 describe::cpuid_leaf(*leaves, *subleaf),
-                r.kinds
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                r.phases
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                listed(&r.kinds, VmKind::name),
+                listed(&r.phases, Phase::name),
                 cell(r.verdict, true),
             );
         }
@@ -350,4 +322,13 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
         );
     }
     o
+}
+
+/// Names of vocabulary values, comma-separated (`protected, normal`).
+fn listed<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {
+    items
+        .iter()
+        .map(|&i| name(i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
