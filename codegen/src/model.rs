@@ -459,8 +459,17 @@ use schema_only::*;
 /// The JSON Schema of the policy language, pretty-printed, as committed in
 /// `policy/schema.json`.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(PolicyFile);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    pretty(&schemars::schema_for!(PolicyFile))
+}
+
+/// The JSON Schema of an invariant file, as committed in
+/// `policy/invariants/schema.json`.
+pub fn invariant_schema_json() -> String {
+    pretty(&schemars::schema_for!(InvariantFile))
+}
+
+fn pretty(schema: &schemars::Schema) -> String {
+    let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
     text.push('\n');
     text
 }

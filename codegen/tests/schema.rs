@@ -3,24 +3,28 @@
 //! Regenerate: `PVGATE_BLESS=1 cargo test -p pvgate-codegen --test schema`
 //! (or `cargo pvgate schema > policy/schema.json`).
 
-use pvgate_codegen::model::schema_json;
+use pvgate_codegen::model::{invariant_schema_json, schema_json};
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 #[test]
-fn committed_schema_is_fresh() {
-    let path = root().join("policy/schema.json");
-    let generated = schema_json();
-    if std::env::var_os("PVGATE_BLESS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+fn committed_schemas_are_fresh() {
+    for (file, generated) in [
+        ("policy/schema.json", schema_json()),
+        ("policy/invariants/schema.json", invariant_schema_json()),
+    ] {
+        let path = root().join(file);
+        if std::env::var_os("PVGATE_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{file} is stale: run `PVGATE_BLESS=1 cargo test -p pvgate-codegen --test schema`"
+        );
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "policy/schema.json is stale: run `PVGATE_BLESS=1 cargo test -p pvgate-codegen --test schema`"
-    );
 }
 
 #[test]
@@ -57,6 +61,21 @@ fn schema_describes_every_rule_array_and_closes_tables() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(required, ["vm", "phase", "access", "verdict", "reason"]);
+}
+
+#[test]
+fn every_invariant_file_points_its_editor_at_its_schema() {
+    for entry in std::fs::read_dir(root().join("policy/invariants")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("#:schema ./schema.json\n"),
+                "{} lacks the #:schema line",
+                path.display()
+            );
+        }
+    }
 }
 
 #[test]
