@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use pvgate_codegen::{Compiled, Interpreter, IrRule, Registry};
 use pvgate_gate::{
-    Access, Phase, PvCall, RegControl, Register, Verdict, VmKind, check_msr_write, decide_cpuid,
-    decide_msr, decide_pv,
+    Access, BitMode, Phase, PvCall, RegControl, Register, Verdict, VmKind, check_msr_write,
+    decide_cpuid, decide_msr, decide_pv,
 };
 use serde_json::{Value, json};
 
@@ -369,17 +369,12 @@ fn cpuid_bit(
 }
 
 fn mode_of(c: &RegControl, bit: u32) -> &'static str {
-    let m = 1u32 << bit;
-    if c.host & m != 0 {
-        "host: the host's value is taken"
-    } else if c.clear_only & m != 0 {
-        "clear-only: the host may clear it, never set it"
-    } else if c.force_on & m != 0 {
-        "force-on: always 1"
-    } else if c.force_off & m != 0 {
-        "force-off: always 0"
-    } else {
-        "fixed: the hypervisor's base value is kept"
+    match c.mode_of(bit) {
+        BitMode::Host => "host: the host's value is taken",
+        BitMode::ClearOnly => "clear-only: the host may clear it, never set it",
+        BitMode::ForceOn => "force-on: always 1",
+        BitMode::ForceOff => "force-off: always 0",
+        BitMode::Fixed => "fixed: the hypervisor's base value is kept",
     }
 }
 
