@@ -72,6 +72,21 @@ struct Explanation {
     extra: Value,
 }
 
+impl Explanation {
+    /// A decision with no note, nearest rules or details yet.
+    fn new(query: String, verdict: Verdict, rule: Option<IrRule>, extra: Value) -> Explanation {
+        Explanation {
+            query,
+            verdict,
+            note: None,
+            rule,
+            nearest: Vec::new(),
+            details: Vec::new(),
+            extra,
+        }
+    }
+}
+
 /// Runs `explain`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
     let c = load::policy(&args.policy)?;
@@ -166,15 +181,12 @@ fn msr(
             phase.name()
         ),
     };
-    let mut e = Explanation {
+    let mut e = Explanation::new(
         query,
-        verdict: d.verdict,
-        note: None,
+        d.verdict,
         rule,
-        nearest: Vec::new(),
-        details: Vec::new(),
-        extra: json!({"msr": index, "access": access.name()}),
-    };
+        json!({"msr": index, "access": access.name()}),
+    );
     let Some(r) = d.rule else {
         for rule in c.ir.rules.iter() {
             let accs: Vec<Access> = Access::ALL
@@ -289,15 +301,7 @@ fn pv(c: &Compiled, kind: VmKind, phase: Phase, call: PvCall) -> Explanation {
         kind.name(),
         phase.name()
     );
-    let mut e = Explanation {
-        query,
-        verdict: d.verdict,
-        note: None,
-        rule,
-        nearest: Vec::new(),
-        details: Vec::new(),
-        extra: json!({"pv": call.name()}),
-    };
+    let mut e = Explanation::new(query, d.verdict, rule, json!({"pv": call.name()}));
     match d.rule {
         None => {
             for rule in c.ir.rules.iter().filter(|r| r.covers_pv(call)) {
@@ -403,15 +407,12 @@ fn cpuid(
         kind.name(),
         phase.name()
     );
-    let mut e = Explanation {
+    let mut e = Explanation::new(
         query,
-        verdict: d.verdict,
-        note: None,
+        d.verdict,
         rule,
-        nearest: Vec::new(),
-        details: Vec::new(),
-        extra: json!({"cpuid": {"leaf": leaf, "subleaf": subleaf}}),
-    };
+        json!({"cpuid": {"leaf": leaf, "subleaf": subleaf}}),
+    );
     let controls = d
         .rule
         .map(|r| r.cpuid_controls())
