@@ -159,7 +159,7 @@ fn the_default_image_reproduces_pkvm_ia() {
     )
     .rule
     .unwrap();
-    let c = misc.msr_constraint();
+    let c = misc.msr_constraint().unwrap();
     assert_eq!(
         (c.write_mask, c.force_on),
         (1 | 1 << 11 | 1 << 12, 1 << 11 | 1 << 12)

@@ -213,9 +213,10 @@ fn check_case(
             let mut got = d.verdict.name().to_string();
             if let (Some(value), Some(rule), Verdict::Allow) = (&case.value, d.rule, d.verdict) {
                 let value = number_of(path, line, "value", value)?;
-                match check_msr_write(rule.msr_constraint(), value) {
-                    Err(_) => got = String::from("refused"),
-                    Ok(effective) => {
+                // A rule without an MSR constraint refuses (fail closed).
+                match rule.msr_constraint().map(|c| check_msr_write(c, value)) {
+                    None | Some(Err(_)) => got = String::from("refused"),
+                    Some(Ok(effective)) => {
                         if let Some(want) = &case.effective {
                             let want = number_of(path, line, "effective value", want)?;
                             if want != effective {

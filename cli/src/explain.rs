@@ -223,7 +223,10 @@ fn msr(
         }
         return e;
     };
-    let con = r.msr_constraint();
+    // `decide_msr` answers only MSR rules, so the constraint is there.
+    let Some(con) = r.msr_constraint() else {
+        return e;
+    };
     if access == Access::Read && d.verdict == Verdict::Allow && con.read_mask != u64::MAX {
         e.details.push(format!(
             "the host sees only bits {:#x} of the value (read-mask)",
@@ -309,8 +312,11 @@ fn pv(c: &Compiled, kind: VmKind, phase: Phase, call: PvCall) -> Explanation {
                     .push((rule.clone(), scope_excluding(rule, kind, phase)));
             }
         }
+        // `decide_pv` answers only PV rules, so the constraint is there.
         Some(r) if d.verdict == Verdict::Allow => {
-            let pc = r.pv_constraint();
+            let Some(pc) = r.pv_constraint() else {
+                return e;
+            };
             if pc.read_mask != u64::MAX {
                 e.details.push(format!(
                     "the host sees only bits {:#x} of the returned value (read-mask)",

@@ -1,7 +1,7 @@
 //! The trait a compiled policy implements, and the decisions made from it.
 
 use crate::pv::PvCall;
-use crate::rule::{Rule, RuleId, ViolationMode};
+use crate::rule::{Rule, RuleDetail, RuleId, ViolationMode};
 use crate::vocab::{Access, Phase, Verdict, VmKind};
 
 /// A compiled policy: the generated const tables implement it, and so does
@@ -66,17 +66,39 @@ impl<'a> Decision<'a> {
         rule: None,
     };
 
-    /// Resolves a looked-up rule id. An id the rule table does not hold is
-    /// denied (fail closed), never allowed.
-    fn resolve<P: Policy + ?Sized>(policy: &'a P, id: Option<RuleId>) -> Decision<'a> {
-        match id.and_then(|id| policy.rule(id)) {
-            Some(rule) => Decision {
+    /// Resolves a looked-up rule id; `class` says which rules the lookup
+    /// may name. Fail closed: an id the rule table does not hold, a rule
+    /// that carries another id than the one asked for, or a rule of another
+    /// class (an MSR lookup naming a PV rule, ...) is a malformed table and
+    /// denied, never allowed.
+    fn resolve<P: Policy + ?Sized>(
+        policy: &'a P,
+        id: Option<RuleId>,
+        class: fn(&RuleDetail) -> bool,
+    ) -> Decision<'a> {
+        let Some(id) = id else {
+            return Decision::DEFAULT_DENY;
+        };
+        match policy.rule(id) {
+            Some(rule) if rule.id == id && class(&rule.detail) => Decision {
                 verdict: rule.verdict,
                 rule: Some(rule),
             },
-            None => Decision::DEFAULT_DENY,
+            _ => Decision::DEFAULT_DENY,
         }
     }
+}
+
+fn is_msr(d: &RuleDetail) -> bool {
+    matches!(d, RuleDetail::Msr(_))
+}
+
+fn is_cpuid(d: &RuleDetail) -> bool {
+    matches!(d, RuleDetail::Cpuid(_))
+}
+
+fn is_pv(d: &RuleDetail) -> bool {
+    matches!(d, RuleDetail::Pv(_))
 }
 
 /// Decides an MSR access.
@@ -87,7 +109,7 @@ pub fn decide_msr<P: Policy + ?Sized>(
     access: Access,
     index: u32,
 ) -> Decision<'_> {
-    Decision::resolve(policy, policy.msr_rule(kind, phase, access, index))
+    Decision::resolve(policy, policy.msr_rule(kind, phase, access, index), is_msr)
 }
 
 /// Decides whether the host may control a CPUID leaf and subleaf.
@@ -98,7 +120,11 @@ pub fn decide_cpuid<P: Policy + ?Sized>(
     leaf: u32,
     subleaf: u32,
 ) -> Decision<'_> {
-    Decision::resolve(policy, policy.cpuid_rule(kind, phase, leaf, subleaf))
+    Decision::resolve(
+        policy,
+        policy.cpuid_rule(kind, phase, leaf, subleaf),
+        is_cpuid,
+    )
 }
 
 /// Decides a PV call.
@@ -108,5 +134,136 @@ pub fn decide_pv<P: Policy + ?Sized>(
     phase: Phase,
     call: PvCall,
 ) -> Decision<'_> {
-    Decision::resolve(policy, policy.pv_rule(kind, phase, call))
+    Decision::resolve(policy, policy.pv_rule(kind, phase, call), is_pv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::{MsrConstraint, PvConstraint, RegControl};
+
+    const MSR_ALLOW: Rule<'static> = Rule {
+        id: RuleId(0),
+        name: "msr-allow",
+        verdict: Verdict::Allow,
+        reason: "a test rule.",
+        line: 1,
+        detail: RuleDetail::Msr(MsrConstraint::NONE),
+    };
+    const PV_ALLOW: Rule<'static> = Rule {
+        id: RuleId(1),
+        name: "pv-allow",
+        verdict: Verdict::Allow,
+        reason: "a test rule.",
+        line: 2,
+        detail: RuleDetail::Pv(PvConstraint::NONE),
+    };
+    const CPUID_ALLOW: Rule<'static> = Rule {
+        id: RuleId(2),
+        name: "cpuid-allow",
+        verdict: Verdict::Allow,
+        reason: "a test rule.",
+        line: 3,
+        detail: RuleDetail::Cpuid([RegControl::FIXED; 4]),
+    };
+
+    /// A malformed table: every lookup answers with the rule id `lookup`,
+    /// whatever its class, and `rule(id)` answers from `rules` by position
+    /// (so a rule can carry an id other than the one asked for).
+    struct Malformed {
+        lookup: RuleId,
+        rules: [Rule<'static>; 3],
+    }
+
+    impl Policy for Malformed {
+        fn name(&self) -> &str {
+            "malformed"
+        }
+        fn digest(&self) -> [u8; 32] {
+            [0; 32]
+        }
+        fn violation_mode(&self) -> ViolationMode {
+            ViolationMode::Filter
+        }
+        fn msr_rule(&self, _: VmKind, _: Phase, _: Access, _: u32) -> Option<RuleId> {
+            Some(self.lookup)
+        }
+        fn cpuid_rule(&self, _: VmKind, _: Phase, _: u32, _: u32) -> Option<RuleId> {
+            Some(self.lookup)
+        }
+        fn pv_rule(&self, _: VmKind, _: Phase, _: PvCall) -> Option<RuleId> {
+            Some(self.lookup)
+        }
+        fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
+            self.rules.get(usize::from(id.0)).copied()
+        }
+    }
+
+    fn pointing_at(id: u16) -> Malformed {
+        Malformed {
+            lookup: RuleId(id),
+            rules: [MSR_ALLOW, PV_ALLOW, CPUID_ALLOW],
+        }
+    }
+
+    const K: VmKind = VmKind::Protected;
+    const P: Phase = Phase::Running;
+
+    #[test]
+    fn a_lookup_that_names_a_rule_of_another_class_is_denied() {
+        // The PV table points at the MSR rule, the MSR table at the PV rule,
+        // the CPUID table at the MSR rule: each is a malformed table.
+        let p = pointing_at(0);
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!(d, Decision::DEFAULT_DENY, "pv lookup -> msr rule");
+        let p = pointing_at(2);
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!(d, Decision::DEFAULT_DENY, "pv lookup -> cpuid rule");
+        let p = pointing_at(1);
+        let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
+        assert_eq!(d, Decision::DEFAULT_DENY, "msr lookup -> pv rule");
+        let p = pointing_at(2);
+        let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
+        assert_eq!(d, Decision::DEFAULT_DENY, "msr lookup -> cpuid rule");
+        let p = pointing_at(0);
+        let d = decide_cpuid(&p, K, P, 1, 0);
+        assert_eq!(d, Decision::DEFAULT_DENY, "cpuid lookup -> msr rule");
+        let p = pointing_at(1);
+        let d = decide_cpuid(&p, K, P, 1, 0);
+        assert_eq!(d, Decision::DEFAULT_DENY, "cpuid lookup -> pv rule");
+    }
+
+    #[test]
+    fn a_lookup_of_the_right_class_decides_by_its_rule() {
+        let p = pointing_at(0);
+        let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
+        assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(MSR_ALLOW)));
+        let p = pointing_at(1);
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(PV_ALLOW)));
+        let p = pointing_at(2);
+        let d = decide_cpuid(&p, K, P, 1, 0);
+        assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(CPUID_ALLOW)));
+    }
+
+    #[test]
+    fn a_rule_id_with_no_rule_is_denied() {
+        let p = pointing_at(3);
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!(d, Decision::DEFAULT_DENY);
+        let p = pointing_at(u16::MAX);
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!(d, Decision::DEFAULT_DENY);
+    }
+
+    #[test]
+    fn a_rule_that_carries_another_id_than_asked_is_denied() {
+        // `rule(1)` answers a PV rule that says it is rule 7.
+        let mut p = pointing_at(1);
+        if let Some(r) = p.rules.get_mut(1) {
+            r.id = RuleId(7);
+        }
+        let d = decide_pv(&p, K, P, PvCall::GetRflags);
+        assert_eq!(d, Decision::DEFAULT_DENY);
+    }
 }

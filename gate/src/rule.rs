@@ -187,27 +187,31 @@ pub struct Rule<'a> {
 }
 
 impl Rule<'_> {
-    /// The MSR constraint of an MSR rule; no constraint for other rules.
-    pub const fn msr_constraint(&self) -> MsrConstraint {
+    /// The MSR constraint of an MSR rule; `None` for a rule of another
+    /// class. Callers deny on `None` (fail closed): a malformed table never
+    /// turns into "every bit allowed".
+    pub const fn msr_constraint(&self) -> Option<MsrConstraint> {
         match self.detail {
-            RuleDetail::Msr(c) => c,
-            _ => MsrConstraint::NONE,
+            RuleDetail::Msr(c) => Some(c),
+            RuleDetail::Cpuid(_) | RuleDetail::Pv(_) => None,
         }
     }
 
-    /// The PV constraint of a PV rule; no constraint for other rules.
-    pub const fn pv_constraint(&self) -> PvConstraint {
+    /// The PV constraint of a PV rule; `None` for a rule of another class
+    /// (callers deny on `None`).
+    pub const fn pv_constraint(&self) -> Option<PvConstraint> {
         match self.detail {
-            RuleDetail::Pv(c) => c,
-            _ => PvConstraint::NONE,
+            RuleDetail::Pv(c) => Some(c),
+            RuleDetail::Msr(_) | RuleDetail::Cpuid(_) => None,
         }
     }
 
-    /// The CPUID controls of a CPUID rule; everything fixed for other rules.
+    /// The CPUID controls of a CPUID rule; everything fixed (the host
+    /// controls no bit, the fail-closed value) for other rules.
     pub const fn cpuid_controls(&self) -> CpuidControls {
         match self.detail {
             RuleDetail::Cpuid(c) => c,
-            _ => [RegControl::FIXED; 4],
+            RuleDetail::Msr(_) | RuleDetail::Pv(_) => [RegControl::FIXED; 4],
         }
     }
 }
@@ -238,5 +242,38 @@ mod tests {
         assert_eq!(c.mode_of(32), BitMode::Fixed);
         assert_eq!(c.mode_of(u32::MAX), BitMode::Fixed);
         assert_eq!(BitMode::ClearOnly.name(), "clear-only");
+    }
+
+    fn rule(detail: RuleDetail) -> Rule<'static> {
+        Rule {
+            id: RuleId(0),
+            name: "r",
+            verdict: Verdict::Allow,
+            reason: "a test rule.",
+            line: 1,
+            detail,
+        }
+    }
+
+    #[test]
+    fn a_constraint_asked_of_another_class_is_none_never_everything_allowed() {
+        let msr = rule(RuleDetail::Msr(MsrConstraint::NONE));
+        let pv = rule(RuleDetail::Pv(PvConstraint::NONE));
+        let cpuid = rule(RuleDetail::Cpuid([RegControl::FIXED; 4]));
+        assert_eq!(msr.msr_constraint(), Some(MsrConstraint::NONE));
+        assert_eq!(pv.pv_constraint(), Some(PvConstraint::NONE));
+        assert_eq!(pv.msr_constraint(), None);
+        assert_eq!(cpuid.msr_constraint(), None);
+        assert_eq!(msr.pv_constraint(), None);
+        assert_eq!(cpuid.pv_constraint(), None);
+        // CPUID controls of another class give the host no bit.
+        let host_bits = |r: Rule<'_>| {
+            r.cpuid_controls()
+                .iter()
+                .map(|c| !c.fixed())
+                .fold(0, |a, b| a | b)
+        };
+        assert_eq!(host_bits(msr), 0);
+        assert_eq!(host_bits(pv), 0);
     }
 }

@@ -73,7 +73,7 @@ fn every_getter_and_setter_on_a_running_protected_vcpu_is_refused_or_policy_allo
         }
         allowed.push(pv.name());
         if pv.access() == Access::Read {
-            let mask = d.rule.unwrap().pv_constraint().read_mask;
+            let mask = d.rule.unwrap().pv_constraint().unwrap().read_mask;
             assert!(
                 o.out.iter().all(|w| w & !mask == 0),
                 "{} shows bits outside its read mask",

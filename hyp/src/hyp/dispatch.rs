@@ -73,6 +73,13 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         };
         let mut v = cell.lock();
         let d = decide_pv(&self.policy, meta.kind, v.phase, pv);
+        // Fail closed: `allow` needs the PV rule's constraint; a rule of
+        // another class has none and the call is denied.
+        let pc = d.rule.and_then(|r| r.pv_constraint());
+        let verdict = match (d.verdict, pc) {
+            (Verdict::Allow, None) => Verdict::Deny,
+            (verdict, _) => verdict,
+        };
         let ctx = Ctx {
             policy: &self.policy,
             cpu,
@@ -81,9 +88,9 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             index,
             call: pv,
             rule: d.rule.map(|r| r.id),
-            pc: d.rule.map_or(PvConstraint::NONE, |r| r.pv_constraint()),
+            pc: pc.unwrap_or(SHOWS_NOTHING),
         };
-        match d.verdict {
+        match verdict {
             Verdict::Deny => Outcome::failed(
                 pv,
                 CallError::Denied {
@@ -99,6 +106,15 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         }
     }
 }
+
+/// The constraint of a call that is not carried out (denied or ignored):
+/// it shows no bit and allows no vector. Only `allow` executes a call, and
+/// `allow` always has its rule's own constraint.
+const SHOWS_NOTHING: PvConstraint = PvConstraint {
+    read_mask: 0,
+    min_vector: u8::MAX,
+    allow_soft: false,
+};
 
 /// Carries out an allowed call: resource-level checks, then the change.
 fn execute<P: Policy>(

@@ -18,8 +18,10 @@ use crate::state::VcpuState;
 pub(super) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
     for (index, value) in v.msrs.iter_mut() {
         let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, *index);
-        if let (Verdict::Allow, Some(rule)) = (d.verdict, d.rule) {
-            let c: MsrConstraint = rule.msr_constraint();
+        // A rule of another class has no constraint: nothing is forced,
+        // and the same decision denied the write that stored the value.
+        if let (Verdict::Allow, Some(c)) = (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
+            let c: MsrConstraint = c;
             *value = (*value | c.force_on) & !c.force_off;
         }
     }
@@ -36,9 +38,11 @@ pub(super) fn set_msr<P: Policy>(
     let resource = Resource::Msr(index);
     let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Write, index);
     let rule = d.rule.map(|r| r.id);
-    match (d.verdict, d.rule) {
+    // `allow` without an MSR constraint (a rule of another class) falls to
+    // the denial below: fail closed.
+    match (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
         (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
-        (Verdict::Allow, Some(r)) => match check_msr_write(r.msr_constraint(), value) {
+        (Verdict::Allow, Some(c)) => match check_msr_write(c, value) {
             Err(e) => Outcome::failed(
                 ctx.call,
                 CallError::MsrValue {
@@ -77,11 +81,12 @@ pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) ->
     let resource = Resource::Msr(index);
     let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Read, index);
     let rule = d.rule.map(|r| r.id);
-    match (d.verdict, d.rule) {
+    // `allow` without an MSR constraint falls to the denial below.
+    match (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
         (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
-        (Verdict::Allow, Some(r)) => {
-            let seen =
-                msr_read_view(r.msr_constraint(), v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
+        (Verdict::Allow, Some(c)) => {
+            // An MSR the host never wrote reads as 0 (not a policy answer).
+            let seen = msr_read_view(c, v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
             Outcome {
                 out: [seen, 0, 0, 0],
                 ..Outcome::new(ctx.call, Effect::Allow, rule, resource)
