@@ -1,8 +1,17 @@
-//! The image as C sees it: builds the `pvgate-image` staticlib (release,
-//! `panic = "abort"`), compiles `image/tests/c/crosvm_boot.c` with `cc`
-//! against `image/include/pvgate.h`, links it (`-Wl,--gc-sections`, the
-//! linux-gnu pitfall) and runs it: crosvm's protected boot, then a denied
-//! write after the first run. Skips, saying so, when `cc` is absent.
+//! The image as C sees it: builds the `pvgate-image` staticlib, compiles C
+//! programs with `cc` against `image/include/pvgate.h`, links them
+//! (`-Wl,--gc-sections`, the linux-gnu pitfall) and runs them:
+//!
+//! * `image/tests/c/crosvm_boot.c` (release build): crosvm's protected
+//!   boot, then a denied write after the first run;
+//! * `image/tests/c/bad_args.c` against a debug and a release build: a
+//!   buggy caller passing every bad argument the C ABI can receive (NULL
+//!   and misaligned pointers, huge counts, garbage handles, unknown calls).
+//!   Each must be refused with its errno and leak no slot. The debug build
+//!   keeps Rust's precondition checks on, so undefined behaviour such as a
+//!   misaligned slice aborts it instead of passing silently.
+//!
+//! Skips, saying so, when `cc` is absent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -15,46 +24,54 @@ fn have_cc() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn a_c_program_links_the_image_and_replays_the_protected_crosvm_boot() {
+fn skip() -> bool {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         println!("SKIPPED c_image: the C link test is written for x86_64 linux");
-        return;
+        return true;
     }
     if !have_cc() {
         println!("SKIPPED c_image: no `cc` on PATH (install gcc or clang to run the C ABI test)");
-        return;
+        return true;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // A target directory of its own: the outer `cargo test` holds the lock
-    // of the shared one while tests run.
-    let target = root.join("target").join("c-image");
+    false
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the staticlib with `profile` (`release` or `dev`) into a target
+/// directory of its own (the outer `cargo test` holds the lock of the
+/// shared one while tests run) and returns the library's path.
+fn build_image(profile: &str) -> PathBuf {
+    let target = root().join("target").join("c-image");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "pvgate-image",
-            "--target-dir",
-        ])
+        .current_dir(root())
+        .args(["build", "--profile", profile, "--package", "pvgate-image"])
+        .arg("--target-dir")
         .arg(&target)
         .status()
         .expect("cargo runs");
     assert!(
         status.success(),
-        "cargo build --release -p pvgate-image failed"
+        "cargo build --profile {profile} -p pvgate-image failed"
     );
-    let lib = target.join("release").join("libpvgate_image.a");
+    let dir = if profile == "dev" { "debug" } else { profile };
+    let lib = target.join(dir).join("libpvgate_image.a");
     assert!(lib.is_file(), "{} was not built", lib.display());
+    lib
+}
 
-    let exe = target.join("crosvm_boot");
+/// Compiles `image/tests/c/<program>.c` against `lib`, runs it and returns
+/// its standard output; fails unless it exits 0 and prints `PASSED`.
+fn run_c(program: &str, lib: &Path, exe_name: &str) -> String {
+    let exe = lib.with_file_name(exe_name);
     let out = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(root.join("image/include"))
-        .arg(root.join("image/tests/c/crosvm_boot.c"))
-        .arg(&lib)
+        .arg(root().join("image/include"))
+        .arg(root().join("image/tests/c").join(format!("{program}.c")))
+        .arg(lib)
         .args(["-Wl,--gc-sections", "-lpthread", "-ldl", "-lm", "-o"])
         .arg(&exe)
         .output()
@@ -64,16 +81,27 @@ fn a_c_program_links_the_image_and_replays_the_protected_crosvm_boot() {
         "cc failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-
-    let run = Command::new(Path::new(&exe))
-        .output()
-        .expect("the C program runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let run = Command::new(&exe).output().expect("the C program runs");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     println!("{stdout}");
     assert!(
         run.status.success(),
-        "the C program reported failures:\n{stdout}"
+        "{exe_name} failed ({}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
     );
+    assert!(stdout.lines().any(|l| l == "PASSED"), "{stdout}");
+    assert!(!stdout.contains("FAIL "), "{stdout}");
+    stdout
+}
+
+#[test]
+fn a_c_program_links_the_image_and_replays_the_protected_crosvm_boot() {
+    if skip() {
+        return;
+    }
+    let lib = build_image("release");
+    let stdout = run_c("crosvm_boot", &lib, "crosvm_boot");
     assert!(
         stdout.contains("ok   vcpu_after_set_cpuid accepted"),
         "{stdout}"
@@ -82,12 +110,53 @@ fn a_c_program_links_the_image_and_replays_the_protected_crosvm_boot() {
         stdout.contains("ok   set_msr 0x1a0 = 0x1 -> -1 (want -1)"),
         "the denied write after run: {stdout}"
     );
-    assert!(stdout.lines().any(|l| l == "PASSED"), "{stdout}");
-    assert!(!stdout.contains("FAIL "), "{stdout}");
     // The image carries the digest of the policy it was built from.
     let digest = stdout
         .lines()
         .find_map(|l| l.strip_prefix("digest "))
         .expect("digest line");
     assert_eq!(digest, pvgate::POLICY_DIGEST_HEX);
+}
+
+/// The checks `bad_args.c` must report, so a check dropped from the
+/// program is noticed.
+const BAD_ARG_CHECKS: &[&str] = &[
+    "create_vm with a NULL or misaligned handle pointer -> -EFAULT (0 wrong)",
+    "then all 8 vm slots can still be created (no slot leaked)",
+    "create_vcpu with a NULL or misaligned handle pointer -> -EFAULT (0 wrong)",
+    "then all 8 vcpu slots of the vm can still be created (no slot leaked)",
+    "hypercall with misaligned regs -> -EFAULT",
+    "supported cpuid into a misaligned buffer -> -EFAULT",
+    "set cpuid from a misaligned buffer -> -EFAULT",
+    "a shared count above 256 entries (up to SIZE_MAX) -> -EINVAL (0 wrong)",
+    "NULL shared buffer with a count of 3 -> -EFAULT",
+    "audit_event into a misaligned buffer -> -EFAULT",
+    "garbage handles -> -EINVAL",
+    "unknown call numbers -> -EINVAL",
+];
+
+fn bad_arguments_against(profile: &str, exe_name: &str) {
+    if skip() {
+        return;
+    }
+    let lib = build_image(profile);
+    let stdout = run_c("bad_args", &lib, exe_name);
+    for check in BAD_ARG_CHECKS {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok   ") && l.contains(check)),
+            "missing check `{check}`:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn every_bad_c_argument_is_refused_without_a_leak_in_a_release_build() {
+    bad_arguments_against("release", "bad_args_release");
+}
+
+#[test]
+fn every_bad_c_argument_is_refused_without_a_leak_in_a_debug_build() {
+    bad_arguments_against("dev", "bad_args_debug");
 }

@@ -24,6 +24,7 @@
 
 use pvgate::{CompiledPolicy, POLICY, POLICY_DIGEST, POLICY_DIGEST_HEX};
 use pvgate_gate::{PvCall, VmKind};
+use pvgate_hyp::cpu::MAX_CPUID_ENTRIES;
 use pvgate_hyp::error::{EFAULT, EINVAL};
 use pvgate_hyp::{
     AuditEvent, CpuDump, CpuModel, CpuidEntry, Effect, Hyp, HypConfig, HypercallOut, HypercallRegs,
@@ -79,46 +80,87 @@ pub extern "C" fn pvgate_init(cpu_model: u32) -> i64 {
     }
 }
 
+/// An out pointer the image may write one `T` through: non-null and
+/// aligned for `T`. Anything else is refused with `-EFAULT` before the
+/// call does anything. (That the memory is writable is the caller's part of
+/// the contract: no function can check it.)
+fn out_ptr<T>(p: *mut T) -> Result<*mut T, i64> {
+    if p.is_null() || !p.is_aligned() {
+        return Err(-EFAULT);
+    }
+    Ok(p)
+}
+
+/// An in pointer the image may read one `T` from: non-null and aligned.
+fn in_ptr<T>(p: *const T) -> Result<*const T, i64> {
+    if p.is_null() || !p.is_aligned() {
+        return Err(-EFAULT);
+    }
+    Ok(p)
+}
+
+/// The shared CPUID buffer of `pvgate_hypercall`, checked before any
+/// slice is formed: a count above the table capacity is `-EINVAL`; a null
+/// pointer with a non-zero count, or a pointer not aligned for
+/// `struct pvgate_cpuid_entry`, is `-EFAULT`. A count of 0 is the empty
+/// buffer whatever the pointer (it is never dereferenced).
+fn shared_buffer(
+    shared: *mut CpuidEntry,
+    nshared: usize,
+) -> Result<Option<(*mut CpuidEntry, usize)>, i64> {
+    if nshared > MAX_CPUID_ENTRIES {
+        return Err(-EINVAL);
+    }
+    if nshared == 0 {
+        return Ok(None);
+    }
+    Ok(Some((out_ptr(shared)?, nshared)))
+}
+
 /// Creates a VM (`kind` 0 protected, 1 normal) and stores its handle.
+/// Nothing is created unless the handle can be stored: a null or
+/// misaligned `handle` is `-EFAULT` before anything else.
 ///
 /// # Safety
-/// `handle` must be null or valid for one `u64` write.
+/// A non-null, aligned `handle` must be valid for one `u64` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvgate_create_vm(kind: u32, handle: *mut u64) -> i64 {
+    let handle = match out_ptr(handle) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     let Some(kind) = VmKind::from_u64(u64::from(kind)) else {
         return -EINVAL;
     };
     match HYP.create_vm(kind) {
         Ok(h) => {
-            // SAFETY: the caller passes null or a pointer valid for a write.
-            match unsafe { handle.as_mut() } {
-                Some(slot) => {
-                    *slot = h.0;
-                    0
-                }
-                None => -EFAULT,
-            }
+            // SAFETY: `out_ptr` checked that `handle` is non-null and
+            // aligned for u64; that it is valid for a write is the caller's
+            // contract (pvgate.h). A raw write forms no reference.
+            unsafe { handle.write(h.0) };
+            0
         }
         Err(e) => -e.errno(),
     }
 }
 
-/// Creates a vCPU in a VM and stores its handle.
+/// Creates a vCPU in a VM and stores its handle. Nothing is created unless
+/// the handle can be stored: a null or misaligned `handle` is `-EFAULT`.
 ///
 /// # Safety
-/// `handle` must be null or valid for one `u64` write.
+/// A non-null, aligned `handle` must be valid for one `u64` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvgate_create_vcpu(vm: u64, handle: *mut u64) -> i64 {
+    let handle = match out_ptr(handle) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     match HYP.create_vcpu(VmHandle(vm)) {
         Ok(h) => {
-            // SAFETY: the caller passes null or a pointer valid for a write.
-            match unsafe { handle.as_mut() } {
-                Some(slot) => {
-                    *slot = h.0;
-                    0
-                }
-                None => -EFAULT,
-            }
+            // SAFETY: `out_ptr` checked non-null and u64 alignment; validity
+            // for a write is the caller's contract (pvgate.h).
+            unsafe { handle.write(h.0) };
+            0
         }
         Err(e) => -e.errno(),
     }
@@ -149,11 +191,19 @@ pub extern "C" fn pvgate_destroy_vm(vm: u64) -> i64 {
 
 /// The hypercall entry (see `docs/hypervisor.md`). `shared` is the host's
 /// CPUID buffer of `nshared` entries (may be null when `nshared` is 0).
-/// Returns the status, which is also stored in `out->status`.
+/// Returns the status, which is also stored in `out->status` whenever
+/// `out` is usable.
+///
+/// Checked before anything is read or any slice is formed: `regs` and
+/// `out` non-null and aligned (`-EFAULT`); `nshared` at most the CPUID
+/// table capacity, 256 (`-EINVAL`); `shared` non-null when `nshared > 0`
+/// and aligned for its entry type (`-EFAULT`). `regs` is copied before
+/// `shared` is touched and `out` written after, so the three may overlap.
 ///
 /// # Safety
-/// `regs` must be valid for a read and `out` for a write (or be null:
-/// `-EFAULT`); `shared` must be valid for `nshared` entries.
+/// A non-null, aligned `regs` must be valid for a read and `out` for a
+/// write; a non-null, aligned `shared` must be valid for reads and writes
+/// of `nshared` entries and not be accessed by anyone else during the call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvgate_hypercall(
     regs: *const HypercallRegs,
@@ -161,22 +211,52 @@ pub unsafe extern "C" fn pvgate_hypercall(
     shared: *mut CpuidEntry,
     nshared: usize,
 ) -> i64 {
-    // SAFETY: the caller passes null or a pointer valid for a read.
-    let Some(regs) = (unsafe { regs.as_ref() }) else {
-        return -EFAULT;
+    let out = match out_ptr(out) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
-    // SAFETY: the caller passes null or a pointer valid for a write.
-    let Some(out) = (unsafe { out.as_mut() }) else {
-        return -EFAULT;
-    };
-    let buffer: &mut [CpuidEntry] = if shared.is_null() || nshared == 0 {
-        &mut []
-    } else {
-        // SAFETY: the caller guarantees `nshared` valid, exclusive entries.
-        unsafe { core::slice::from_raw_parts_mut(shared, nshared) }
-    };
-    *out = HYP.hypercall(regs, buffer);
-    out.status
+    // SAFETY: forwarded from this function's contract (see `checked_call`).
+    let result =
+        unsafe { checked_call(regs, shared, nshared) }.unwrap_or_else(|status| HypercallOut {
+            status,
+            out: [0; 4],
+        });
+    // SAFETY: `out_ptr` checked that `out` is non-null and aligned; validity
+    // for a write is the caller's contract. A raw write forms no reference.
+    unsafe { out.write(result) };
+    result.status
+}
+
+/// `pvgate_hypercall` once `out` is known good: checks `regs` and the
+/// shared buffer, then makes the call. `Err` is the negated errno.
+///
+/// # Safety
+/// As `pvgate_hypercall` for `regs` and `shared`.
+unsafe fn checked_call(
+    regs: *const HypercallRegs,
+    shared: *mut CpuidEntry,
+    nshared: usize,
+) -> Result<HypercallOut, i64> {
+    let regs = in_ptr(regs)?;
+    let buffer = shared_buffer(shared, nshared)?;
+    // SAFETY: `in_ptr` checked that `regs` is non-null and aligned; that it
+    // is valid for a read is the caller's contract. Read by value: no
+    // reference to the caller's memory is kept.
+    let regs = unsafe { regs.read() };
+    Ok(match buffer {
+        None => HYP.hypercall(&regs, &mut []),
+        Some((ptr, len)) => {
+            // SAFETY: `shared_buffer` checked that `ptr` is non-null and
+            // aligned for CpuidEntry and that 0 < len <= 256, so len * 24
+            // bytes is far below isize::MAX; validity for reads and writes
+            // of `len` entries and exclusive access during the call are the
+            // caller's contract (pvgate.h). `regs` was copied above and the
+            // caller writes `out` only after this slice is dead, so overlap
+            // with either forms no aliasing reference.
+            let slice = unsafe { core::slice::from_raw_parts_mut(ptr, len) };
+            HYP.hypercall(&regs, slice)
+        }
+    })
 }
 
 /// The audit counter of (PV call number, effect number); 0 for numbers
@@ -214,27 +294,31 @@ pub struct PvgateAuditEvent {
 }
 
 /// Copies the `back`-th most recent audit event (0 = newest) to `out`;
-/// `-EINVAL` if there is none, `-EFAULT` for a null `out`.
+/// `-EFAULT` for a null or misaligned `out` (checked first), `-EINVAL` if
+/// there is no such event.
 ///
 /// # Safety
-/// `out` must be null or valid for a write.
+/// A non-null, aligned `out` must be valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvgate_audit_event(back: u64, out: *mut PvgateAuditEvent) -> i64 {
+    let out = match out_ptr(out) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
     let Some(ev): Option<AuditEvent> = HYP.audit().recent(back) else {
         return -EINVAL;
     };
-    // SAFETY: the caller passes null or a pointer valid for a write.
-    let Some(out) = (unsafe { out.as_mut() }) else {
-        return -EFAULT;
-    };
-    *out = PvgateAuditEvent {
+    let event = PvgateAuditEvent {
         seq: ev.seq,
-        call: ev.call as u32,
+        call: u32::from(ev.call as u16),
         effect: ev.effect as u32,
         handle: ev.vcpu,
         resource: ev.resource.encode(),
         rule: ev.rule.map_or(-1, |r| i32::from(r.0)),
     };
+    // SAFETY: `out_ptr` checked that `out` is non-null and aligned; validity
+    // for a write is the caller's contract. A raw write forms no reference.
+    unsafe { out.write(event) };
     0
 }
 
@@ -242,19 +326,25 @@ pub unsafe extern "C" fn pvgate_audit_event(back: u64, out: *mut PvgateAuditEven
 /// `out`, and its lowercase hex (64 characters and a NUL) to `hex` unless
 /// `hex` is null.
 ///
+/// Both are byte buffers (any alignment); either may be null.
+///
 /// # Safety
-/// `out` must be null or valid for 32 bytes; `hex` null or valid for 65.
+/// A non-null `out` must be valid for 32 byte writes, a non-null `hex` for
+/// 65.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvgate_policy_digest(out: *mut u8, hex: *mut u8) -> i64 {
     if !out.is_null() {
-        // SAFETY: the caller guarantees 32 writable bytes at `out`.
+        // SAFETY: `out` is non-null (checked above); u8 needs no alignment;
+        // 32 writable bytes at `out` are the caller's contract, and the
+        // source is a 32-byte constant, which cannot overlap it.
         unsafe { core::ptr::copy_nonoverlapping(POLICY_DIGEST.as_ptr(), out, POLICY_DIGEST.len()) };
     }
     if !hex.is_null() {
         let text = POLICY_DIGEST_HEX.as_bytes();
         let n = text.len().min(64);
-        // SAFETY: the caller guarantees 65 writable bytes at `hex`; at most
-        // 64 are copied, then the NUL goes at index n <= 64.
+        // SAFETY: `hex` is non-null (checked above); u8 needs no
+        // alignment; 65 writable bytes at `hex` are the caller's contract;
+        // at most 64 are copied, then the NUL goes at index n <= 64.
         unsafe {
             core::ptr::copy_nonoverlapping(text.as_ptr(), hex, n);
             hex.add(n).write(0);
