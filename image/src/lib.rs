@@ -352,3 +352,67 @@ pub unsafe extern "C" fn pvgate_policy_digest(out: *mut u8, hex: *mut u8) -> i64
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pointer checks, called directly. The exported functions share
+    //! one static hypervisor, so only calls that create nothing run here;
+    //! creation and slot leaks are tested from C (`tests/c_image.rs`).
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn out_pointers_must_be_non_null_and_aligned() {
+        let mut word = 0u64;
+        let p: *mut u64 = &mut word;
+        assert_eq!(out_ptr(p), Ok(p));
+        assert_eq!(out_ptr(core::ptr::null_mut::<u64>()), Err(-EFAULT));
+        let misaligned = p.cast::<u8>().wrapping_add(1).cast::<u64>();
+        assert_eq!(out_ptr(misaligned), Err(-EFAULT));
+        assert_eq!(in_ptr(misaligned.cast_const()), Err(-EFAULT));
+        assert_eq!(in_ptr(core::ptr::null::<u64>()), Err(-EFAULT));
+    }
+
+    #[test]
+    fn the_shared_count_is_bounded_before_the_pointer_is_looked_at() {
+        let mut table = [CpuidEntry::default(); 4];
+        let p = table.as_mut_ptr();
+        assert_eq!(shared_buffer(p, 4), Ok(Some((p, 4))));
+        assert_eq!(shared_buffer(p, 0), Ok(None));
+        assert_eq!(shared_buffer(core::ptr::null_mut(), 0), Ok(None));
+        assert_eq!(shared_buffer(core::ptr::null_mut(), 1), Err(-EFAULT));
+        assert_eq!(shared_buffer(p, MAX_CPUID_ENTRIES + 1), Err(-EINVAL));
+        assert_eq!(shared_buffer(p, usize::MAX), Err(-EINVAL));
+        let misaligned = p.cast::<u8>().wrapping_add(2).cast::<CpuidEntry>();
+        assert_eq!(shared_buffer(misaligned, 1), Err(-EFAULT));
+        // The largest count accepted fits isize::MAX bytes by far.
+        assert!(MAX_CPUID_ENTRIES * core::mem::size_of::<CpuidEntry>() < isize::MAX as usize);
+    }
+
+    #[test]
+    fn bad_pointers_create_nothing_and_store_their_status() {
+        // SAFETY: every pointer passed is null, misaligned or a local.
+        unsafe {
+            assert_eq!(pvgate_create_vm(0, core::ptr::null_mut()), -EFAULT);
+            assert_eq!(pvgate_create_vcpu(1, core::ptr::null_mut()), -EFAULT);
+            let regs = HypercallRegs::default();
+            let mut out = HypercallOut::default();
+            assert_eq!(
+                pvgate_hypercall(core::ptr::null(), &mut out, core::ptr::null_mut(), 0),
+                -EFAULT
+            );
+            assert_eq!(out.status, -EFAULT);
+            assert_eq!(
+                pvgate_hypercall(&regs, &mut out, core::ptr::null_mut(), usize::MAX),
+                -EINVAL
+            );
+            assert_eq!(out.status, -EINVAL);
+            assert_eq!(
+                pvgate_hypercall(&regs, core::ptr::null_mut(), core::ptr::null_mut(), 0),
+                -EFAULT
+            );
+            assert_eq!(pvgate_audit_event(0, core::ptr::null_mut()), -EFAULT);
+        }
+    }
+}
