@@ -22,9 +22,9 @@ extern "C" {
 
 /* Errors: calls return 0 or a negated errno. */
 #define PVGATE_EPERM 1   /* the policy refused the call */
-#define PVGATE_EFAULT 14 /* a null pointer, or a shared buffer shorter than asked */
+#define PVGATE_EFAULT 14 /* a NULL or misaligned pointer, or a shared buffer shorter than asked */
 #define PVGATE_EBUSY 16  /* in use / not torn down yet / an interrupt already queued */
-#define PVGATE_EINVAL 22 /* unknown call, bad handle, bad argument or state */
+#define PVGATE_EINVAL 22 /* unknown call, bad handle, bad argument or state, nshared > 256 */
 #define PVGATE_ENOSPC 28 /* a fixed-capacity table is full */
 
 /* pvgate_init() CPU models. */
@@ -146,24 +146,49 @@ struct pvgate_audit_event {
     int32_t rule;      /* deciding rule id, -1 = default deny */
 };
 
+/*
+ * Pointer contract (docs/hypervisor.md, "C ABI contract"). Every pointer is
+ * checked before it is used: an out pointer that is NULL or not aligned for
+ * its type is -EFAULT and the call does nothing (no VM or vCPU is created
+ * whose handle cannot be returned). The caller's part: a non-NULL, aligned
+ * pointer points at memory valid for the stated length, which no other
+ * thread touches during the call. Integers (handles, call numbers, kinds,
+ * counts) may take any value: unknown ones are -EINVAL.
+ */
+
 /* Installs the CPU model; 0, -EINVAL (unknown model) or -EBUSY (installed). */
 int64_t pvgate_init(uint32_t cpu_model);
-/* Creates a VM of a kind; stores its handle. */
+/* Creates a VM of a kind; stores its handle. handle: non-NULL, 8-byte
+ * aligned, else -EFAULT (checked first: nothing is created). -EINVAL for an
+ * unknown kind, -ENOSPC when every VM slot is in use. */
 int64_t pvgate_create_vm(uint32_t kind, uint64_t *handle);
-/* Creates a vCPU (phase setup); stores its handle. */
+/* Creates a vCPU (phase setup); stores its handle. handle as for
+ * pvgate_create_vm. -EINVAL for a bad VM handle, -ENOSPC when full. */
 int64_t pvgate_create_vcpu(uint64_t vm, uint64_t *handle);
-/* Releases a torn-down vCPU; -EBUSY before vm_destroy. */
+/* Releases a torn-down vCPU; -EBUSY before vm_destroy, -EINVAL bad handle. */
 int64_t pvgate_destroy_vcpu(uint64_t vcpu);
 /* vm_destroy (decided by the policy) and release of the VM's slot. */
 int64_t pvgate_destroy_vm(uint64_t vm);
-/* The hypercall entry; shared is the CPUID buffer (nshared entries). */
+/* The hypercall entry. Returns the status and stores it in out->status.
+ * regs: non-NULL, 8-byte aligned, readable (else -EFAULT); copied first, so
+ *       it may overlap out or shared.
+ * out:  non-NULL, 8-byte aligned, writable (else -EFAULT, and nothing is
+ *       stored).
+ * shared, nshared: the CPUID buffer of nshared entries. nshared > 256 is
+ *       -EINVAL; nshared > 0 with a NULL or not 4-byte aligned shared is
+ *       -EFAULT; nshared == 0 means no buffer (shared is never used).
+ *       Valid for reads and writes of nshared entries, untouched by other
+ *       threads during the call. */
 int64_t pvgate_hypercall(const struct pvgate_regs *regs, struct pvgate_out *out,
                          struct pvgate_cpuid_entry *shared, size_t nshared);
-/* The audit counter of (call, effect); call 0 counts unknown calls. */
+/* The audit counter of (call, effect); call 0 counts unknown calls; 0 for
+ * unknown call or effect numbers. */
 uint64_t pvgate_audit_count(uint32_t call, uint32_t effect);
-/* The back-th most recent audit event (0 = newest); -EINVAL if none. */
+/* The back-th most recent audit event (0 = newest). out: non-NULL, 8-byte
+ * aligned, else -EFAULT (checked first); -EINVAL if there is no such event. */
 int64_t pvgate_audit_event(uint64_t back, struct pvgate_audit_event *out);
-/* The policy digest: 32 bytes to out, 64 hex characters + NUL to hex (either may be NULL). */
+/* The policy digest: 32 bytes to out, 64 hex characters + NUL to hex. Byte
+ * buffers: any alignment, either may be NULL (then it is skipped). */
 int64_t pvgate_policy_digest(uint8_t *out, char *hex);
 
 #ifdef __cplusplus
