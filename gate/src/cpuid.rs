@@ -55,9 +55,14 @@ pub const fn supported_register(base: u32, c: RegControl) -> u32 {
 
 /// Merges one register: fixed bits keep the base, host bits take the
 /// host's value, clear-only bits take base AND host, forced bits are forced.
+///
+/// Fail closed on a malformed control whose masks overlap: force-off wins
+/// over everything and force-on over the host's choice, as in
+/// [`supported_register`] and [`RegControl::mode_of`].
 pub const fn merge_register(base: u32, host: u32, c: RegControl) -> CpuidMerge {
     let effective =
-        (base & c.fixed()) | (host & c.host) | (base & host & c.clear_only) | c.force_on;
+        ((base & c.fixed()) | (host & c.host) | (base & host & c.clear_only) | c.force_on)
+            & !c.force_off;
     CpuidMerge {
         effective,
         violations: effective ^ host,
@@ -105,6 +110,29 @@ mod tests {
         let m = merge_register(1 << 13, 1 << 21, LEAF1_ECX);
         assert_eq!(m.effective, 1 << 21);
         assert_eq!(m.violations, 0);
+    }
+
+    #[test]
+    fn a_malformed_control_with_overlapping_masks_keeps_forced_bits_forced() {
+        // Masks are disjoint in every table codegen emits; a table that is
+        // not (bit 5 both host and force-off, bit 6 both host and
+        // force-on, bit 7 both force-on and force-off) must not give the
+        // host a bit the policy forces.
+        let c = RegControl {
+            host: 1 << 5 | 1 << 6,
+            clear_only: 0,
+            force_on: 1 << 6 | 1 << 7,
+            force_off: 1 << 5 | 1 << 7,
+        };
+        let m = merge_register(u32::MAX, u32::MAX, c);
+        assert_eq!(m.effective & (1 << 5 | 1 << 7), 0, "force-off wins");
+        let m = merge_register(0, 0, c);
+        assert_eq!(m.effective & (1 << 6), 1 << 6, "force-on wins over host");
+        assert_eq!(supported_register(u32::MAX, c) & (1 << 5 | 1 << 7), 0);
+        // The reported mode says the same as the merge.
+        assert_eq!(c.mode_of(5), crate::rule::BitMode::ForceOff);
+        assert_eq!(c.mode_of(6), crate::rule::BitMode::ForceOn);
+        assert_eq!(c.mode_of(7), crate::rule::BitMode::ForceOff);
     }
 
     #[test]

@@ -115,20 +115,22 @@ impl BitMode {
 }
 
 impl RegControl {
-    /// The mode of one bit (0..=31); bits above 31 are `fixed`.
+    /// The mode of one bit (0..=31); bits above 31 are `fixed`. Should the
+    /// masks of a malformed control overlap, the mode is the one the merge
+    /// applies: force-off, then force-on, then host, then clear-only.
     pub const fn mode_of(&self, bit: u32) -> BitMode {
         let m = match 1u32.checked_shl(bit) {
             Some(m) => m,
             None => return BitMode::Fixed,
         };
-        if self.host & m != 0 {
+        if self.force_off & m != 0 {
+            BitMode::ForceOff
+        } else if self.force_on & m != 0 {
+            BitMode::ForceOn
+        } else if self.host & m != 0 {
             BitMode::Host
         } else if self.clear_only & m != 0 {
             BitMode::ClearOnly
-        } else if self.force_on & m != 0 {
-            BitMode::ForceOn
-        } else if self.force_off & m != 0 {
-            BitMode::ForceOff
         } else {
             BitMode::Fixed
         }
