@@ -133,6 +133,15 @@ int main(void) {
     CHECK(pvgate_hypercall(&r, (struct pvgate_out *)misaligned(), NULL, 0) == -PVGATE_EFAULT,
           "hypercall with misaligned out -> -EFAULT");
 
+    /* regs is copied before out is written: they may be the same memory. */
+    union {
+        struct pvgate_regs r;
+        struct pvgate_out o;
+    } same;
+    same.r = r;
+    int64_t st = pvgate_hypercall(&same.r, &same.o, NULL, 0);
+    CHECK(st == 0 && same.o.status == 0, "hypercall with regs and out in the same memory (%lld)", (long long)st);
+
     /* The shared CPUID buffer. */
     o = hc(PVGATE_HC_GET_SUPPORTED_CPUID, PVGATE_VM_PROTECTED, 0, table, 256);
     uint64_t n = o.out[0];
