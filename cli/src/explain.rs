@@ -13,10 +13,10 @@ use pvgate_gate::{
 use serde_json::{Value, json};
 
 use crate::Format;
-use crate::bits::{bit_numbers, two_values};
-use crate::describe::{self, join_and};
 use crate::error::{CliError, Outcome};
 use crate::load::{self, AccessArg, KindArg, PhaseArg, RegArg};
+use pvgate_review::bits::{bit_numbers, two_values};
+use pvgate_review::describe::{self, join_and};
 
 /// Explain the decision for one host request.
 #[derive(Debug, clap::Args)]

@@ -5,10 +5,8 @@
 //! expectation); 2 unusable input (a policy or trace that does not load,
 //! bad arguments).
 
-mod bits;
 mod check;
 mod conformance;
-mod describe;
 mod diff;
 mod digest;
 mod emit;

@@ -15,10 +15,10 @@ use pvgate_trace::{CpuidChange, Replay, Step, Trace, TraceError};
 use serde_json::{Value, json};
 
 use crate::Format;
-use crate::bits;
-use crate::describe;
 use crate::error::{CliError, Outcome};
 use crate::load;
+use pvgate_review::bits;
+use pvgate_review::describe;
 
 /// Replay traces of host PV calls through the hypervisor core on a policy.
 #[derive(Debug, clap::Args)]

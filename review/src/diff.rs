@@ -1,46 +1,20 @@
-//! `pvgate diff OLD NEW`: the exact semantic difference between two
+//! The exact semantic difference between two
 //! policies, computed from their IR tables: every (VM kind, phase, access,
 //! resource range) whose verdict, value constraint or CPUID control
 //! changed, worded for a reviewer, with both rule locations. Reordering,
 //! comments and formatting give an empty diff.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
-use std::path::PathBuf;
 
 use pvgate_codegen::ir::{CpuidEntry, MsrRange};
-use pvgate_codegen::{Compiled, Ir, IrRule, Registry, digest};
+use pvgate_codegen::{Compiled, Ir, IrRule, Registry};
 use pvgate_gate::{
     Access, MsrConstraint, Phase, PvCall, PvConstraint, RegControl, Register, RuleDetail, RuleId,
     Verdict, ViolationMode, VmKind,
 };
-use serde_json::{Value, json};
 
-use crate::Format;
 use crate::bits::two_values;
 use crate::describe::{self, join_and};
-use crate::error::{CliError, Outcome};
-use crate::load;
-
-/// Show the semantic difference between two policies.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  git show HEAD:policy/default.toml > /tmp/old.toml && cargo pvgate diff --exit-code /tmp/old.toml policy/default.toml"
-)]
-pub struct Args {
-    /// The policy before the change.
-    #[arg(value_name = "OLD")]
-    pub old: PathBuf,
-    /// The policy after the change.
-    #[arg(value_name = "NEW")]
-    pub new: PathBuf,
-    /// Exit 1 when the policies differ.
-    #[arg(long)]
-    pub exit_code: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
-}
 
 /// What part of the policy a change is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,7 +32,8 @@ pub enum Section {
 }
 
 impl Section {
-    const fn title(self) -> &'static str {
+    /// The heading a reviewer sees.
+    pub const fn title(self) -> &'static str {
         match self {
             Section::Header => "policy header",
             Section::Msr => "MSRs",
@@ -71,19 +46,79 @@ impl Section {
 
 /// A CPUID selector: leaves, and a subleaf or every (other) subleaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct CpuidSel {
-    leaves: (u32, u32),
-    subleaf: Option<u32>,
+pub struct CpuidSel {
+    /// First and last leaf, inclusive.
+    pub leaves: (u32, u32),
+    /// One subleaf, or `None`: every subleaf not decided separately.
+    pub subleaf: Option<u32>,
     /// With `subleaf: None`: some subleaves of these leaves are decided separately.
-    others: bool,
+    pub others: bool,
 }
 
 /// The resource a change is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Res {
+pub enum Res {
+    /// MSRs `first..=last`.
     Msr(u32, u32),
+    /// CPUID leaves (and subleaf).
     Cpuid(CpuidSel),
+    /// One PV call.
     Pv(PvCall),
+}
+
+/// A `[policy]` header field that is free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderField {
+    /// `name`.
+    Name,
+    /// `description`.
+    Description,
+}
+
+impl HeaderField {
+    /// The TOML key.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HeaderField::Name => "name",
+            HeaderField::Description => "description",
+        }
+    }
+}
+
+/// What a change is about, as data (the JSON form renders it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeData {
+    /// A rule's name or reason changed; its decisions did not.
+    Wording,
+    /// `cpuid-violations` changed.
+    ViolationMode {
+        /// Before.
+        old: ViolationMode,
+        /// After.
+        new: ViolationMode,
+    },
+    /// The policy's name or description changed.
+    Header {
+        /// Which field.
+        field: HeaderField,
+        /// Before.
+        old: String,
+        /// After.
+        new: String,
+    },
+    /// Decisions changed: the same way for every resource and scope listed.
+    Decisions {
+        /// The MSR access (`None` for CPUID and PV calls).
+        access: Option<Access>,
+        /// The (VM kind, phase) pairs where it changed.
+        scopes: Vec<(VmKind, Phase)>,
+        /// The resources it changed for.
+        resources: Vec<Res>,
+        /// The verdict before.
+        old: Verdict,
+        /// The verdict after.
+        new: Verdict,
+    },
 }
 
 /// One (resource, rule pair) change before grouping by scope.
@@ -97,7 +132,7 @@ struct Raw {
 }
 
 /// One reviewer-facing change.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// Its section.
     pub section: Section,
@@ -109,8 +144,8 @@ pub struct Change {
     pub old_rule: Option<String>,
     /// Where the deciding rule is in NEW.
     pub new_rule: Option<String>,
-    /// JSON form of the resources and scopes.
-    pub data: Value,
+    /// The resources, scopes and verdicts, as data.
+    pub data: ChangeData,
 }
 
 /// The effective decision content: what a change compares.
@@ -131,36 +166,6 @@ fn eff(ir: &Ir, id: Option<RuleId>) -> Eff {
             detail: None,
         },
     }
-}
-
-/// Runs `diff`.
-pub fn run(args: &Args) -> Result<Outcome, CliError> {
-    let old = load::policy(&args.old)?;
-    let new = load::policy(&args.new)?;
-    let changes = diff(&old, &new, Registry::builtin());
-    match args.format {
-        Format::Human => print!("{}", render(&old, &new, &changes)),
-        Format::Json => {
-            let v = json!({
-                "old": {"path": old.path, "digest": digest::hex(&digest::digest(&old.ir))},
-                "new": {"path": new.path, "digest": digest::hex(&digest::digest(&new.ir))},
-                "changes": changes.iter().map(|c| json!({
-                    "section": format!("{:?}", c.section).to_ascii_lowercase(),
-                    "summary": c.summary,
-                    "details": c.details,
-                    "old_rule": c.old_rule,
-                    "new_rule": c.new_rule,
-                    "data": c.data,
-                })).collect::<Vec<_>>(),
-            });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        }
-    }
-    Ok(if args.exit_code && !changes.is_empty() {
-        Outcome::Found
-    } else {
-        Outcome::Clean
-    })
 }
 
 /// Every semantic change from `old` to `new`, grouped for a reviewer.
@@ -239,7 +244,7 @@ pub fn diff(old: &Compiled, new: &Compiled, registry: &Registry) -> Vec<Change> 
             details,
             old_rule: Some(describe::rule_ref(&old.path, a)),
             new_rule: Some(describe::rule_ref(&new.path, b)),
-            data: json!({}),
+            data: ChangeData::Wording,
         });
     }
     out.sort_by_key(|c| c.section);
@@ -259,25 +264,39 @@ fn header(old: &Ir, new: &Ir) -> Vec<Change> {
         };
         out.push(Change {
             section: Section::Header,
-            summary: format!("host CPUID proposals outside its control are now {}; they were {}", word(new.violation_mode), match old.violation_mode { ViolationMode::Filter => "filtered", ViolationMode::Reject => "rejected" }),
+            summary: format!(
+                "host CPUID proposals outside its control are now {}; they were {}",
+                word(new.violation_mode),
+                match old.violation_mode {
+                    ViolationMode::Filter => "filtered",
+                    ViolationMode::Reject => "rejected",
+                }
+            ),
             details: Vec::new(),
             old_rule: None,
             new_rule: None,
-            data: json!({"cpuid_violations": {"old": old.violation_mode.name(), "new": new.violation_mode.name()}}),
+            data: ChangeData::ViolationMode {
+                old: old.violation_mode,
+                new: new.violation_mode,
+            },
         });
     }
     for (what, a, b) in [
-        ("name", &old.name, &new.name),
-        ("description", &old.description, &new.description),
+        (HeaderField::Name, &old.name, &new.name),
+        (HeaderField::Description, &old.description, &new.description),
     ] {
         if a != b {
             out.push(Change {
                 section: Section::Header,
-                summary: format!("the policy {what} changed from `{a}` to `{b}`"),
+                summary: format!("the policy {} changed from `{a}` to `{b}`", what.name()),
                 details: Vec::new(),
                 old_rule: None,
                 new_rule: None,
-                data: json!({what: {"old": a, "new": b}}),
+                data: ChangeData::Header {
+                    field: what,
+                    old: a.clone(),
+                    new: b.clone(),
+                },
             });
         }
     }
@@ -484,16 +503,6 @@ fn cpuid_sel(s: &CpuidSel) -> String {
     }
 }
 
-fn res_json(r: &Res) -> Value {
-    match *r {
-        Res::Msr(f, l) => json!({"msr": [format!("{f:#x}"), format!("{l:#x}")]}),
-        Res::Pv(c) => json!({"pv": c.name()}),
-        Res::Cpuid(s) => {
-            json!({"cpuid": {"leaves": [format!("{:#x}", s.leaves.0), format!("{:#x}", s.leaves.1)], "subleaf": s.subleaf, "other_subleaves": s.others}})
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn describe_change(
     old: &Compiled,
@@ -517,13 +526,13 @@ fn describe_change(
         id.and_then(|id| c.ir.rule(id))
             .map(|r: &IrRule| describe::rule_ref(&c.path, r))
     };
-    let data = json!({
-        "access": access.map(Access::name),
-        "scopes": scopes.iter().map(|(k, p)| json!({"vm": k.name(), "phase": p.name()})).collect::<Vec<_>>(),
-        "resources": res.iter().map(res_json).collect::<Vec<_>>(),
-        "old": {"verdict": a.verdict.name()},
-        "new": {"verdict": b.verdict.name()},
-    });
+    let data = ChangeData::Decisions {
+        access,
+        scopes: scopes.to_vec(),
+        resources: res.to_vec(),
+        old: a.verdict,
+        new: b.verdict,
+    };
     let make = |summary: String, details: Vec<String>| Change {
         section,
         summary,
@@ -721,58 +730,4 @@ fn cpuid_changes(
         ));
     }
     out
-}
-
-/// Renders changes for people, grouped by section.
-pub fn render(old: &Compiled, new: &Compiled, changes: &[Change]) -> String {
-    let mut o = String::new();
-    let (da, db) = (
-        digest::hex(&digest::digest(&old.ir)),
-        digest::hex(&digest::digest(&new.ir)),
-    );
-    if changes.is_empty() {
-        let _ = writeln!(
-            o,
-            "no semantic difference: {} and {} decide every request the same way",
-            old.path, new.path
-        );
-        let _ = writeln!(o, "  digest {da}");
-        return o;
-    }
-    let n = changes.len();
-    let _ = writeln!(
-        o,
-        "{} -> {}: {n} change{}",
-        old.path,
-        new.path,
-        if n == 1 { "" } else { "s" }
-    );
-    let _ = writeln!(o, "  old digest {da}");
-    let _ = writeln!(o, "  new digest {db}");
-    let mut section = None;
-    for c in changes {
-        if section != Some(c.section) {
-            section = Some(c.section);
-            let _ = writeln!(o, "\n{}", c.section.title());
-        }
-        let _ = writeln!(o, "  - {}", c.summary);
-        for d in &c.details {
-            for line in d.lines() {
-                let _ = writeln!(o, "      {line}");
-            }
-        }
-        if c.section != Section::Header {
-            let _ = writeln!(
-                o,
-                "      old: {}",
-                c.old_rule.as_deref().unwrap_or("default deny (no rule)")
-            );
-            let _ = writeln!(
-                o,
-                "      new: {}",
-                c.new_rule.as_deref().unwrap_or("default deny (no rule)")
-            );
-        }
-    }
-    o
 }

@@ -1,24 +1,17 @@
-//! `pvgate lint`: findings a reviewer should look at in a valid policy,
-//! each with a severity, the rule's location and a fix hint.
+//! Lint: findings a reviewer should look at in a valid policy, each with
+//! its lint, a severity, the rule's span and a fix hint. `pvgate lint`
+//! renders them (human, JSON, SARIF).
 
-use std::fmt::Write;
 use std::ops::Range;
-use std::path::PathBuf;
 
-use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
-use clap::ValueEnum;
-use pvgate_codegen::diagnostic::line_col;
 use pvgate_codegen::registry::MsrAttr;
 use pvgate_codegen::{Compiled, Ir, IrRule, Registry, Resources};
 use pvgate_gate::{
     Access, MsrConstraint, Phase, PvCall, PvClass, PvConstraint, RegControl, Register, RuleDetail,
     Verdict, VmKind,
 };
-use serde_json::{Value, json};
 
 use crate::describe::{self, join_and};
-use crate::error::{CliError, Outcome};
-use crate::{load, sarif};
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,11 +35,54 @@ impl Severity {
     }
 }
 
+/// A lint, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LintId {
+    /// A protected VM's host may write an MSR with side effects.
+    MsrSideEffectWrite,
+    /// A protected VM's host may write a write-only (command) MSR.
+    MsrWriteOnlyWrite,
+    /// A protected VM's host may write a read-only MSR.
+    MsrReadOnlyWrite,
+    /// A write rule shaped "allow if unchanged".
+    AllowIfUnchanged,
+    /// A protected VM's host may control a security-critical CPUID bit.
+    CpuidSecurityBit,
+    /// An `ignore` verdict.
+    IgnoreVerdict,
+    /// The host may read or write guest state after the first run.
+    RunningGuestState,
+    /// A call that observes a running protected VM.
+    RunningObservesGuest,
+    /// Normal VMs are not allowed everything.
+    NormalNotAllowAll,
+    /// A boilerplate or copied reason.
+    WeakReason,
+}
+
+impl LintId {
+    /// Its stable id (`msr-side-effect-write`), used in output and SARIF.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LintId::MsrSideEffectWrite => "msr-side-effect-write",
+            LintId::MsrWriteOnlyWrite => "msr-write-only-write",
+            LintId::MsrReadOnlyWrite => "msr-read-only-write",
+            LintId::AllowIfUnchanged => "allow-if-unchanged",
+            LintId::CpuidSecurityBit => "cpuid-security-bit",
+            LintId::IgnoreVerdict => "ignore-verdict",
+            LintId::RunningGuestState => "running-guest-state",
+            LintId::RunningObservesGuest => "running-observes-guest",
+            LintId::NormalNotAllowAll => "normal-not-allow-all",
+            LintId::WeakReason => "weak-reason",
+        }
+    }
+}
+
 /// One lint: its id, default severity and what it looks for.
 #[derive(Clone, Copy, Debug)]
 pub struct Lint {
-    /// Stable id, used in output and SARIF.
-    pub id: &'static str,
+    /// Which lint.
+    pub id: LintId,
     /// Severity.
     pub severity: Severity,
     /// One line: what it finds.
@@ -56,52 +92,52 @@ pub struct Lint {
 /// Every lint, in the order they run.
 pub const LINTS: [Lint; 10] = [
     Lint {
-        id: "msr-side-effect-write",
+        id: LintId::MsrSideEffectWrite,
         severity: Severity::Error,
         summary: "the host of a protected VM may write an MSR whose write has side effects (a command)",
     },
     Lint {
-        id: "msr-write-only-write",
+        id: LintId::MsrWriteOnlyWrite,
         severity: Severity::Error,
         summary: "the host of a protected VM may write a write-only (command) MSR",
     },
     Lint {
-        id: "msr-read-only-write",
+        id: LintId::MsrReadOnlyWrite,
         severity: Severity::Warning,
         summary: "the host of a protected VM may write an architecturally read-only MSR",
     },
     Lint {
-        id: "allow-if-unchanged",
+        id: LintId::AllowIfUnchanged,
         severity: Severity::Warning,
         summary: "a write rule with the unsafe \"allow the write if the value is unchanged\" shape",
     },
     Lint {
-        id: "cpuid-security-bit",
+        id: LintId::CpuidSecurityBit,
         severity: Severity::Error,
         summary: "the host of a protected VM may control a security-critical CPUID bit",
     },
     Lint {
-        id: "ignore-verdict",
+        id: LintId::IgnoreVerdict,
         severity: Severity::Warning,
         summary: "an `ignore` verdict: a stopgap that hides failed host requests",
     },
     Lint {
-        id: "running-guest-state",
+        id: LintId::RunningGuestState,
         severity: Severity::Warning,
         summary: "the host may read or write a protected VM's guest state after its first run",
     },
     Lint {
-        id: "running-observes-guest",
+        id: LintId::RunningObservesGuest,
         severity: Severity::Info,
         summary: "a call that lets the host observe a running protected VM's state",
     },
     Lint {
-        id: "normal-not-allow-all",
+        id: LintId::NormalNotAllowAll,
         severity: Severity::Info,
         summary: "normal VMs (which trust their host) are not allowed everything",
     },
     Lint {
-        id: "weak-reason",
+        id: LintId::WeakReason,
         severity: Severity::Warning,
         summary: "a rule whose reason is boilerplate or copied from another rule",
     },
@@ -110,8 +146,8 @@ pub const LINTS: [Lint; 10] = [
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
-    /// The lint's id.
-    pub lint: &'static str,
+    /// The lint that found it.
+    pub lint: LintId,
     /// Its severity.
     pub severity: Severity,
     /// Lowercase message; names in backticks.
@@ -126,81 +162,6 @@ pub struct Finding {
     pub help: String,
 }
 
-/// Lint policies for risky shapes.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif"
-)]
-pub struct Args {
-    /// Policy files to lint.
-    #[arg(required = true, value_name = "POLICY")]
-    pub policies: Vec<PathBuf>,
-    /// Exit 1 on warnings too, not only on errors.
-    #[arg(long)]
-    pub deny_warnings: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    pub format: LintFormat,
-}
-
-/// Output format of `lint`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum LintFormat {
-    /// Rendered findings with source snippets.
-    #[default]
-    Human,
-    /// A JSON array of findings.
-    Json,
-    /// SARIF 2.1.0, for code-scanning tools.
-    Sarif,
-}
-
-/// Runs `lint`.
-pub fn run(args: &Args) -> Result<Outcome, CliError> {
-    let mut linted = Vec::new();
-    for path in &args.policies {
-        let c = load::policy(path)?;
-        let f = findings(&c, Registry::builtin());
-        linted.push((c, f));
-    }
-    let count = |s: Severity| {
-        linted
-            .iter()
-            .flat_map(|(_, f)| f)
-            .filter(|f| f.severity == s)
-            .count()
-    };
-    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
-    match args.format {
-        LintFormat::Human => {
-            for (c, f) in &linted {
-                print!("{}", render_human(c, f));
-            }
-        }
-        LintFormat::Json => {
-            let all: Vec<Value> = linted
-                .iter()
-                .flat_map(|(c, f)| f.iter().map(move |f| finding_json(c, f)))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Value::Array(all)).unwrap_or_default()
-            );
-        }
-        LintFormat::Sarif => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&sarif::log(&linted)).unwrap_or_default()
-            );
-        }
-    }
-    if errors > 0 || (args.deny_warnings && warnings > 0) {
-        Ok(Outcome::Found)
-    } else {
-        Ok(Outcome::Clean)
-    }
-}
-
 /// Every finding in a compiled policy, in rule order.
 pub fn findings(c: &Compiled, registry: &Registry) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -213,7 +174,7 @@ pub fn findings(c: &Compiled, registry: &Registry) -> Vec<Finding> {
     }
     weak_reasons(&mut out, &c.ir, &c.text);
     normal_allow_all(&mut out, &c.ir, &c.text);
-    out.sort_by_key(|f| (f.span.start, f.severity, f.lint));
+    out.sort_by_key(|f| (f.span.start, f.severity, f.lint.name()));
     out
 }
 
@@ -240,21 +201,21 @@ fn msr_attr_writes(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registry) {
     let checks = [
         (
             MsrAttr::WriteOnly,
-            "msr-write-only-write",
+            LintId::MsrWriteOnlyWrite,
             Severity::Error,
             ("write-only (command) MSR", "write-only (command) MSRs"),
             "a write-only MSR is a command, not state (writing it acts even when nothing changes): deny it for protected VMs",
         ),
         (
             MsrAttr::SideEffect,
-            "msr-side-effect-write",
+            LintId::MsrSideEffectWrite,
             Severity::Error,
             ("MSR with side effects", "MSRs with side effects"),
             "a write acts even when the value is unchanged: deny it, or let the hypervisor perform the action itself",
         ),
         (
             MsrAttr::ReadOnly,
-            "msr-read-only-write",
+            LintId::MsrReadOnlyWrite,
             Severity::Warning,
             (
                 "architecturally read-only MSR",
@@ -346,7 +307,7 @@ fn allow_if_unchanged(out: &mut Vec<Finding>, rule: &IrRule, text: &str, registr
         key_span(text, rule, "reason").unwrap_or(rule.spans.rule.clone())
     };
     out.push(Finding {
-        lint: "allow-if-unchanged",
+        lint: LintId::AllowIfUnchanged,
         severity: Severity::Warning,
         message,
         rule: Some(rule.name.clone()),
@@ -391,7 +352,7 @@ fn cpuid_security(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registry) {
             continue;
         }
         out.push(Finding {
-            lint: "cpuid-security-bit",
+            lint: LintId::CpuidSecurityBit,
             severity: Severity::Error,
             message: format!(
                 "host may control security-critical CPUID bit{} {} on {}",
@@ -440,7 +401,7 @@ fn ignore_verdict(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registry) {
         Resources::Cpuid { .. } => String::from("host CPUID proposals are accepted and dropped"),
     };
     out.push(Finding {
-        lint: "ignore-verdict",
+        lint: LintId::IgnoreVerdict,
         severity: Severity::Warning,
         message: format!("`ignore` hides failed host requests on {}: {hides}", scope_of(rule, false)),
         rule: Some(rule.name.clone()),
@@ -471,7 +432,7 @@ fn running_guest_state(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registr
                 Severity::Warning
             };
             out.push(Finding {
-                lint: "running-guest-state",
+                lint: LintId::RunningGuestState,
                 severity,
                 message: format!("host may {} {} of {scope}", join_and(&verbs).replace(" and ", " or "), join_and(&what)),
                 rule: Some(rule.name.clone()),
@@ -493,7 +454,7 @@ fn running_guest_state(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registr
                     Severity::Warning
                 };
                 out.push(Finding {
-                    lint: "running-guest-state",
+                    lint: LintId::RunningGuestState,
                     severity,
                     message: format!(
                         "host may call {} on {scope}: they read or write guest state",
@@ -521,7 +482,7 @@ fn running_guest_state(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registr
                 .collect();
             if !observe.is_empty() {
                 out.push(Finding {
-                    lint: "running-observes-guest",
+                    lint: LintId::RunningObservesGuest,
                     severity: Severity::Info,
                     message: format!("host may call {} on {scope}: each answer reveals guest state (`interrupt_allowed` reveals RFLAGS.IF)", join_and(&observe)),
                     rule: Some(rule.name.clone()),
@@ -542,7 +503,7 @@ fn running_guest_state(out: &mut Vec<Finding>, rule: &IrRule, registry: &Registr
                 .collect();
             if !controlled.is_empty() {
                 out.push(Finding {
-                    lint: "running-guest-state",
+                    lint: LintId::RunningGuestState,
                     severity: Severity::Warning,
                     message: format!("host may change {} of {scope}", join_and(&controlled)),
                     rule: Some(rule.name.clone()),
@@ -610,7 +571,7 @@ fn weak_reasons(out: &mut Vec<Finding>, ir: &Ir, text: &str) {
         };
         if let Some(message) = problem {
             out.push(Finding {
-                lint: "weak-reason",
+                lint: LintId::WeakReason,
                 severity: Severity::Warning,
                 message,
                 rule: Some(rule.name.clone()),
@@ -707,7 +668,7 @@ fn normal_allow_all(out: &mut Vec<Finding>, ir: &Ir, text: &str) {
         String::new()
     };
     out.push(Finding {
-        lint: "normal-not-allow-all",
+        lint: LintId::NormalNotAllowAll,
         severity: Severity::Info,
         message: format!("normal VMs are not allowed everything: {}{more}", shown.join("; ")),
         rule: first_normal.map(|r| r.name.clone()),
@@ -741,61 +702,4 @@ pub fn key_span(text: &str, rule: &IrRule, key: &str) -> Option<Range<usize>> {
         offset += line.len();
     }
     None
-}
-
-/// Renders a policy's findings with source snippets and a summary line.
-pub fn render_human(c: &Compiled, findings: &[Finding]) -> String {
-    let mut o = String::new();
-    for f in findings {
-        let level = match f.severity {
-            Severity::Error => Level::ERROR,
-            Severity::Warning => Level::WARNING,
-            Severity::Info => Level::INFO,
-        };
-        let span = f.span.start.min(c.text.len())..f.span.end.min(c.text.len());
-        let group = [level
-            .primary_title(&f.message)
-            .id(f.lint)
-            .element(
-                Snippet::source(&c.text)
-                    .path(&c.path)
-                    .annotation(AnnotationKind::Primary.span(span).label(&f.label)),
-            )
-            .element(Level::HELP.message(&f.help))];
-        let (line, col) = line_col(&c.text, f.span.start);
-        let _ = writeln!(
-            o,
-            "{}\n  = at {}:{line}:{col}\n",
-            Renderer::plain().render(&group),
-            c.path
-        );
-    }
-    let n = |s| findings.iter().filter(|f| f.severity == s).count();
-    let plural = |k: usize, w: &str| format!("{k} {w}{}", if k == 1 { "" } else { "s" });
-    let _ = writeln!(
-        o,
-        "lint: {}: {}, {}, {}",
-        c.path,
-        plural(n(Severity::Error), "error"),
-        plural(n(Severity::Warning), "warning"),
-        plural(n(Severity::Info), "info")
-    );
-    o
-}
-
-fn finding_json(c: &Compiled, f: &Finding) -> Value {
-    let (line, column) = line_col(&c.text, f.span.start);
-    let (end_line, end_column) = line_col(&c.text, f.span.end);
-    json!({
-        "lint": f.lint,
-        "severity": f.severity.name(),
-        "message": f.message,
-        "rule": f.rule,
-        "path": c.path,
-        "line": line,
-        "column": column,
-        "end_line": end_line,
-        "end_column": end_column,
-        "help": f.help,
-    })
 }
