@@ -12,7 +12,7 @@ use pvgate_review::lint::{LINTS, LintId, Severity, findings};
 
 fn compiled(path: &str) -> Compiled {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    compile_file(&root.join(path)).unwrap_or_else(|e| panic!("{path}: {}", e.render()))
+    compile_file(root.join(path)).unwrap_or_else(|e| panic!("{path}: {}", e.render()))
 }
 
 #[test]
