@@ -1,6 +1,6 @@
 //! `pvgate`: the security reviewer's command line for pvgate policies.
 //!
-//! Exit codes (DESIGN.md §8): 0 success; 1 the command ran and found
+//! Exit codes (docs/design.md §8): 0 success; 1 the command ran and found
 //! something (lint errors, a diff with `--exit-code`, an unmet trace
 //! expectation); 2 unusable input (a policy or trace that does not load,
 //! bad arguments).
