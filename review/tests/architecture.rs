@@ -5,7 +5,8 @@
 //!   hyp nor the image (docs/design.md §7);
 //! * no module imports another that imports it back, directly or through
 //!   others, in any crate: a scan of `use` statements and `crate::` /
-//!   `super::` paths in each crate's `src/`, and a cycle search.
+//!   `super::` paths in each crate's `src/`, and a cycle search;
+//! * files stay short (`cli/src` 350 lines, `hyp/src` 300) or say why.
 //!
 //! Each check is a function over plain data, attacked with a graph that
 //! breaks it (the `*_are_caught` tests), so a check that finds nothing is
@@ -701,4 +702,79 @@ fn paths_in_comments_strings_and_test_modules_are_not_imports() {
         g.edges.get(&vec![String::from("a")]),
         Some(&BTreeSet::from([vec![String::from("b")]]))
     );
+}
+
+// ---- file length ----
+
+/// Source directories whose files stay short: past the limit, a file's
+/// header comment must say why, in a `//! Long because ...` line.
+const FILE_LIMITS: &[(&str, usize)] = &[("cli/src", 350), ("hyp/src", 300)];
+
+/// Directories still over their limit, being reshaped by other work
+/// (hyp). Empty this list as they are fixed: the test fails when a
+/// directory listed here no longer has a long file.
+const KNOWN_LONG_DIRS: &[&str] = &["hyp/src"];
+
+/// Files in `dir` longer than `limit` lines whose header gives no reason.
+fn long_files(files: &[(PathBuf, String)], limit: usize) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(_, text)| text.lines().count() > limit)
+        .filter(|(_, text)| {
+            !text.lines().take_while(|l| l.starts_with("//!")).any(|l| {
+                l.trim_start_matches("//!")
+                    .trim()
+                    .starts_with("Long because")
+            })
+        })
+        .map(|(p, text)| format!("{}: {} lines", p.display(), text.lines().count()))
+        .collect()
+}
+
+#[test]
+fn files_stay_short_or_say_why() {
+    let mut problems = Vec::new();
+    for &(dir, limit) in FILE_LIMITS {
+        let mut paths = Vec::new();
+        rust_files(&workspace_root().join(dir), &mut paths);
+        assert!(!paths.is_empty(), "no files under {dir}");
+        let files: Vec<(PathBuf, String)> = paths
+            .into_iter()
+            .map(|p| {
+                let s = std::fs::read_to_string(&p).expect("source file reads");
+                (p, s)
+            })
+            .collect();
+        let long = long_files(&files, limit);
+        match (long.is_empty(), KNOWN_LONG_DIRS.contains(&dir)) {
+            (false, false) => problems.push(format!(
+                "over {limit} lines without a `//! Long because` header:\n  {}",
+                long.join("\n  ")
+            )),
+            (true, true) => problems.push(format!(
+                "{dir} has no long file any more: remove it from KNOWN_LONG_DIRS"
+            )),
+            _ => {}
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn long_files_are_caught_unless_they_say_why() {
+    let body = "fn f() {}\n".repeat(10);
+    let files = [
+        (PathBuf::from("short.rs"), String::from("//! Short.\n")),
+        (PathBuf::from("long.rs"), format!("//! Long.\n{body}")),
+        (
+            PathBuf::from("reasoned.rs"),
+            format!("//! One table.\n//! Long because it is one match.\n{body}"),
+        ),
+        (
+            PathBuf::from("late.rs"),
+            format!("//! Long.\n\n// Long because not in the header.\n{body}"),
+        ),
+    ];
+    let long = long_files(&files, 5);
+    assert_eq!(long, ["long.rs: 11 lines", "late.rs: 13 lines"]);
 }
