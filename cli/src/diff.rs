@@ -49,8 +49,8 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
                     "section": format!("{:?}", c.section).to_ascii_lowercase(),
                     "summary": c.summary,
                     "details": c.details,
-                    "old_rule": c.old_rule,
-                    "new_rule": c.new_rule,
+                    "old_rule": c.old_rule.as_ref().map(ToString::to_string),
+                    "new_rule": c.new_rule.as_ref().map(ToString::to_string),
                     "data": data_json(&c.data),
                 })).collect::<Vec<_>>(),
             });
@@ -142,12 +142,18 @@ pub fn render(old: &Compiled, new: &Compiled, changes: &[Change]) -> String {
             let _ = writeln!(
                 o,
                 "      old: {}",
-                c.old_rule.as_deref().unwrap_or("default deny (no rule)")
+                c.old_rule.as_ref().map_or_else(
+                    || String::from("default deny (no rule)"),
+                    ToString::to_string
+                )
             );
             let _ = writeln!(
                 o,
                 "      new: {}",
-                c.new_rule.as_deref().unwrap_or("default deny (no rule)")
+                c.new_rule.as_ref().map_or_else(
+                    || String::from("default deny (no rule)"),
+                    ToString::to_string
+                )
             );
         }
     }

@@ -14,11 +14,9 @@ use pvgate_codegen::{Compiled, Ir, Registry};
 use pvgate_gate::{Access, Phase, RuleId, ViolationMode, VmKind};
 
 use change::eff;
-pub use change::{Change, ChangeData, CpuidSel, HeaderField, Res, Section};
+pub use change::{Change, ChangeData, CpuidSel, HeaderField, Res, RuleRef, Section};
 use walk::{cpuid_walk, msr_walk, pv_walk};
 use wording::describe_change;
-
-use crate::describe;
 
 /// One (resource, rule pair) change before grouping by scope.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,8 +102,8 @@ pub fn diff(old: &Compiled, new: &Compiled, registry: &Registry) -> Vec<Change> 
                 )
             },
             details,
-            old_rule: Some(describe::rule_ref(&old.path, a)),
-            new_rule: Some(describe::rule_ref(&new.path, b)),
+            old_rule: Some(RuleRef::new(&old.path, a)),
+            new_rule: Some(RuleRef::new(&new.path, b)),
             data: ChangeData::Wording,
         });
     }

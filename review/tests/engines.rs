@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use pvgate_codegen::{Compiled, Registry, compile_file};
 use pvgate_gate::{Access, Phase, PvCall, Verdict, VmKind};
-use pvgate_review::diff::{ChangeData, Res, Section, diff};
+use pvgate_review::describe;
+use pvgate_review::diff::{ChangeData, Res, RuleRef, Section, diff};
 use pvgate_review::lint::{LINTS, LintId, Severity, findings};
 
 fn compiled(path: &str) -> Compiled {
@@ -80,4 +81,14 @@ fn changes_carry_verdicts_scopes_and_resources_as_data() {
             .iter()
             .any(|c| matches!(c.data, ChangeData::ViolationMode { .. }))
     );
+}
+
+#[test]
+fn rule_refs_read_as_the_commands_show_rule_locations() {
+    let c = compiled("policy/default.toml");
+    for r in &c.ir.rules {
+        let rr = RuleRef::new(&c.path, r);
+        assert_eq!((rr.line, rr.column), (r.line, r.column));
+        assert_eq!(rr.to_string(), describe::rule_ref(&c.path, r));
+    }
 }

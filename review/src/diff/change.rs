@@ -1,6 +1,8 @@
 //! What the diff reports: one reviewer-facing change, typed.
 
-use pvgate_codegen::Ir;
+use std::fmt;
+
+use pvgate_codegen::{Ir, IrRule};
 use pvgate_gate::{Access, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
 
 /// What part of the policy a change is in.
@@ -108,6 +110,41 @@ pub enum ChangeData {
     },
 }
 
+/// A rule by name and place; shown as ``rule `name` at path:line:column``.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRef {
+    /// The rule's name.
+    pub name: String,
+    /// The policy file, as given.
+    pub path: String,
+    /// 1-based line of the rule's table.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl RuleRef {
+    /// The rule `r` of the policy at `path`.
+    pub fn new(path: &str, r: &IrRule) -> RuleRef {
+        RuleRef {
+            name: r.name.clone(),
+            path: path.to_string(),
+            line: r.line,
+            column: r.column,
+        }
+    }
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rule `{}` at {}:{}:{}",
+            self.name, self.path, self.line, self.column
+        )
+    }
+}
+
 /// One reviewer-facing change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -117,10 +154,10 @@ pub struct Change {
     pub summary: String,
     /// Value drawings and other detail lines.
     pub details: Vec<String>,
-    /// Where the deciding rule was in OLD (`None`: default deny / header).
-    pub old_rule: Option<String>,
-    /// Where the deciding rule is in NEW.
-    pub new_rule: Option<String>,
+    /// The deciding rule in OLD (`None`: default deny, or a header change).
+    pub old_rule: Option<RuleRef>,
+    /// The deciding rule in NEW.
+    pub new_rule: Option<RuleRef>,
     /// The resources, scopes and verdicts, as data.
     pub data: ChangeData,
 }

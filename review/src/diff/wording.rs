@@ -12,7 +12,7 @@ use pvgate_gate::{
 use crate::bits::two_values;
 use crate::describe::{self, join_and};
 
-use super::change::{Change, ChangeData, CpuidSel, Eff, Res, Section, eff};
+use super::change::{Change, ChangeData, CpuidSel, Eff, Res, RuleRef, Section, eff};
 
 fn res_name(registry: &Registry, r: &Res) -> String {
     match *r {
@@ -51,9 +51,9 @@ pub(super) fn describe_change(
             .map(|r| res_name(registry, r))
             .collect::<Vec<_>>(),
     );
-    let loc = |c: &Compiled, id: Option<RuleId>| -> Option<String> {
+    let loc = |c: &Compiled, id: Option<RuleId>| -> Option<RuleRef> {
         id.and_then(|id| c.ir.rule(id))
-            .map(|r: &IrRule| describe::rule_ref(&c.path, r))
+            .map(|r: &IrRule| RuleRef::new(&c.path, r))
     };
     let data = ChangeData::Decisions {
         access,
