@@ -22,8 +22,8 @@ use pvgate_gate::{
 };
 use serde_json::json;
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
 use vectors::{Case, bad_case, load_vectors, number_of, parse_name};
 

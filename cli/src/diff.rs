@@ -10,8 +10,8 @@ use pvgate_gate::Access;
 use pvgate_review::diff::{Change, ChangeData, Res, Section, diff};
 use serde_json::{Value, json};
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
 
 /// Show the semantic difference between two policies.

@@ -16,8 +16,8 @@ use pvgate_gate::{Access, Phase, Register, VmKind};
 use pvgate_review::describe;
 use serde_json::{Value, json};
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load::{self, AccessArg, KindArg, PhaseArg, RegArg};
 use explanation::Explanation;
 

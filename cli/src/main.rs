@@ -12,6 +12,7 @@ mod digest;
 mod emit;
 mod error;
 mod explain;
+mod format;
 mod lint;
 mod load;
 mod replay;
@@ -21,7 +22,7 @@ mod schema;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::error::{CliError, Outcome};
 
@@ -42,16 +43,6 @@ use crate::error::{CliError, Outcome};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Output format of a reporting command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    /// Text for people.
-    #[default]
-    Human,
-    /// One JSON document on stdout.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

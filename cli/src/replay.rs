@@ -16,8 +16,8 @@ use pvgate_review::{bits, describe};
 use pvgate_trace::{CpuidChange, Replay, Step, Trace};
 use serde_json::{Value, json};
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
 use trace_file::load_trace;
 

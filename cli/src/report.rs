@@ -12,8 +12,8 @@ use pvgate_gate::{
 };
 use serde_json::json;
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
 use pvgate_review::describe;
 use pvgate_review::lint::{self, Severity};

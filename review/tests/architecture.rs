@@ -369,35 +369,38 @@ fn use_paths(tree: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// `crate::a::b`, `super::x` and `self::y` paths written anywhere in code.
+/// Every path of two or more segments written in code (`crate::a::b`,
+/// `super::x`, `child::f`); [`resolve_start`] keeps those that start at a
+/// module of this crate.
 fn inline_paths(code: &str) -> Vec<Vec<String>> {
     let b = code.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut out = Vec::new();
-    for start in ["crate::", "super::", "self::"] {
-        let mut from = 0;
-        while let Some(k) = code[from..].find(start) {
-            let at = from + k;
-            from = at + start.len();
-            let before = at.checked_sub(1).map(|p| b[p]);
-            if before
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b':')
-            {
-                continue;
-            }
-            let mut end = at;
-            while end < b.len()
-                && (b[end].is_ascii_alphanumeric() || b[end] == b'_' || b[end] == b':')
-            {
-                end += 1;
-            }
-            out.push(
-                code[at..end]
-                    .split("::")
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-            );
+    let mut i = 0;
+    while i < b.len() {
+        let starts = ident(b[i])
+            && !b[i].is_ascii_digit()
+            && i.checked_sub(1)
+                .map(|p| b[p])
+                .is_none_or(|c| !ident(c) && c != b'$' && c != b':');
+        if !starts {
+            i += 1;
+            continue;
         }
+        let mut end = i;
+        while end < b.len() && (ident(b[end]) || b[end] == b':') {
+            end += 1;
+        }
+        let path: Vec<String> = code[i..end]
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        // `crate::{...}` alone names no item: the use tree does.
+        if path.len() > 1 {
+            out.push(path);
+        }
+        i = end;
     }
     out
 }
@@ -613,6 +616,22 @@ fn find_cycle(g: &ModuleGraph) -> Option<Vec<ModPath>> {
     None
 }
 
+/// Cycles of the graph, found one at a time by breaking each found
+/// cycle's closing edge (at most `max`), so a report names them all.
+fn cycles(mut g: ModuleGraph, max: usize) -> Vec<Vec<ModPath>> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        let Some(c) = find_cycle(&g) else { break };
+        if let [.., from, to] = c.as_slice()
+            && let Some(e) = g.edges.get_mut(from)
+        {
+            e.remove(to);
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn show(cycle: &[ModPath]) -> String {
     cycle
         .iter()
@@ -632,7 +651,7 @@ fn no_module_imports_one_that_imports_it_back() {
     let mut problems = Vec::new();
     let mut scanned = 0;
     for (name, pkg) in workspace() {
-        let mut cycle = None;
+        let mut found = Vec::new();
         for dir in &pkg.src_dirs {
             let mut paths = Vec::new();
             rust_files(dir, &mut paths);
@@ -644,12 +663,16 @@ fn no_module_imports_one_that_imports_it_back() {
                 })
                 .collect();
             scanned += files.len();
-            cycle = cycle.or_else(|| find_cycle(&module_graph(&files, dir)));
+            found.extend(cycles(module_graph(&files, dir), 10));
         }
         let known = KNOWN_IMPORT_CYCLES.contains(&name.as_str());
-        match (cycle, known) {
-            (Some(c), false) => problems.push(format!("`{name}`: import cycle {}", show(&c))),
-            (None, true) => problems.push(format!(
+        match (found.is_empty(), known) {
+            (false, false) => {
+                for c in &found {
+                    problems.push(format!("`{name}`: import cycle {}", show(c)));
+                }
+            }
+            (true, true) => problems.push(format!(
                 "`{name}` has no import cycle any more: remove it from KNOWN_IMPORT_CYCLES"
             )),
             _ => {}
@@ -777,4 +800,33 @@ fn long_files_are_caught_unless_they_say_why() {
     ];
     let long = long_files(&files, 5);
     assert_eq!(long, ["long.rs: 11 lines", "late.rs: 13 lines"]);
+}
+
+#[test]
+fn a_use_tree_under_crate_is_not_an_import_of_the_crate_root() {
+    let dir = Path::new("/src");
+    let file = |p: &str, s: &str| (dir.join(p), s.to_string());
+    let files = [
+        file("lib.rs", "mod a;\nmod b;\npub use a::A;\n"),
+        file("a.rs", "use crate::{\n    b::B,\n};\npub struct A;\n"),
+        file("b.rs", "pub struct B;\n"),
+    ];
+    let g = module_graph(&files, dir);
+    assert_eq!(find_cycle(&g), None, "{:?}", g.edges);
+}
+
+#[test]
+fn a_parent_calling_a_child_that_imports_the_parent_is_a_cycle() {
+    let dir = Path::new("/src");
+    let file = |p: &str, s: &str| (dir.join(p), s.to_string());
+    let files = [
+        file("lib.rs", "mod a;\n"),
+        file(
+            "a/mod.rs",
+            "mod run;\npub struct Ctx;\nfn go() {\n    run::start();\n}\n",
+        ),
+        file("a/run.rs", "use super::Ctx;\npub fn start() {}\n"),
+    ];
+    let c = find_cycle(&module_graph(&files, dir)).expect("a -> a::run -> a");
+    assert_eq!(show(&c), "a -> a::run -> a");
 }
