@@ -79,7 +79,7 @@ fn every_lookup_agrees_with_the_interpreter() {
     }
 }
 
-/// DESIGN.md §5 as the default policy must reproduce it, asserted on the
+/// docs/design.md §5 as the default policy must reproduce it, asserted on the
 /// image itself (only when the image was built from the default policy).
 #[test]
 fn the_default_image_reproduces_pkvm_ia() {

@@ -10,8 +10,8 @@ use pvgate_codegen::{Diagnostic, Ir, LoadError, RuleClass, digest};
 use pvgate_gate::{Phase, VmKind};
 use serde_json::{Value, json};
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 
 /// Parse and validate policies (exit 2 if any is invalid).
 #[derive(Debug, clap::Args)]

@@ -11,21 +11,21 @@
 //! | MSR | `msr`, `access`, optional `value` (writes) and `effective` | `allow`, `deny`, `ignore`, `refused` (the value sets a bit the rule does not allow) |
 //! | CPUID bit | `cpuid` (`LEAF[.SUBLEAF]`), `reg`, `bit` (number or feature name) | `fixed`, `host`, `clear-only`, `force-on`, `force-off` |
 
+mod vectors;
+
 use std::path::{Path, PathBuf};
 
-use pvgate_codegen::diagnostic::line_col;
 use pvgate_codegen::{Compiled, Interpreter, Registry};
 use pvgate_gate::{
     Access, BitMode, Phase, Register, Verdict, VmKind, check_msr_write, decide_cpuid, decide_msr,
     decide_pv,
 };
-use serde::Deserialize;
 use serde_json::json;
-use toml::Spanned;
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
+use vectors::{Case, bad_case, load_vectors, number_of, parse_name};
 
 /// Run conformance vectors against a policy.
 #[derive(Debug, clap::Args)]
@@ -46,43 +46,6 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VectorFile {
-    format: Spanned<String>,
-    title: String,
-    #[serde(default)]
-    case: Vec<Spanned<Case>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    vm: String,
-    phase: String,
-    #[serde(default)]
-    pv: Option<String>,
-    #[serde(default)]
-    msr: Option<toml::Value>,
-    #[serde(default)]
-    access: Option<String>,
-    #[serde(default)]
-    value: Option<toml::Value>,
-    #[serde(default)]
-    effective: Option<toml::Value>,
-    #[serde(default)]
-    cpuid: Option<String>,
-    #[serde(default)]
-    reg: Option<String>,
-    #[serde(default)]
-    bit: Option<toml::Value>,
-    expect: String,
-    /// Free text for the reader of the vector file.
-    #[serde(default)]
-    #[allow(dead_code)]
-    note: Option<String>,
 }
 
 /// The outcome of one case.
@@ -122,56 +85,6 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     } else {
         Outcome::Found
     })
-}
-
-/// Reads a vector file: its title and each case with its line.
-fn load_vectors(path: &Path) -> Result<(String, Vec<(usize, Case)>), CliError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::arg(format!("cannot read vectors `{shown}`: {e}")))?;
-    let file: VectorFile = toml::from_str(&text).map_err(|e| {
-        let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
-        CliError::arg(format!(
-            "{shown}:{line}:{col}: {}",
-            e.message().lines().next().unwrap_or("invalid vectors")
-        ))
-    })?;
-    if file.format.get_ref() != "pvgate-conformance/1" {
-        let (line, col) = line_col(&text, file.format.span().start);
-        return Err(CliError::arg(format!(
-            "{shown}:{line}:{col}: unknown vector format `{}`; expected `pvgate-conformance/1`",
-            file.format.get_ref()
-        )));
-    }
-    let cases = file
-        .case
-        .into_iter()
-        .map(|c| (line_col(&text, c.span().start).0, c.into_inner()))
-        .collect();
-    Ok((file.title, cases))
-}
-
-fn bad_case(path: &Path, line: usize, message: String) -> CliError {
-    CliError::arg(format!("{}:{line}: {message}", path.display()))
-}
-
-fn parse_name<T>(
-    path: &Path,
-    line: usize,
-    what: &str,
-    text: &str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<T, CliError> {
-    parse(text).ok_or_else(|| bad_case(path, line, format!("unknown {what} `{text}`")))
-}
-
-fn number_of(path: &Path, line: usize, what: &str, v: &toml::Value) -> Result<u64, CliError> {
-    let n = match v {
-        toml::Value::Integer(i) => u64::try_from(*i).ok(),
-        toml::Value::String(s) => load::number(s),
-        _ => None,
-    };
-    n.ok_or_else(|| bad_case(path, line, format!("bad {what} `{v}`")))
 }
 
 fn check_case(
@@ -353,25 +266,4 @@ fn to_json(files: &[(PathBuf, String, Vec<Checked>)]) -> serde_json::Value {
         })
         .collect();
     json!({ "files": files })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_of_cases_give_their_lines() {
-        let dir = std::env::temp_dir().join(format!("pvgate-conf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("v.toml");
-        std::fs::write(
-            &path,
-            "format = \"pvgate-conformance/1\"\ntitle = \"t\"\n\n[[case]]\nvm = \"normal\"\nphase = \"setup\"\npv = \"vcpu_run\"\nexpect = \"allow\"\n",
-        )
-        .unwrap();
-        let (title, cases) = load_vectors(&path).unwrap();
-        assert_eq!(title, "t");
-        assert_eq!(cases.len(), 1);
-        assert_eq!(cases[0].0, 4);
-    }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use pvgate_codegen::digest;
 use serde_json::json;
 
-use crate::Format;
 use crate::error::{CliError, Outcome};
+use crate::format::Format;
 use crate::load;
 
 /// Print a policy's canonical digest.

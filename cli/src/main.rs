@@ -1,19 +1,18 @@
 //! `pvgate`: the security reviewer's command line for pvgate policies.
 //!
-//! Exit codes (DESIGN.md §8): 0 success; 1 the command ran and found
+//! Exit codes (docs/design.md §8): 0 success; 1 the command ran and found
 //! something (lint errors, a diff with `--exit-code`, an unmet trace
 //! expectation); 2 unusable input (a policy or trace that does not load,
 //! bad arguments).
 
-mod bits;
 mod check;
 mod conformance;
-mod describe;
 mod diff;
 mod digest;
 mod emit;
 mod error;
 mod explain;
+mod format;
 mod lint;
 mod load;
 mod replay;
@@ -23,7 +22,7 @@ mod schema;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::error::{CliError, Outcome};
 
@@ -44,16 +43,6 @@ use crate::error::{CliError, Outcome};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Output format of a reporting command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    /// Text for people.
-    #[default]
-    Human,
-    /// One JSON document on stdout.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,11 +12,11 @@ use pvgate_gate::{
 };
 use serde_json::json;
 
-use crate::Format;
-use crate::describe;
 use crate::error::{CliError, Outcome};
-use crate::lint::{self, Severity};
+use crate::format::Format;
 use crate::load;
+use pvgate_review::describe;
+use pvgate_review::lint::{self, Severity};
 
 /// Render a markdown review report of a policy.
 #[derive(Debug, clap::Args)]
@@ -46,7 +46,7 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
                 "cpuid_violations": c.ir.violation_mode.name(),
                 "pv": pv_matrix(&c).into_iter().map(|(call, cells)| json!({"call": call.name(), "decisions": cells.iter().map(|(k, p, v)| json!({"vm": k.name(), "phase": p.name(), "verdict": v.name()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "rules": c.ir.rules.iter().map(|r| json!({"name": r.name, "class": r.class.name(), "verdict": r.verdict.name(), "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
-                "findings": findings.iter().map(|f| json!({"lint": f.lint, "severity": f.severity.name(), "message": f.message, "line": line_col(&c.text, f.span.start).0})).collect::<Vec<_>>(),
+                "findings": findings.iter().map(|f| json!({"lint": f.lint.name(), "severity": f.severity.name(), "message": f.message, "line": line_col(&c.text, f.span.start).0})).collect::<Vec<_>>(),
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
@@ -300,7 +300,7 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
                 o,
                 "| {} | `{}` | {} | {} |",
                 f.severity.name(),
-                f.lint,
+                f.lint.name(),
                 line_col(&c.text, f.span.start).0,
                 md(&f.message)
             );

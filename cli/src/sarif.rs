@@ -5,7 +5,7 @@ use pvgate_codegen::Compiled;
 use pvgate_codegen::diagnostic::line_col;
 use serde_json::{Value, json};
 
-use crate::lint::{Finding, LINTS, Severity};
+use pvgate_review::lint::{Finding, LINTS, Severity};
 
 /// The SARIF schema this output follows.
 pub const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -24,8 +24,8 @@ pub fn log(linted: &[(Compiled, Vec<Finding>)]) -> Value {
         .iter()
         .map(|l| {
             json!({
-                "id": l.id,
-                "name": l.id,
+                "id": l.id.name(),
+                "name": l.id.name(),
                 "shortDescription": {"text": l.summary},
                 "defaultConfiguration": {"level": level(l.severity)},
             })
@@ -40,7 +40,7 @@ pub fn log(linted: &[(Compiled, Vec<Finding>)]) -> Value {
             let (end_line, end_column) = line_col(&c.text, f.span.end);
             let rule_index = LINTS.iter().position(|l| l.id == f.lint).unwrap_or(0);
             results.push(json!({
-                "ruleId": f.lint,
+                "ruleId": f.lint.name(),
                 "ruleIndex": rule_index,
                 "level": level(f.severity),
                 "message": {"text": format!("{} (help: {})", f.message, f.help)},

@@ -3,7 +3,7 @@
 //!
 //! Shape by size: a `match` per (kind, phase, access) for up to
 //! [`MATCH_LIMIT`] ranges; above that, a const sorted slice searched by
-//! `pvgate_gate::lookup::find_range` (DESIGN.md §4: rustc compiled a
+//! `pvgate_gate::lookup::find_range` (docs/design.md §4: rustc compiled a
 //! 10,000-arm range match into a compare chain 59× slower than a binary
 //! search).
 

@@ -25,7 +25,7 @@ pub struct Generated {
     pub digest: [u8; 32],
 }
 
-/// The MSR indices crosvm writes at boot (DESIGN.md §6), plus indices the
+/// The MSR indices crosvm writes at boot (docs/design.md §6), plus indices the
 /// default policy denies (FLUSH_CMD, PRED_CMD, TSC_DEADLINE, PAT, a
 /// nonsense index): the mix the benchmarks decide.
 pub const MSR_PROBES: [u32; 16] = [

@@ -1,4 +1,4 @@
-//! The PV calls a host makes to the hypervisor (DESIGN.md §5), their ABI
+//! The PV calls a host makes to the hypervisor (docs/design.md §5), their ABI
 //! numbers, and pKVM-IA's classes for protected VMs.
 
 use crate::vocab::Access;

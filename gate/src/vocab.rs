@@ -1,5 +1,5 @@
 //! The fixed vocabulary of a policy: VM kinds, lifecycle phases, accesses
-//! and verdicts (DESIGN.md §3).
+//! and verdicts (docs/design.md §3).
 
 /// The kind of a VM, fixed when the VM is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,7 +4,7 @@ use pvgate_gate::PvCall;
 
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
-/// One PV call on a vCPU (every call of DESIGN.md §5 except the VM-level
+/// One PV call on a vCPU (every call of docs/design.md §5 except the VM-level
 /// `vm_destroy`), with typed arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {

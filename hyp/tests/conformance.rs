@@ -91,7 +91,7 @@ fn hyp_over_the_interpreter_follows_the_default_and_the_strict_policy() {
 
 #[test]
 fn the_default_policy_reproduces_pkvm_ia_for_protected_vms() {
-    // Spot checks against DESIGN.md §5, through hyp.
+    // Spot checks against docs/design.md §5, through hyp.
     let h = hyp(pvgate::POLICY);
     let v = vcpu_in(&h, VmKind::Protected, Phase::Running);
     assert_eq!(h.call_simple(v, Call::GetRflags).status(), -1);

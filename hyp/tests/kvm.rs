@@ -431,7 +431,7 @@ mod real {
         // what a pKVM-style hypervisor does, reading the CPU below it. The
         // host's proposal, like crosvm's, starts from KVM_GET_SUPPORTED_CPUID.
         // Not the supported table as base: on this kind of host (kvm_pvm,
-        // pitfalls.md §3) it understates what the guest really gets (leaf 7
+        // a software KVM) it understates what the guest really gets (leaf 7
         // comes from the host CPU whatever KVM_SET_CPUID2 says; leaf 1 ECX
         // gains host bits), so a base built from it would disagree with the
         // guest for reasons outside pvgate. Where the proposal differs from

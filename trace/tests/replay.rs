@@ -66,20 +66,6 @@ fn the_normal_crosvm_boot_meets_every_expectation_under_the_default_policy() {
     }
 }
 
-#[test]
-fn the_project_copies_of_the_shared_traces_are_identical_when_the_shared_ones_exist() {
-    let shared = root().join("../shared/traces");
-    if !shared.is_dir() {
-        println!("skipped: ../shared/traces is absent (the project's copies are used alone)");
-        return;
-    }
-    for name in ["crosvm-boot-pvm.toml", "crosvm-boot-npvm.toml"] {
-        let ours = std::fs::read_to_string(root().join("tests/data/traces").join(name)).unwrap();
-        let theirs = std::fs::read_to_string(shared.join(name)).unwrap();
-        assert_eq!(ours, theirs, "tests/data/traces/{name} is stale");
-    }
-}
-
 const VMX_TRACE: &str = r#"
 format = "pvgate-trace/1"
 title = "the host asks for nested virtualization and writes SYSENTER_CS"

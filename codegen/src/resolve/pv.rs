@@ -54,7 +54,7 @@ impl Resolver<'_> {
                             ErrorKind::UnknownName,
                             format!("unknown PV call `{name}`"),
                             s,
-                            "not a PV call (DESIGN.md §5)",
+                            "not a PV call (docs/design.md §5)",
                         )
                         .with_suggestion(suggest(name, known.iter().copied()));
                         self.error(d);

@@ -1,0 +1,13 @@
+//! pvgate's review engines, as a library: what a reviewer should look at in
+//! one policy ([`lint`]: typed [`lint::Finding`]s) and the exact semantic
+//! difference between two ([`diff`]: typed [`diff::Change`]s), both read
+//! from the compiled IR. The `pvgate` command parses arguments and renders
+//! these (human, JSON, SARIF); nothing here prints.
+//!
+//! [`describe`] and [`bits`] hold the wording the engines and the command
+//! share: MSR ranges by name, CPUID locations, scopes, value drawings.
+
+pub mod bits;
+pub mod describe;
+pub mod diff;
+pub mod lint;
