@@ -43,6 +43,8 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
                 "name": c.ir.name,
                 "description": c.ir.description,
                 "digest": digest::hex(&digest::digest(&c.ir)),
+                "baseline": {"file": c.ir.baseline.file, "sha256": c.ir.baseline.sha256, "invariants": c.ir.baseline.invariants},
+                "invariants": c.ir.invariants.iter().map(|i| json!({"name": i.name, "file": i.file, "line": i.line, "baseline": i.baseline})).collect::<Vec<_>>(),
                 "cpuid_violations": c.ir.violation_mode.name(),
                 "pv": pv_matrix(&c).into_iter().map(|(call, cells)| json!({"call": call.name(), "decisions": cells.iter().map(|(k, p, v)| json!({"vm": k.name(), "phase": p.name(), "verdict": v.name()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "rules": c.ir.rules.iter().map(|r| json!({"name": r.name, "class": r.class.name(), "verdict": r.verdict.name(), "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
@@ -99,6 +101,15 @@ fn mask(m: u64, none: u64) -> String {
     }
 }
 
+/// The invariants proven, by name, in proof order.
+fn invariant_names(ir: &pvgate_codegen::Ir) -> String {
+    ir.invariants
+        .iter()
+        .map(|i| format!("`{}`", i.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The whole report.
 pub fn markdown(c: &Compiled, registry: &Registry) -> String {
     let ir = &c.ir;
@@ -110,6 +121,17 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
     let _ = writeln!(o, "| file | `{}` |", c.path);
     let _ = writeln!(o, "| digest (SHA-256 of the canonical IR) | `{hex}` |");
     let _ = writeln!(o, "| rules | {} |", ir.rules.len());
+    let _ = writeln!(
+        o,
+        "| baseline proven | `{}` (SHA-256 `{}`, {} invariants) |",
+        ir.baseline.file, ir.baseline.sha256, ir.baseline.invariants
+    );
+    let _ = writeln!(
+        o,
+        "| invariants proven | {} ({}) |",
+        ir.invariants.len(),
+        invariant_names(ir)
+    );
     let _ = writeln!(o, "| CPUID violations | `{}` |", ir.violation_mode.name());
     let _ = writeln!(
         o,

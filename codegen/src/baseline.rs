@@ -170,8 +170,8 @@ impl Baseline {
                 "refused as the protected-VM baseline",
             )
             .with_help(format!(
-                "a baseline must constrain protected VMs (`vm = [\"protected\"]`); \
-                 unset `{BASELINE_ENV}` to use the shipped `{SHIPPED_BASELINE_PATH}`"
+                "a baseline must constrain protected VMs (`vm = [\"protected\"]`); point `{BASELINE_ENV}` \
+                 (or `--baseline`) at another file, or unset it for the shipped `{SHIPPED_BASELINE_PATH}`"
             )))]);
         }
         let info = BaselineInfo {
