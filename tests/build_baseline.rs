@@ -50,9 +50,14 @@ fn the_build_proves_the_baseline_without_an_include_and_refuses_an_empty_one() {
     std::fs::write(&policy, &text).unwrap();
     let out = build_with(policy.to_str().unwrap(), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a policy breaking the baseline built an image");
     assert!(
-        stderr.contains("invariant `pvm-running-state-sealed` (policy/invariants/protected-baseline.toml:"),
+        !out.status.success(),
+        "a policy breaking the baseline built an image"
+    );
+    assert!(
+        stderr.contains(
+            "invariant `pvm-running-state-sealed` (policy/invariants/protected-baseline.toml:"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("by rule `pvm-set-regs`"), "{stderr}");
@@ -63,5 +68,8 @@ fn the_build_proves_the_baseline_without_an_include_and_refuses_an_empty_one() {
     let out = build_with("policy/default.toml", Some(empty.to_str().unwrap()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "an empty baseline built an image");
-    assert!(stderr.contains("empty-baseline.toml` has no invariant"), "{stderr}");
+    assert!(
+        stderr.contains("empty-baseline.toml` has no invariant"),
+        "{stderr}"
+    );
 }

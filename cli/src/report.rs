@@ -123,8 +123,11 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
     let _ = writeln!(o, "| rules | {} |", ir.rules.len());
     let _ = writeln!(
         o,
-        "| baseline proven | `{}` (SHA-256 `{}`, {} invariants) |",
-        ir.baseline.file, ir.baseline.sha256, ir.baseline.invariants
+        "| baseline proven | `{}` (SHA-256 `{}`, {} invariant{}) |",
+        ir.baseline.file,
+        ir.baseline.sha256,
+        ir.baseline.invariants,
+        if ir.baseline.invariants == 1 { "" } else { "s" }
     );
     let _ = writeln!(
         o,

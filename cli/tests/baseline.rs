@@ -58,14 +58,27 @@ fn check_fails_a_policy_that_leaves_out_the_baseline_and_breaks_it() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("by rule `pvm-set-regs`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("by rule `pvm-set-regs`"),
+        "{}",
+        run.stderr
+    );
     // Every command that compiles a policy refuses it the same way.
-    for cmd in [&["digest"][..], &["report"], &["lint"], &["emit", "--lang", "c"]] {
+    for cmd in [
+        &["digest"][..],
+        &["report"],
+        &["lint"],
+        &["emit", "--lang", "c"],
+    ] {
         let mut args = cmd.to_vec();
         args.push(&policy);
         let run = pvgate(&args);
         assert_eq!(run.code, 2, "{cmd:?}: {}", run.stdout);
-        assert!(run.stderr.contains("pvm-running-state-sealed"), "{cmd:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("pvm-running-state-sealed"),
+            "{cmd:?}: {}",
+            run.stderr
+        );
     }
 }
 
@@ -95,19 +108,50 @@ fn check_and_report_name_the_shipped_baseline_and_its_sha256() {
 fn the_flag_and_the_environment_choose_another_baseline_the_flag_first() {
     let sha = sha256_of(FIXTURE_BASELINE);
     let expected = format!("  baseline: {FIXTURE_BASELINE} (sha256 {sha}, 1 invariant)");
-    let flag = pvgate(&["check", "--baseline", FIXTURE_BASELINE, "policy/default.toml"]);
-    assert!(flag.stdout.contains(&expected), "{}{}", flag.stdout, flag.stderr);
+    let flag = pvgate(&[
+        "check",
+        "--baseline",
+        FIXTURE_BASELINE,
+        "policy/default.toml",
+    ]);
+    assert!(
+        flag.stdout.contains(&expected),
+        "{}{}",
+        flag.stdout,
+        flag.stderr
+    );
     let env = pvgate_env(&["check", "policy/default.toml"], FIXTURE_BASELINE);
-    assert!(env.stdout.contains(&expected), "{}{}", env.stdout, env.stderr);
+    assert!(
+        env.stdout.contains(&expected),
+        "{}{}",
+        env.stdout,
+        env.stderr
+    );
     let both = pvgate_env(
-        &["--baseline", FIXTURE_BASELINE, "check", "policy/default.toml"],
+        &[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "check",
+            "policy/default.toml",
+        ],
         "no-such-baseline.toml",
     );
-    assert!(both.stdout.contains(&expected), "{}{}", both.stdout, both.stderr);
+    assert!(
+        both.stdout.contains(&expected),
+        "{}{}",
+        both.stdout,
+        both.stderr
+    );
     // The risky fixture passes its own small baseline, never the shipped one.
     assert_eq!(pvgate(&["check", "cli/tests/fixtures/risky.toml"]).code, 2);
     assert_eq!(
-        pvgate(&["--baseline", FIXTURE_BASELINE, "check", "cli/tests/fixtures/risky.toml"]).code,
+        pvgate(&[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "check",
+            "cli/tests/fixtures/risky.toml"
+        ])
+        .code,
         0
     );
 }
@@ -121,14 +165,16 @@ fn an_empty_or_missing_baseline_is_refused() {
     let run = pvgate(&["check", "--baseline", &empty, "policy/default.toml"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains(&format!("baseline `{empty}` has no invariant")),
+        run.stderr
+            .contains(&format!("baseline `{empty}` has no invariant")),
         "{}",
         run.stderr
     );
     let run = pvgate_env(&["check", "policy/default.toml"], "no-such-baseline.toml");
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("cannot use baseline `no-such-baseline.toml`"),
+        run.stderr
+            .contains("cannot use baseline `no-such-baseline.toml`"),
         "{}",
         run.stderr
     );

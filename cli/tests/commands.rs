@@ -155,7 +155,14 @@ fn lint_on_shipped_policies_warns_about_the_stopgap_only_in_default() {
 
 #[test]
 fn lint_finds_every_risky_shape_and_exits_1() {
-    let run = pvgate(&["--baseline", FIXTURE_BASELINE, "lint", "--format", "json", RISKY]);
+    let run = pvgate(&[
+        "--baseline",
+        FIXTURE_BASELINE,
+        "lint",
+        "--format",
+        "json",
+        RISKY,
+    ]);
     assert_eq!(run.code, 1, "lint errors exit 1");
     let v = json(&run.stdout);
     let found: Vec<(String, String)> = v
@@ -498,9 +505,31 @@ fn diff_words_each_change_for_a_reviewer_with_both_locations() {
     );
     assert!(out.contains("are now refused with -EPERM; they were ignored"));
     assert!(out.contains("now rejected"));
-    assert_eq!(pvgate(&["--baseline", FIXTURE_BASELINE, "diff", "--exit-code", REVIEW, CHANGED]).code, 1);
+    assert_eq!(
+        pvgate(&[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "diff",
+            "--exit-code",
+            REVIEW,
+            CHANGED
+        ])
+        .code,
+        1
+    );
 
-    let v = json(&pvgate(&["--baseline", FIXTURE_BASELINE, "diff", "--format", "json", REVIEW, CHANGED]).stdout);
+    let v = json(
+        &pvgate(&[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "diff",
+            "--format",
+            "json",
+            REVIEW,
+            CHANGED,
+        ])
+        .stdout,
+    );
     let xss = v["changes"]
         .as_array()
         .unwrap()

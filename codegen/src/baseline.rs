@@ -88,7 +88,8 @@ impl Baseline {
         if path.extension().is_none_or(|e| e != "toml") {
             return Err(fail(String::from("a baseline is a `.toml` file")));
         }
-        let text = crate::read_bounded(path, MAX_BASELINE_BYTES).map_err(|e| fail(e.to_string()))?;
+        let text =
+            crate::read_bounded(path, MAX_BASELINE_BYTES).map_err(|e| fail(e.to_string()))?;
         Ok(Baseline::from_text(shown, &text))
     }
 
@@ -143,8 +144,8 @@ impl Baseline {
             d.file = Some(source.clone());
             d
         };
-        let file: crate::model::InvariantFile = toml::from_str(&self.text)
-            .map_err(|e| vec![tag(crate::toml_error(&e, &self.text))])?;
+        let file: crate::model::InvariantFile =
+            toml::from_str(&self.text).map_err(|e| vec![tag(crate::toml_error(&e, &self.text))])?;
         let mut resolver = Resolver::new(&self.text, registry);
         let mut found = Vec::new();
         for raw in &file.invariant {

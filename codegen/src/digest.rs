@@ -116,7 +116,10 @@ fn canonical_invariant(inv: &Invariant) -> String {
             format!("forbid-cpuid-control {}", bits.join(","))
         }
         InvariantCheck::RequirePvAllowed { calls } => {
-            format!("require-pv-allowed {}", names(&mut calls.iter().map(|c| c.name())))
+            format!(
+                "require-pv-allowed {}",
+                names(&mut calls.iter().map(|c| c.name()))
+            )
         }
     };
     format!(

@@ -176,7 +176,11 @@ pub fn compile_in_dir(text: &str, dir: &Path) -> Result<Ir, PolicyErrors> {
 
 /// Compiles policy text whose relative include paths start at `dir`,
 /// proving `baseline`.
-pub fn compile_in_dir_with(text: &str, dir: &Path, baseline: &Baseline) -> Result<Ir, PolicyErrors> {
+pub fn compile_in_dir_with(
+    text: &str,
+    dir: &Path,
+    baseline: &Baseline,
+) -> Result<Ir, PolicyErrors> {
     let root = policy_root(dir);
     compile_in(
         text,
@@ -436,10 +440,12 @@ fn include_path(entry: &str, origin: &Origin<'_>) -> Result<std::path::PathBuf, 
     if given.extension().is_none_or(|e| e != "toml") {
         return Err(String::from("an included file is a `.toml` invariant file"));
     }
-    let root = origin
-        .root
-        .canonicalize()
-        .map_err(|e| format!("the policy root `{}` cannot be resolved: {e}", origin.root.display()))?;
+    let root = origin.root.canonicalize().map_err(|e| {
+        format!(
+            "the policy root `{}` cannot be resolved: {e}",
+            origin.root.display()
+        )
+    })?;
     let real = origin
         .base
         .join(given)

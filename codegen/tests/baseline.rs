@@ -25,7 +25,10 @@ fn default_text() -> String {
 fn default_without_include() -> String {
     let text = default_text();
     let line = "include = [\"invariants/protected-baseline.toml\"]\n";
-    assert!(text.contains(line), "default.toml no longer includes the baseline");
+    assert!(
+        text.contains(line),
+        "default.toml no longer includes the baseline"
+    );
     text.replace(line, "")
 }
 
@@ -44,16 +47,29 @@ fn a_policy_without_the_baseline_include_is_still_held_to_it() {
         "name = \"pvm-set-regs\"\ncall = \"set_regs\"\nvm = [\"protected\"]\nphase = [\"setup\"]",
         "name = \"pvm-set-regs\"\ncall = \"set_regs\"\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]",
     );
-    assert!(text.contains("phase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"pKVM-IA copies"));
+    assert!(text.contains(
+        "phase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"pKVM-IA copies"
+    ));
     let e = compile_in_dir(&text, &policy_dir()).expect_err("the baseline must be proven");
     let d = e
         .diagnostics
         .iter()
-        .find(|d| d.message.starts_with("invariant `pvm-running-state-sealed` ("))
+        .find(|d| {
+            d.message
+                .starts_with("invariant `pvm-running-state-sealed` (")
+        })
         .unwrap_or_else(|| panic!("{:#?}", e.diagnostics));
     assert_eq!(d.kind, ErrorKind::InvariantViolated);
-    assert!(d.message.contains("by rule `pvm-set-regs`"), "{}", d.message);
-    assert_eq!(&text[d.span.clone()], "\"set_regs\"", "primary span is the offending rule");
+    assert!(
+        d.message.contains("by rule `pvm-set-regs`"),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        &text[d.span.clone()],
+        "\"set_regs\"",
+        "primary span is the offending rule"
+    );
 }
 
 #[test]
@@ -66,7 +82,10 @@ fn a_policy_without_any_include_proves_every_baseline_invariant() {
         "pvm-no-host-controlled-security-cpuid",
         "pvm-host-can-run-and-destroy",
     ] {
-        assert!(names.contains(&expected), "{expected} not proven: {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} not proven: {names:?}"
+        );
     }
 }
 
@@ -75,9 +94,9 @@ fn an_in_memory_policy_with_no_rules_for_protected_vms_fails_the_baseline() {
     let text = "[policy]\nname = \"bare\"\ndescription = \"no protected rules\"\nformat = 1\ncpuid-violations = \"filter\"\n";
     let e = compile(text).expect_err("a policy that cannot run a protected VM is refused");
     assert!(
-        e.diagnostics
-            .iter()
-            .any(|d| d.message.starts_with("invariant `pvm-host-can-run-and-destroy`")),
+        e.diagnostics.iter().any(|d| d
+            .message
+            .starts_with("invariant `pvm-host-can-run-and-destroy`")),
         "{:#?}",
         e.diagnostics
     );
@@ -136,7 +155,11 @@ fn a_baseline_given_by_the_setting_is_the_one_proven() {
     assert_eq!(ir.baseline.invariants, 1);
     assert_eq!(ir.baseline.sha256.len(), 64);
     // The policy's own include of the shipped file still adds its invariants.
-    assert!(ir.invariants.iter().any(|i| i.name == "pvm-running-state-sealed"));
+    assert!(
+        ir.invariants
+            .iter()
+            .any(|i| i.name == "pvm-running-state-sealed")
+    );
 }
 
 #[test]
@@ -144,7 +167,10 @@ fn an_unset_or_empty_setting_is_the_shipped_baseline() {
     let shipped = Baseline::shipped();
     assert_eq!(shipped.shown(), "policy/invariants/protected-baseline.toml");
     for setting in [None, Some(""), Some("  ")] {
-        assert_eq!(Baseline::from_setting(Path::new("/nonexistent"), setting).unwrap(), shipped);
+        assert_eq!(
+            Baseline::from_setting(Path::new("/nonexistent"), setting).unwrap(),
+            shipped
+        );
     }
     assert_eq!(
         shipped.text(),
@@ -221,7 +247,9 @@ fn the_digest_covers_the_invariants_proven() {
     );
     let canonical = pvgate_codegen::digest::canonical_text(&shipped);
     assert!(
-        canonical.contains("invariant \"pvm-running-state-sealed\" vm=protected phase=running forbid-pv "),
+        canonical.contains(
+            "invariant \"pvm-running-state-sealed\" vm=protected phase=running forbid-pv "
+        ),
         "{canonical}"
     );
 }

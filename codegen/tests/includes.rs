@@ -29,7 +29,11 @@ fn tree(name: &str) -> PathBuf {
     std::fs::create_dir_all(policy.join("invariants")).unwrap();
     std::fs::create_dir_all(policy.join("examples")).unwrap();
     std::fs::write(top.join("outside.toml"), EXTRA).unwrap();
-    std::fs::write(top.join("outside.txt"), "SECRET-MARKER line one\nsecond line\n").unwrap();
+    std::fs::write(
+        top.join("outside.txt"),
+        "SECRET-MARKER line one\nsecond line\n",
+    )
+    .unwrap();
     std::fs::write(policy.join("invariants/extra.toml"), EXTRA).unwrap();
     policy
 }
@@ -58,10 +62,20 @@ fn refused(dir: &Path, file: &str, include: &str) -> (String, String) {
                 .iter()
                 .find(|d| d.kind == ErrorKind::Include)
                 .unwrap_or_else(|| panic!("{:#?}", errors.diagnostics));
-            assert_eq!(&text[d.span.clone()], format!("{include:?}"), "located at the entry");
-            assert!(d.file.is_none(), "the error is in the policy, not in the included file");
+            assert_eq!(
+                &text[d.span.clone()],
+                format!("{include:?}"),
+                "located at the entry"
+            );
+            assert!(
+                d.file.is_none(),
+                "the error is in the policy, not in the included file"
+            );
             let rendered = e.render();
-            assert!(!rendered.contains("SECRET-MARKER"), "contents shown:\n{rendered}");
+            assert!(
+                !rendered.contains("SECRET-MARKER"),
+                "contents shown:\n{rendered}"
+            );
             (d.message.clone(), rendered)
         }
     }
@@ -85,7 +99,11 @@ fn absolute_include_paths_are_refused() {
 #[test]
 fn dot_dot_escaping_the_policy_root_is_refused() {
     let dir = tree("dotdot");
-    for include in ["../outside.toml", "invariants/../../outside.toml", "../../../../../../etc/passwd.toml"] {
+    for include in [
+        "../outside.toml",
+        "invariants/../../outside.toml",
+        "../../../../../../etc/passwd.toml",
+    ] {
         let (message, _) = refused(&dir, "p.toml", include);
         assert!(
             message.starts_with(&format!("cannot include `{include}`: ")),
@@ -97,20 +115,33 @@ fn dot_dot_escaping_the_policy_root_is_refused() {
         );
     }
     let (message, _) = refused(&dir, "p.toml", "../outside.toml");
-    assert!(message.contains("resolves outside the policy root"), "{message}");
+    assert!(
+        message.contains("resolves outside the policy root"),
+        "{message}"
+    );
 }
 
 #[cfg(unix)]
 #[test]
 fn a_symlink_out_of_the_policy_root_is_refused() {
     let dir = tree("symlink");
-    std::os::unix::fs::symlink(dir.join("../outside.toml"), dir.join("invariants/link.toml")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.join("../outside.toml"),
+        dir.join("invariants/link.toml"),
+    )
+    .unwrap();
     let (message, _) = refused(&dir, "p.toml", "invariants/link.toml");
-    assert!(message.contains("resolves outside the policy root"), "{message}");
+    assert!(
+        message.contains("resolves outside the policy root"),
+        "{message}"
+    );
     // A symlinked directory out of the tree is refused the same way.
     std::os::unix::fs::symlink(dir.join(".."), dir.join("up")).unwrap();
     let (message, _) = refused(&dir, "p.toml", "up/outside.toml");
-    assert!(message.contains("resolves outside the policy root"), "{message}");
+    assert!(
+        message.contains("resolves outside the policy root"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -128,7 +159,10 @@ fn a_file_that_is_not_toml_is_refused_without_showing_it() {
     {
         std::os::unix::fs::symlink(dir.join("notes.txt"), dir.join("notes.toml")).unwrap();
         let (message, _) = refused(&dir, "p.toml", "notes.toml");
-        assert!(message.contains("not a `.toml` invariant file"), "{message}");
+        assert!(
+            message.contains("not a `.toml` invariant file"),
+            "{message}"
+        );
     }
     std::fs::create_dir_all(dir.join("dir.toml")).unwrap();
     let (message, _) = refused(&dir, "p.toml", "dir.toml");
@@ -145,7 +179,11 @@ fn includes_inside_the_policy_root_still_work() {
         let path = dir.join(file);
         std::fs::write(&path, default_with_include(include)).unwrap();
         let e = compile_file(&path).expect_err("the included invariant is proven");
-        assert!(e.render().contains("invariant `extra-no-efer`"), "{}", e.render());
+        assert!(
+            e.render().contains("invariant `extra-no-efer`"),
+            "{}",
+            e.render()
+        );
     }
 }
 

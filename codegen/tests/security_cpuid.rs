@@ -46,18 +46,27 @@ fn host_control_of_a_speculation_control_bit_breaks_the_baseline() {
             let text = with_host_control(leaf, subleaf, reg, bit, mode);
             let e = compile_in_dir(&text, &policy_dir())
                 .err()
-                .unwrap_or_else(|| panic!("{name} ({leaf:#x}.{subleaf} {reg}[{bit}]) as `{mode}` passed"));
+                .unwrap_or_else(|| {
+                    panic!("{name} ({leaf:#x}.{subleaf} {reg}[{bit}]) as `{mode}` passed")
+                });
             let d = e
                 .diagnostics
                 .iter()
-                .find(|d| d.message.starts_with("invariant `pvm-no-host-controlled-security-cpuid` ("))
+                .find(|d| {
+                    d.message
+                        .starts_with("invariant `pvm-no-host-controlled-security-cpuid` (")
+                })
                 .unwrap_or_else(|| panic!("{name}: {:#?}", e.diagnostics));
             assert!(
                 d.message.contains(&format!("the host controls `{name}` (")),
                 "{}",
                 d.message
             );
-            assert!(d.message.contains("by rule `test-host-speculation-bit`"), "{}", d.message);
+            assert!(
+                d.message.contains("by rule `test-host-speculation-bit`"),
+                "{}",
+                d.message
+            );
         }
     }
 }
@@ -127,7 +136,13 @@ fn the_security_feature_set_is_pinned() {
         .filter(|f| f.security)
         .map(|f| {
             let low = f.mask().trailing_zeros() as u8;
-            (f.leaf, f.subleaf, f.reg.to_ascii_uppercase(), low, f.name.clone())
+            (
+                f.leaf,
+                f.subleaf,
+                f.reg.to_ascii_uppercase(),
+                low,
+                f.name.clone(),
+            )
         })
         .collect();
     found.sort();
@@ -136,8 +151,16 @@ fn the_security_feature_set_is_pinned() {
         .map(|(leaf, sub, reg, bit, name)| format!("{leaf:#x}.{sub} {reg}[{bit}] {name}"))
         .collect();
     let pinned: Vec<String> = PINNED.iter().map(|s| s.to_string()).collect();
-    assert_eq!(found, pinned, "the `security` set changed: update PINNED in review");
+    assert_eq!(
+        found, pinned,
+        "the `security` set changed: update PINNED in review"
+    );
     for f in Registry::builtin().features.iter().filter(|f| f.security) {
-        assert_eq!(f.mask().count_ones(), 1, "`{}`: security features are single bits", f.name);
+        assert_eq!(
+            f.mask().count_ones(),
+            1,
+            "`{}`: security features are single bits",
+            f.name
+        );
     }
 }
