@@ -2,6 +2,8 @@
 //! the shipped one, or the one `--baseline` / `PVGATE_BASELINE` names; it
 //! prints which one (file and SHA-256), and refuses an empty one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;
