@@ -253,3 +253,33 @@ fn the_digest_covers_the_invariants_proven() {
         "{canonical}"
     );
 }
+
+#[test]
+fn a_policy_cannot_shadow_or_empty_a_baseline_invariant() {
+    // A same-named invariant of the policy's own that constrains nothing
+    // does not replace the baseline's: both are proven.
+    let shadow = "\n[[invariant]]\nname = \"pvm-running-state-sealed\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nforbid = \"pv-call\"\ncall = [\"vcpu_reset\"]\nreason = \"an attempt to shadow the baseline's invariant\"\n";
+    let text = default_without_include().replace(
+        "call = \"set_regs\"\nvm = [\"protected\"]\nphase = [\"setup\"]",
+        "call = \"set_regs\"\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]",
+    ) + shadow;
+    let e = compile_in_dir(&text, &policy_dir()).expect_err("the baseline still holds");
+    assert!(
+        e.diagnostics.iter().any(|d| d
+            .message
+            .starts_with("invariant `pvm-running-state-sealed` (policy/invariants/protected-baseline.toml:")),
+        "{:#?}",
+        e.diagnostics
+    );
+    // An include of an empty invariant file adds nothing and drops nothing.
+    let dir = scratch("shadow");
+    std::fs::write(dir.join("empty.toml"), "").unwrap();
+    std::fs::write(
+        dir.join("p.toml"),
+        text.replace(shadow, "")
+            .replace("format = 1\n", "format = 1\ninclude = [\"empty.toml\"]\n"),
+    )
+    .unwrap();
+    let e = pvgate_codegen::compile_file(dir.join("p.toml")).expect_err("the baseline still holds");
+    assert!(e.render().contains("invariant `pvm-running-state-sealed`"), "{}", e.render());
+}
