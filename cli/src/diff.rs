@@ -266,6 +266,44 @@ fn header(old: &Ir, new: &Ir) -> Vec<Change> {
             data: json!({"cpuid_violations": {"old": old.violation_mode.name(), "new": new.violation_mode.name()}}),
         });
     }
+    // The invariants proven are part of the digest: a change to them is a
+    // change a reviewer must see, even when no decision moves.
+    let proven = |ir: &Ir| -> BTreeMap<String, String> {
+        ir.invariants
+            .iter()
+            .map(|i| {
+                (
+                    digest::canonical_invariant(i),
+                    format!("`{}` ({}:{})", i.name, i.file, i.line),
+                )
+            })
+            .collect()
+    };
+    let (was, now) = (proven(old), proven(new));
+    for (line, shown) in &now {
+        if !was.contains_key(line) {
+            out.push(Change {
+                section: Section::Header,
+                summary: format!("invariant {shown} is now proven"),
+                details: Vec::new(),
+                old_rule: None,
+                new_rule: None,
+                data: json!({"invariant": {"new": line}}),
+            });
+        }
+    }
+    for (line, shown) in &was {
+        if !now.contains_key(line) {
+            out.push(Change {
+                section: Section::Header,
+                summary: format!("invariant {shown} is no longer proven"),
+                details: Vec::new(),
+                old_rule: None,
+                new_rule: None,
+                data: json!({"invariant": {"old": line}}),
+            });
+        }
+    }
     for (what, a, b) in [
         ("name", &old.name, &new.name),
         ("description", &old.description, &new.description),

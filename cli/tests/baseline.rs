@@ -181,3 +181,38 @@ fn an_empty_or_missing_baseline_is_refused() {
         run.stderr
     );
 }
+
+#[test]
+fn diff_shows_a_change_of_the_invariants_proven() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("diff-invariants");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Outside the policy tree the include would not resolve: drop it (the
+    // baseline is proven anyway).
+    let text = std::fs::read_to_string(root().join("policy/default.toml"))
+        .unwrap()
+        .replace("include = [\"invariants/protected-baseline.toml\"]\n", "");
+    let old = dir.join("old.toml");
+    let new = dir.join("new.toml");
+    std::fs::write(&old, &text).unwrap();
+    std::fs::write(
+        &new,
+        text + "\n[[invariant]]\nname = \"no-dr7-in-setup\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"pv-call\"\ncall = [\"set_dr7\"]\nreason = \"test: an invariant the rules already satisfy\"\n",
+    )
+    .unwrap();
+    let (old, new) = (old.display().to_string(), new.display().to_string());
+    let run = pvgate(&["diff", "--exit-code", &old, &new]);
+    // The rules decide the same, but the digest moved: diff says why.
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("invariant `no-dr7-in-setup` ("),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("is now proven"), "{}", run.stdout);
+    let back = pvgate(&["diff", &new, &old]);
+    assert!(
+        back.stdout.contains("is no longer proven"),
+        "{}",
+        back.stdout
+    );
+}

@@ -78,7 +78,7 @@ pub fn canonical_text(ir: &Ir) -> String {
 
 /// One invariant as one line: what it constrains and why, not where it
 /// was written (the file, its line and its formatting do not count).
-fn canonical_invariant(inv: &Invariant) -> String {
+pub fn canonical_invariant(inv: &Invariant) -> String {
     let names = |items: &mut dyn Iterator<Item = &'static str>| {
         let mut v: Vec<&str> = items.collect();
         v.sort_unstable();

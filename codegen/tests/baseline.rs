@@ -265,9 +265,9 @@ fn a_policy_cannot_shadow_or_empty_a_baseline_invariant() {
     ) + shadow;
     let e = compile_in_dir(&text, &policy_dir()).expect_err("the baseline still holds");
     assert!(
-        e.diagnostics.iter().any(|d| d
-            .message
-            .starts_with("invariant `pvm-running-state-sealed` (policy/invariants/protected-baseline.toml:")),
+        e.diagnostics.iter().any(|d| d.message.starts_with(
+            "invariant `pvm-running-state-sealed` (policy/invariants/protected-baseline.toml:"
+        )),
         "{:#?}",
         e.diagnostics
     );
@@ -281,5 +281,9 @@ fn a_policy_cannot_shadow_or_empty_a_baseline_invariant() {
     )
     .unwrap();
     let e = pvgate_codegen::compile_file(dir.join("p.toml")).expect_err("the baseline still holds");
-    assert!(e.render().contains("invariant `pvm-running-state-sealed`"), "{}", e.render());
+    assert!(
+        e.render().contains("invariant `pvm-running-state-sealed`"),
+        "{}",
+        e.render()
+    );
 }
