@@ -1,7 +1,11 @@
 //! Compiles the policy named by `PVGATE_POLICY` (relative to the workspace
-//! root; default `policy/default.toml`) into `OUT_DIR/tables.rs`. An
-//! invalid policy fails the build with located, underlined errors: there is
-//! never an image built from a policy that does not compile.
+//! root; default `policy/default.toml`) into `OUT_DIR/tables.rs`, proving
+//! the protected-VM baseline named by `PVGATE_BASELINE` (relative to the
+//! workspace root; default: the shipped
+//! `policy/invariants/protected-baseline.toml`) whether or not the policy
+//! includes it. An invalid policy, or a baseline that is refused, fails the
+//! build with located, underlined errors: there is never an image built
+//! from a policy that does not compile.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +14,10 @@ const DEFAULT_POLICY: &str = "policy/default.toml";
 
 fn main() -> ExitCode {
     println!("cargo:rerun-if-env-changed=PVGATE_POLICY");
+    println!(
+        "cargo:rerun-if-env-changed={}",
+        pvgate_codegen::baseline::BASELINE_ENV
+    );
     let Some(root) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
         eprintln!("error: CARGO_MANIFEST_DIR is not set (build.rs runs under cargo)");
         return ExitCode::FAILURE;
@@ -24,7 +32,23 @@ fn main() -> ExitCode {
     // Tests compare the image with the interpreter over the same file.
     println!("cargo:rustc-env=PVGATE_POLICY_FILE={}", path.display());
 
-    let compiled = match pvgate_codegen::compile_file_as(&path, &shown) {
+    let setting = std::env::var(pvgate_codegen::baseline::BASELINE_ENV).ok();
+    let baseline = match pvgate_codegen::Baseline::from_setting(&root, setting.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "error: no image is built without a usable protected-VM baseline ({}={})",
+                pvgate_codegen::baseline::BASELINE_ENV,
+                setting.unwrap_or_default()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(s) = setting.as_deref().filter(|s| !s.trim().is_empty()) {
+        println!("cargo:rerun-if-changed={}", root.join(s.trim()).display());
+    }
+    let compiled = match pvgate_codegen::compile_file_with(&path, &shown, &baseline) {
         Ok(c) => c,
         Err(e) => {
             let rendered = match e {

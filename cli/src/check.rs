@@ -30,8 +30,9 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     let mut human = String::new();
     let mut json_out = Vec::new();
     let mut invalid = false;
+    let baseline = crate::load::baseline()?;
     for path in &args.policies {
-        match pvgate_codegen::compile_file(path) {
+        match crate::load::compile(path, &baseline) {
             Ok(c) => {
                 human.push_str(&summary(&c.path, &c.ir));
                 json_out.push(summary_json(&c.path, &c.ir));
@@ -57,6 +58,31 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     } else {
         Ok(Outcome::Clean)
     }
+}
+
+/// The baseline proven: `FILE (sha256 HEX, N invariants)`.
+pub fn baseline_line(ir: &Ir) -> String {
+    format!(
+        "{} (sha256 {}, {} invariant{})",
+        ir.baseline.file,
+        ir.baseline.sha256,
+        ir.baseline.invariants,
+        if ir.baseline.invariants == 1 { "" } else { "s" }
+    )
+}
+
+/// The baseline proven, as JSON: file, SHA-256 and invariant count.
+pub fn baseline_json(ir: &Ir) -> Value {
+    json!({"file": ir.baseline.file, "sha256": ir.baseline.sha256, "invariants": ir.baseline.invariants})
+}
+
+/// The invariants proven, as JSON: name, file, line, and whether each
+/// came from the baseline.
+pub fn invariants_json(ir: &Ir) -> Value {
+    ir.invariants
+        .iter()
+        .map(|i| json!({"name": i.name, "file": i.file, "line": i.line, "baseline": i.baseline}))
+        .collect()
 }
 
 /// Rules per (kind, phase) and class.
@@ -109,6 +135,7 @@ fn summary(path: &str, ir: &Ir) -> String {
             format!(" (included: {})", ir.included.join(", "))
         }
     );
+    let _ = writeln!(o, "  baseline: {}", baseline_line(ir));
     let _ = writeln!(o, "  rules active per VM kind and phase:");
     let _ = writeln!(
         o,
@@ -138,7 +165,8 @@ fn summary_json(path: &str, ir: &Ir) -> Value {
         "digest": digest::hex(&digest::digest(ir)),
         "rules": ir.rules.len(),
         "cpuid_violations": ir.violation_mode.name(),
-        "invariants": ir.invariants.iter().map(|i| json!({"name": i.name, "file": i.file, "line": i.line})).collect::<Vec<_>>(),
+        "invariants": invariants_json(ir),
+        "baseline": baseline_json(ir),
         "counts": counts,
     })
 }

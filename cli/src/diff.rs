@@ -71,6 +71,13 @@ fn data_json(d: &ChangeData) -> Value {
         ChangeData::ViolationMode { old, new } => {
             json!({"cpuid_violations": {"old": old.name(), "new": new.name()}})
         }
+        ChangeData::Invariant {
+            canonical,
+            now_proven,
+        } => {
+            let side = if *now_proven { "new" } else { "old" };
+            json!({"invariant": {side: canonical}})
+        }
         ChangeData::Header { field, old, new } => {
             json!({field.name(): {"old": old, "new": new}})
         }

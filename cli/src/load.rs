@@ -2,18 +2,46 @@
 //! line (MSR names and numbers, PV calls, CPUID selectors), with "did you
 //! mean" for near names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::ValueEnum;
+use pvgate_codegen::baseline::BASELINE_ENV;
 use pvgate_codegen::diagnostic::suggest;
-use pvgate_codegen::{Compiled, Registry, compile_file};
+use pvgate_codegen::{Baseline, Compiled, LoadError, Registry, compile_file_with};
 use pvgate_gate::{Access, Phase, PvCall, Register, VmKind};
 
 use crate::error::CliError;
 
-/// Reads and compiles a policy; an unusable one is a [`CliError`].
+/// The `--baseline` given on the command line (set once, by `main`).
+static BASELINE_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Records the `--baseline` flag; called once, before any policy loads.
+pub fn set_baseline_flag(path: Option<PathBuf>) {
+    let _ = BASELINE_FLAG.set(path);
+}
+
+/// The protected-VM baseline every policy is proven against: `--baseline`,
+/// else `PVGATE_BASELINE` (relative to the current directory), else the
+/// shipped one compiled into this program.
+pub fn baseline() -> Result<Baseline, CliError> {
+    let flag = BASELINE_FLAG.get().cloned().flatten();
+    let setting = match flag {
+        Some(p) => Some(p.display().to_string()),
+        None => std::env::var(BASELINE_ENV).ok(),
+    };
+    Baseline::from_setting(Path::new(""), setting.as_deref()).map_err(|e| CliError::arg(e.0))
+}
+
+/// Reads and compiles a policy against [`baseline`]; an unusable one is a
+/// [`CliError`].
 pub fn policy(path: &Path) -> Result<Compiled, CliError> {
-    Ok(compile_file(path)?)
+    Ok(compile(path, &baseline()?)?)
+}
+
+/// Reads and compiles a policy against a given baseline.
+pub fn compile(path: &Path, baseline: &Baseline) -> Result<Compiled, LoadError> {
+    compile_file_with(path, &path.display().to_string(), baseline)
 }
 
 /// Parses a number written as decimal, `0x` hex or `0b` binary (`_` allowed).

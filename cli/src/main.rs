@@ -41,6 +41,11 @@ use crate::error::{CliError, Outcome};
     after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
 )]
 struct Cli {
+    /// The protected-VM baseline every policy is proven against, in
+    /// addition to its own invariants (default: `PVGATE_BASELINE`, else the
+    /// shipped policy/invariants/protected-baseline.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    baseline: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +65,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
+    load::set_baseline_flag(cli.baseline);
     match cli.command {
         Command::Check(a) => check::run(&a),
         Command::Conformance(a) => conformance::run(&a),

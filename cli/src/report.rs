@@ -12,6 +12,7 @@ use pvgate_gate::{
 };
 use serde_json::json;
 
+use crate::check::{baseline_json, baseline_line, invariants_json};
 use crate::error::{CliError, Outcome};
 use crate::format::Format;
 use crate::load;
@@ -43,6 +44,8 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
                 "name": c.ir.name,
                 "description": c.ir.description,
                 "digest": digest::hex(&digest::digest(&c.ir)),
+                "baseline": baseline_json(&c.ir),
+                "invariants": invariants_json(&c.ir),
                 "cpuid_violations": c.ir.violation_mode.name(),
                 "pv": pv_matrix(&c).into_iter().map(|(call, cells)| json!({"call": call.name(), "decisions": cells.iter().map(|(k, p, v)| json!({"vm": k.name(), "phase": p.name(), "verdict": v.name()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "rules": c.ir.rules.iter().map(|r| json!({"name": r.name, "class": r.class.name(), "verdict": r.verdict.name(), "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
@@ -110,6 +113,17 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
     let _ = writeln!(o, "| file | `{}` |", c.path);
     let _ = writeln!(o, "| digest (SHA-256 of the canonical IR) | `{hex}` |");
     let _ = writeln!(o, "| rules | {} |", ir.rules.len());
+    let _ = writeln!(o, "| baseline proven | `{}` |", baseline_line(ir));
+    let _ = writeln!(
+        o,
+        "| invariants proven | {} ({}) |",
+        ir.invariants.len(),
+        ir.invariants
+            .iter()
+            .map(|i| format!("`{}`", i.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(o, "| CPUID violations | `{}` |", ir.violation_mode.name());
     let _ = writeln!(
         o,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{pvgate, root};
-use pvgate_codegen::{Interpreter, Ir, Resources, compile_file};
+use pvgate_codegen::{Baseline, Interpreter, Ir, Resources, compile_file_with};
 use pvgate_gate::{
     Access, Phase, Policy, PvCall, RuleDetail, VmKind, check_msr_write, merge_register,
 };
@@ -163,11 +163,27 @@ fn queries(ir: &Ir) -> (String, String) {
     (q, a)
 }
 
+/// The baseline of the fixtures that break the shipped one on purpose.
+const FIXTURE_BASELINE: &str = "cli/tests/fixtures/fixture-baseline.toml";
+
 fn compile_and_compare(policy: &Path, name: &str) {
+    let baseline = match name {
+        "risky" | "review-changed" => FIXTURE_BASELINE,
+        _ => "",
+    };
+    compile_and_compare_with(policy, name, baseline);
+}
+
+/// `baseline`: a file relative to the workspace root, or "" for the shipped one.
+fn compile_and_compare_with(policy: &Path, name: &str, baseline: &str) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-header-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let shown = policy.display().to_string();
-    let run = pvgate(&["emit", "--lang", "c", &shown]);
+    let mut args = vec!["emit", "--lang", "c", &shown];
+    if !baseline.is_empty() {
+        args.extend(["--baseline", baseline]);
+    }
+    let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     std::fs::write(dir.join("policy.h"), &run.stdout).unwrap();
     std::fs::write(dir.join("driver.c"), DRIVER).unwrap();
@@ -192,7 +208,10 @@ fn compile_and_compare(policy: &Path, name: &str) {
         String::from_utf8_lossy(&cc.stderr)
     );
 
-    let ir = compile_file(root().join(policy)).unwrap().ir;
+    let baseline = Baseline::from_setting(&root(), Some(baseline)).unwrap();
+    let ir = compile_file_with(root().join(policy), &shown, &baseline)
+        .unwrap_or_else(|e| panic!("{}", e.render()))
+        .ir;
     let (q, expected) = queries(&ir);
     let mut child = Command::new(&exe)
         .stdin(Stdio::piped())
@@ -231,7 +250,7 @@ fn c_header_agrees_with_the_interpreter_on_the_fixtures() {
 #[test]
 fn c_header_uses_a_sorted_table_for_large_policies_and_still_agrees() {
     let mut text = String::from(
-        "[policy]\nname = \"large\"\ndescription = \"generated: many MSR ranges\"\nformat = 1\ncpuid-violations = \"filter\"\n",
+        "[policy]\nname = \"large\"\ndescription = \"generated: many MSR ranges\"\nformat = 1\ncpuid-violations = \"filter\"\n\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the protected-VM baseline requires these\"\n",
     );
     for i in 0..100u32 {
         let first = 0x4000_0000 + i * 16;

@@ -13,6 +13,8 @@ const REVIEW: &str = "cli/tests/fixtures/review.toml";
 const REORDERED: &str = "cli/tests/fixtures/review-reordered.toml";
 const CHANGED: &str = "cli/tests/fixtures/review-changed.toml";
 const RISKY: &str = "cli/tests/fixtures/risky.toml";
+/// The small baseline of the fixtures that break the shipped one on purpose.
+const FIXTURE_BASELINE: &str = "cli/tests/fixtures/fixture-baseline.toml";
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
@@ -79,7 +81,10 @@ fn digest_is_the_canonical_digest_and_ignores_formatting() {
         a.stdout, b.stdout,
         "reordering and formatting must not change the digest"
     );
-    assert_ne!(a.stdout, pvgate(&["digest", CHANGED]).stdout);
+    assert_ne!(
+        pvgate(&["--baseline", FIXTURE_BASELINE, "digest", REVIEW]).stdout,
+        pvgate(&["--baseline", FIXTURE_BASELINE, "digest", CHANGED]).stdout
+    );
     let v = json(&pvgate(&["digest", "--format", "json", REVIEW]).stdout);
     assert_eq!(v["digest"], a.stdout.trim());
 }
@@ -150,7 +155,14 @@ fn lint_on_shipped_policies_warns_about_the_stopgap_only_in_default() {
 
 #[test]
 fn lint_finds_every_risky_shape_and_exits_1() {
-    let run = pvgate(&["lint", "--format", "json", RISKY]);
+    let run = pvgate(&[
+        "--baseline",
+        FIXTURE_BASELINE,
+        "lint",
+        "--format",
+        "json",
+        RISKY,
+    ]);
     assert_eq!(run.code, 1, "lint errors exit 1");
     let v = json(&run.stdout);
     let found: Vec<(String, String)> = v
@@ -186,7 +198,7 @@ fn lint_finds_every_risky_shape_and_exits_1() {
         assert!(f["line"].as_u64().unwrap() > 0 && f["column"].as_u64().unwrap() > 0);
         assert!(!f["help"].as_str().unwrap().is_empty());
     }
-    let human = pvgate(&["lint", RISKY]);
+    let human = pvgate(&["--baseline", FIXTURE_BASELINE, "lint", RISKY]);
     assert_eq!(human.code, 1);
     assert!(
         human.stdout.contains(
@@ -474,7 +486,7 @@ fn diff_of_reordered_policies_is_empty_and_exits_0() {
 
 #[test]
 fn diff_words_each_change_for_a_reviewer_with_both_locations() {
-    let run = pvgate(&["diff", REVIEW, CHANGED]);
+    let run = pvgate(&["--baseline", FIXTURE_BASELINE, "diff", REVIEW, CHANGED]);
     assert_eq!(
         run.code, 0,
         "without --exit-code a difference is not a failure"
@@ -493,9 +505,31 @@ fn diff_words_each_change_for_a_reviewer_with_both_locations() {
     );
     assert!(out.contains("are now refused with -EPERM; they were ignored"));
     assert!(out.contains("now rejected"));
-    assert_eq!(pvgate(&["diff", "--exit-code", REVIEW, CHANGED]).code, 1);
+    assert_eq!(
+        pvgate(&[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "diff",
+            "--exit-code",
+            REVIEW,
+            CHANGED
+        ])
+        .code,
+        1
+    );
 
-    let v = json(&pvgate(&["diff", "--format", "json", REVIEW, CHANGED]).stdout);
+    let v = json(
+        &pvgate(&[
+            "--baseline",
+            FIXTURE_BASELINE,
+            "diff",
+            "--format",
+            "json",
+            REVIEW,
+            CHANGED,
+        ])
+        .stdout,
+    );
     let xss = v["changes"]
         .as_array()
         .unwrap()

@@ -17,6 +17,8 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
 #[test]
 fn sarif_log_has_the_required_shape_and_points_at_toml_lines() {
     let run = pvgate(&[
+        "--baseline",
+        "cli/tests/fixtures/fixture-baseline.toml",
         "lint",
         "--format",
         "sarif",

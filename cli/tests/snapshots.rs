@@ -135,6 +135,8 @@ fn explain_cpuid_register() {
 #[test]
 fn diff_reviewed_change() {
     insta::assert_snapshot!(both(&[
+        "--baseline",
+        "cli/tests/fixtures/fixture-baseline.toml",
         "diff",
         "cli/tests/fixtures/review.toml",
         "cli/tests/fixtures/review-changed.toml"
@@ -152,12 +154,22 @@ fn diff_reordered_is_empty() {
 
 #[test]
 fn lint_risky_policy() {
-    insta::assert_snapshot!(both(&["lint", "cli/tests/fixtures/risky.toml"]));
+    insta::assert_snapshot!(both(&[
+        "--baseline",
+        "cli/tests/fixtures/fixture-baseline.toml",
+        "lint",
+        "cli/tests/fixtures/risky.toml"
+    ]));
 }
 
 #[test]
 fn report_review_fixture() {
-    insta::assert_snapshot!(both(&["report", "cli/tests/fixtures/review-changed.toml"]));
+    insta::assert_snapshot!(both(&[
+        "--baseline",
+        "cli/tests/fixtures/fixture-baseline.toml",
+        "report",
+        "cli/tests/fixtures/review-changed.toml"
+    ]));
 }
 
 #[test]

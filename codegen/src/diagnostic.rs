@@ -39,8 +39,10 @@ pub enum ErrorKind {
     BadHeader,
     /// A rule selects nothing or names the same thing twice.
     BadSelector,
-    /// An invariant file could not be read.
+    /// An invariant file could not be read, or an include is refused.
     Include,
+    /// The protected-VM baseline is refused (empty, or nothing about protected VMs).
+    Baseline,
     /// The rules break an invariant.
     InvariantViolated,
 }

@@ -1,18 +1,22 @@
 //! The policy digest: SHA-256 over a canonical text form of the IR. Rule
 //! order, comments, formatting and how a number was written do not change
-//! it; any change to a decision, constraint, name or reason does.
+//! it; any change to a decision, constraint, name or reason does, and so
+//! does any change to the set of invariants proven (the mandatory baseline
+//! included): two images with one digest were proven against the same
+//! invariants.
 
 use std::fmt::Write;
 
 use pvgate_gate::{RuleDetail, Verdict};
 use sha2::{Digest, Sha256};
 
+use crate::invariant::{Invariant, InvariantCheck};
 use crate::ir::{Ir, IrRule};
 
 /// The canonical text the digest is computed over (one line per decided
 /// range, each with the full content of its rule).
 pub fn canonical_text(ir: &Ir) -> String {
-    let mut out = String::from("pvgate-ir/1\n");
+    let mut out = String::from("pvgate-ir/2\n");
     let _ = writeln!(out, "name {:?}", ir.name);
     let _ = writeln!(out, "description {:?}", ir.description);
     let _ = writeln!(out, "cpuid-violations {}", ir.violation_mode.name());
@@ -62,7 +66,69 @@ pub fn canonical_text(ir: &Ir) -> String {
             );
         }
     }
+    let mut invariants: Vec<String> = ir.invariants.iter().map(canonical_invariant).collect();
+    invariants.sort();
+    invariants.dedup();
+    for line in invariants {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
+}
+
+/// One invariant as one line: what it constrains and why, not where it
+/// was written (the file, its line and its formatting do not count).
+pub fn canonical_invariant(inv: &Invariant) -> String {
+    let names = |items: &mut dyn Iterator<Item = &'static str>| {
+        let mut v: Vec<&str> = items.collect();
+        v.sort_unstable();
+        v.dedup();
+        v.join(",")
+    };
+    let check = match &inv.check {
+        InvariantCheck::ForbidMsr { access, ranges } => format!(
+            "forbid-msr {} {}",
+            access.name(),
+            ranges
+                .iter()
+                .map(|(a, b)| format!("{a:#x}-{b:#x}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        InvariantCheck::ForbidPv { calls } => {
+            format!("forbid-pv {}", names(&mut calls.iter().map(|c| c.name())))
+        }
+        InvariantCheck::ForbidCpuidControl { features } => {
+            let mut bits: Vec<String> = features
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}@{:#x}.{:#x}.{}:{:#x}",
+                        f.name,
+                        f.leaf,
+                        f.subleaf,
+                        f.reg.name(),
+                        f.mask
+                    )
+                })
+                .collect();
+            bits.sort();
+            format!("forbid-cpuid-control {}", bits.join(","))
+        }
+        InvariantCheck::RequirePvAllowed { calls } => {
+            format!(
+                "require-pv-allowed {}",
+                names(&mut calls.iter().map(|c| c.name()))
+            )
+        }
+    };
+    format!(
+        "invariant {:?} vm={} phase={} {check} reason={:?}",
+        inv.name,
+        names(&mut inv.kinds.iter().map(|k| k.name())),
+        names(&mut inv.phases.iter().map(|p| p.name())),
+        inv.reason
+    )
 }
 
 fn canonical_rule(r: &IrRule) -> String {

@@ -71,6 +71,9 @@ pub struct Invariant {
     pub file: String,
     /// Whether `file` is an included file rather than the policy.
     pub included: bool,
+    /// Whether it comes from the mandatory baseline (proven for every
+    /// policy, not named by it).
+    pub baseline: bool,
     /// 1-based line of its `[[invariant]]` header.
     pub line: u32,
     /// Span of its header in `file`.
@@ -250,16 +253,14 @@ pub fn diagnostic(ir: &Ir, v: &Violation) -> Option<Diagnostic> {
             format!("breaks invariant `{}`", inv.name),
         ),
         None => {
-            let span = match (&inv.include_span, inv.included) {
-                (Some(s), true) => s.clone(),
-                _ => inv.span.clone(),
+            // A baseline invariant is in no file the policy names: point
+            // at the policy's start and name the baseline in the label.
+            let (span, label) = match (&inv.include_span, inv.included, inv.baseline) {
+                (_, _, true) => (0..0, format!("required by the baseline `{}`", inv.file)),
+                (Some(s), true, _) => (s.clone(), String::from("required by this invariant")),
+                _ => (inv.span.clone(), String::from("required by this invariant")),
             };
-            Diagnostic::new(
-                ErrorKind::InvariantViolated,
-                message,
-                span,
-                "required by this invariant",
-            )
+            Diagnostic::new(ErrorKind::InvariantViolated, message, span, label)
         }
     };
     for other in rules {

@@ -168,11 +168,14 @@ pub struct Ir {
     pub cpuid: BTreeMap<(VmKind, Phase), Vec<CpuidEntry>>,
     /// Decided PV calls per (kind, phase), in ABI order.
     pub pv: BTreeMap<(VmKind, Phase), Vec<(PvCall, RuleId)>>,
-    /// The invariants the rules satisfy (declared or included). They are
-    /// proven, not emitted, and not part of the digest.
+    /// The invariants the rules satisfy: the mandatory baseline's, then
+    /// the policy's own and those of the files it includes. They are
+    /// proven, not emitted; the digest covers them.
     pub invariants: Vec<crate::invariant::Invariant>,
     /// The invariant files the policy includes, as shown in messages.
     pub included: Vec<String>,
+    /// The baseline proven (always one).
+    pub baseline: crate::baseline::BaselineInfo,
 }
 
 impl Ir {

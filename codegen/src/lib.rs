@@ -9,6 +9,7 @@
 //!                                                                    `-> Interpreter (reference)
 //! ```
 
+pub mod baseline;
 pub mod c_emit;
 pub mod diagnostic;
 pub mod digest;
@@ -24,6 +25,7 @@ pub mod sample;
 
 use std::path::Path;
 
+pub use baseline::{Baseline, BaselineInfo};
 pub use diagnostic::{Diagnostic, ErrorKind};
 pub use interp::Interpreter;
 pub use ir::{Ir, IrRule, Resources, RuleClass};
@@ -105,23 +107,34 @@ pub struct Compiled {
     pub ir: Ir,
 }
 
-/// Compiles policy text with the builtin registry. Invariant files it
-/// includes are read relative to the current directory.
+/// Compiles policy text with the builtin registry, proving the shipped
+/// baseline. Invariant files it includes are read relative to the current
+/// directory (and must lie inside its policy root, see [`policy_root`]).
 pub fn compile(text: &str) -> Result<Ir, PolicyErrors> {
     compile_with(text, Registry::builtin())
 }
 
-/// Reads and compiles a policy file.
+/// Reads and compiles a policy file, proving the shipped baseline.
 pub fn compile_file(path: impl AsRef<Path>) -> Result<Compiled, LoadError> {
     let shown = path.as_ref().display().to_string();
     compile_file_as(path, &shown)
 }
 
 /// Reads and compiles a policy file, naming it `shown` in messages (and
-/// its included files relative to `shown`).
+/// its included files relative to `shown`), proving the shipped baseline.
 pub fn compile_file_as(path: impl AsRef<Path>, shown: &str) -> Result<Compiled, LoadError> {
+    compile_file_with(path, shown, &Baseline::shipped())
+}
+
+/// Reads and compiles a policy file, proving `baseline` (and whatever
+/// invariants the policy adds).
+pub fn compile_file_with(
+    path: impl AsRef<Path>,
+    shown: &str,
+    baseline: &Baseline,
+) -> Result<Compiled, LoadError> {
     let shown = shown.to_string();
-    let text = std::fs::read_to_string(path.as_ref()).map_err(|error| LoadError::Io {
+    let text = read_bounded(path.as_ref(), MAX_POLICY_BYTES).map_err(|error| LoadError::Io {
         path: shown.clone(),
         error,
     })?;
@@ -134,12 +147,14 @@ pub fn compile_file_as(path: impl AsRef<Path>, shown: &str) -> Result<Compiled, 
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let root = policy_root(&base);
     let origin = Origin {
         shown: &shown,
         base: &base,
         shown_base: &shown_base,
+        root: &root,
     };
-    match compile_in(&text, Registry::builtin(), &origin) {
+    match compile_in(&text, Registry::builtin(), &origin, baseline) {
         Ok(ir) => Ok(Compiled {
             path: shown,
             text,
@@ -154,8 +169,19 @@ pub fn compile_file_as(path: impl AsRef<Path>, shown: &str) -> Result<Compiled, 
 }
 
 /// Compiles policy text whose relative include paths start at `dir`
-/// (the directory the policy file lives in).
+/// (the directory the policy file lives in), proving the shipped baseline.
 pub fn compile_in_dir(text: &str, dir: &Path) -> Result<Ir, PolicyErrors> {
+    compile_in_dir_with(text, dir, &Baseline::shipped())
+}
+
+/// Compiles policy text whose relative include paths start at `dir`,
+/// proving `baseline`.
+pub fn compile_in_dir_with(
+    text: &str,
+    dir: &Path,
+    baseline: &Baseline,
+) -> Result<Ir, PolicyErrors> {
+    let root = policy_root(dir);
     compile_in(
         text,
         Registry::builtin(),
@@ -163,7 +189,9 @@ pub fn compile_in_dir(text: &str, dir: &Path) -> Result<Ir, PolicyErrors> {
             shown: "the policy",
             base: dir,
             shown_base: dir,
+            root: &root,
         },
+        baseline,
     )
 }
 
@@ -174,12 +202,25 @@ struct Origin<'p> {
     shown: &'p str,
     base: &'p Path,
     shown_base: &'p Path,
+    /// The directory every include must resolve inside.
+    root: &'p Path,
 }
 
 /// Compiles policy text with a given registry (includes relative to the
-/// current directory).
+/// current directory), proving the shipped baseline.
 pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors> {
+    compile_with_baseline(text, registry, &Baseline::shipped())
+}
+
+/// Compiles policy text with a given registry and baseline (includes
+/// relative to the current directory).
+pub fn compile_with_baseline(
+    text: &str,
+    registry: &Registry,
+    baseline: &Baseline,
+) -> Result<Ir, PolicyErrors> {
     let here = Path::new("");
+    let root = policy_root(here);
     compile_in(
         text,
         registry,
@@ -187,11 +228,62 @@ pub fn compile_with(text: &str, registry: &Registry) -> Result<Ir, PolicyErrors>
             shown: "the policy",
             base: here,
             shown_base: here,
+            root: &root,
         },
+        baseline,
     )
 }
 
-fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir, PolicyErrors> {
+/// The policy root of a policy whose file lives in `dir`: the nearest
+/// enclosing directory named `policy` (the repository's policy tree, so
+/// `policy/examples/x.toml` may include `../invariants/y.toml`), or `dir`
+/// itself when no enclosing directory has that name. Every `include`
+/// must resolve, symlinks followed, to a regular `.toml` file inside it.
+pub fn policy_root(dir: &Path) -> std::path::PathBuf {
+    let real = if dir.as_os_str().is_empty() {
+        Path::new(".").canonicalize()
+    } else {
+        dir.canonicalize()
+    };
+    let Ok(real) = real else {
+        return dir.to_path_buf();
+    };
+    real.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "policy"))
+        .map_or_else(|| real.clone(), Path::to_path_buf)
+}
+
+/// The largest policy file read.
+const MAX_POLICY_BYTES: u64 = 16 << 20;
+
+fn compile_in(
+    text: &str,
+    registry: &Registry,
+    origin: &Origin<'_>,
+    baseline: &Baseline,
+) -> Result<Ir, PolicyErrors> {
+    let ir = lower(text, registry, origin, baseline)?;
+    let violations: Vec<Diagnostic> = invariant::check(&ir, registry)
+        .iter()
+        .filter_map(|v| invariant::diagnostic(&ir, v))
+        .collect();
+    if !violations.is_empty() {
+        return Err(PolicyErrors {
+            diagnostics: violations,
+        });
+    }
+    Ok(ir)
+}
+
+/// Resolves, validates and tabulates a policy and collects the invariants
+/// it must satisfy (the baseline's first), without proving them. Private:
+/// every public entry point proves them.
+fn lower(
+    text: &str,
+    registry: &Registry,
+    origin: &Origin<'_>,
+    baseline: &Baseline,
+) -> Result<Ir, PolicyErrors> {
     let file: model::PolicyFile = toml::from_str(text).map_err(|e| PolicyErrors {
         diagnostics: vec![toml_error(&e, text)],
     })?;
@@ -233,11 +325,22 @@ fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir
         };
         rules.extend(rule);
     }
+    // The baseline first: every compilation proves it, included or not.
     let mut invariants = Vec::new();
+    let mut baseline_info = None;
+    let mut baseline_errors = Vec::new();
+    match baseline.invariants(registry) {
+        Ok((found, info)) => {
+            invariants.extend(found);
+            baseline_info = Some(info);
+        }
+        Err(errors) => baseline_errors = errors,
+    }
     for raw in &file.invariant {
         invariants.extend(resolver.invariant(raw, origin.shown, None));
     }
     let mut diagnostics = resolver.errors;
+    diagnostics.extend(baseline_errors);
     let mut included = Vec::new();
     if let Some(list) = &file.policy.get_ref().include {
         for entry in list.get_ref() {
@@ -247,12 +350,7 @@ fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir
                 .display()
                 .to_string();
             included.push(shown.clone());
-            match load_invariants(
-                &origin.base.join(entry.get_ref()),
-                &shown,
-                entry.span(),
-                registry,
-            ) {
+            match load_invariants(entry, &shown, origin, registry, baseline) {
                 Ok(found) => invariants.extend(found),
                 Err(errors) => diagnostics.extend(errors),
             }
@@ -261,10 +359,10 @@ fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir
     if diagnostics.is_empty() {
         diagnostics = overlap::check(&rules, registry);
     }
-    if !diagnostics.is_empty() {
+    let Some(baseline) = baseline_info.filter(|_| diagnostics.is_empty()) else {
         diagnostics.sort_by_key(|d| d.span.start);
         return Err(PolicyErrors { diagnostics });
-    }
+    };
     let mut ir = Ir {
         name: header.name,
         description: header.description,
@@ -275,60 +373,124 @@ fn compile_in(text: &str, registry: &Registry, origin: &Origin<'_>) -> Result<Ir
         pv: Default::default(),
         invariants,
         included,
+        baseline,
     };
     ir.tabulate();
-    let violations: Vec<Diagnostic> = invariant::check(&ir, registry)
-        .iter()
-        .filter_map(|v| invariant::diagnostic(&ir, v))
-        .collect();
-    if !violations.is_empty() {
-        return Err(PolicyErrors {
-            diagnostics: violations,
-        });
-    }
     Ok(ir)
+}
+
+/// [`lower`] for in-memory text with the builtin registry and the shipped
+/// baseline (for the sample generator, which repairs what breaks it).
+pub(crate) fn lower_unproven(text: &str) -> Result<Ir, PolicyErrors> {
+    let here = Path::new("");
+    lower(
+        text,
+        Registry::builtin(),
+        &Origin {
+            shown: "the policy",
+            base: here,
+            shown_base: here,
+            root: here,
+        },
+        &Baseline::shipped(),
+    )
 }
 
 /// The largest invariant file read (the shipped baseline is about 5 KiB).
 const MAX_INCLUDE_BYTES: u64 = 1 << 20;
 
-/// Reads an included file: a regular file of at most [`MAX_INCLUDE_BYTES`],
-/// so a policy naming a device or a huge file fails instead of hanging.
-fn read_include(path: &Path) -> std::io::Result<String> {
+/// Reads a regular file of at most `max` bytes, so a path naming a device
+/// or a huge file fails instead of hanging.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind as IoKind, Read};
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         return Err(Error::new(IoKind::InvalidInput, "not a regular file"));
     }
-    if meta.len() > MAX_INCLUDE_BYTES {
+    if meta.len() > max {
         return Err(Error::new(
             IoKind::InvalidInput,
-            format!("larger than {MAX_INCLUDE_BYTES} bytes"),
+            format!("larger than {max} bytes"),
         ));
     }
     let mut text = String::new();
     std::fs::File::open(path)?
-        .take(MAX_INCLUDE_BYTES)
+        .take(max + 1)
         .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(Error::new(
+            IoKind::InvalidInput,
+            format!("larger than {max} bytes"),
+        ));
+    }
     Ok(text)
 }
 
-/// Reads an invariant file and resolves its invariants; errors are located
-/// in that file, or at the `include` entry when it cannot be read.
+/// Why an include entry is refused before anything is read from it.
+fn include_path(entry: &str, origin: &Origin<'_>) -> Result<std::path::PathBuf, String> {
+    let given = Path::new(entry);
+    if entry.is_empty() {
+        return Err(String::from("an include names a file"));
+    }
+    if given.has_root() || given.is_absolute() {
+        return Err(String::from(
+            "absolute include paths are refused; name a file relative to the policy",
+        ));
+    }
+    if given.extension().is_none_or(|e| e != "toml") {
+        return Err(String::from("an included file is a `.toml` invariant file"));
+    }
+    let root = origin.root.canonicalize().map_err(|e| {
+        format!(
+            "the policy root `{}` cannot be resolved: {e}",
+            origin.root.display()
+        )
+    })?;
+    let real = origin
+        .base
+        .join(given)
+        .canonicalize()
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "it resolves outside the policy root `{}`; includes stay inside the policy's directory tree",
+            root.display()
+        ));
+    }
+    if real.extension().is_none_or(|e| e != "toml") {
+        return Err(String::from(
+            "it resolves (through a symlink) to a file that is not a `.toml` invariant file",
+        ));
+    }
+    Ok(real)
+}
+
+/// Reads an included invariant file and resolves its invariants. Only a
+/// regular `.toml` file inside the policy root is read; errors name the
+/// include and are located at its entry in the policy, so the contents of
+/// a file outside the policy tree are never shown. An include of the
+/// baseline's own text adds nothing (the baseline is always proven).
 fn load_invariants(
-    path: &Path,
+    entry: &toml::Spanned<String>,
     shown: &str,
-    include_span: std::ops::Range<usize>,
+    origin: &Origin<'_>,
     registry: &Registry,
+    baseline: &Baseline,
 ) -> Result<Vec<invariant::Invariant>, Vec<Diagnostic>> {
-    let text = read_include(path).map_err(|e| {
+    let include_span = entry.span();
+    let refuse = |why: String| {
         vec![Diagnostic::new(
             ErrorKind::Include,
-            format!("cannot read invariant file `{shown}`: {e}"),
+            format!("cannot include `{}`: {why}", entry.get_ref().escape_debug()),
             include_span.clone(),
             "included here",
         )]
-    })?;
+    };
+    let path = include_path(entry.get_ref(), origin).map_err(refuse)?;
+    let text = read_bounded(&path, MAX_INCLUDE_BYTES).map_err(|e| refuse(e.to_string()))?;
+    if baseline.is_same_text(&text) {
+        return Ok(Vec::new());
+    }
     let source = diagnostic::SourceFile {
         path: shown.to_string(),
         text: text.clone(),
@@ -353,7 +515,7 @@ fn load_invariants(
 }
 
 /// Turns a TOML/serde error into a located diagnostic.
-fn toml_error(e: &toml::de::Error, text: &str) -> Diagnostic {
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str) -> Diagnostic {
     let span = e.span().unwrap_or(0..0);
     let message = e.message().trim().to_string();
     let first = message.lines().next().unwrap_or("").to_string();

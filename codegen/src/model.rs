@@ -125,8 +125,9 @@ pub struct Header {
     /// Format version of the policy language; this loader reads `1`.
     #[schemars(with = "u32")]
     pub format: Spanned<i64>,
-    /// Invariant files (paths relative to this policy) whose
-    /// `[[invariant]]`s this policy must satisfy too.
+    /// More invariant files (relative `.toml` paths inside the policy's
+    /// directory tree) whose `[[invariant]]`s this policy must satisfy too;
+    /// the protected-VM baseline is proven whether or not it is listed.
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub include: Option<NameList>,

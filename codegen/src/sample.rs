@@ -46,8 +46,51 @@ pub struct SampleSize {
 
 /// A random valid policy. MSR ranges, CPUID leaves and PV call groups are
 /// disjoint by construction; kinds, phases, accesses, verdicts and
-/// constraints are random.
+/// constraints are random. Valid includes the mandatory protected-VM
+/// baseline: a rule that breaks it is narrowed to normal VMs, and
+/// `vcpu_run` and `vm_destroy` are allowed on protected VMs in setup and
+/// running (the baseline requires it).
 pub fn random_policy(seed: u64, size: SampleSize) -> String {
+    let mut text = random_text(seed, size);
+    // Each round narrows at least one rule; rules scoped to normal VMs
+    // cannot break a protected-VM invariant, so this ends.
+    for _ in 0..8 {
+        let Ok(ir) = crate::lower_unproven(&text) else {
+            return text;
+        };
+        let broken: Vec<u32> = crate::invariant::check(&ir, crate::Registry::builtin())
+            .iter()
+            .flat_map(|v| v.rules.iter().filter_map(|id| ir.rule(*id)).map(|r| r.line))
+            .collect();
+        if broken.is_empty() {
+            break;
+        }
+        text = narrow_to_normal(&text, &broken);
+    }
+    text
+}
+
+/// Rewrites the `vm = ...` line of the rules whose headers are on the
+/// given 1-based lines to `vm = ["normal"]`.
+fn narrow_to_normal(text: &str, header_lines: &[u32]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_broken = false;
+    for (i, line) in text.lines().enumerate() {
+        let n = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if line.starts_with("[[") {
+            in_broken = header_lines.contains(&n);
+        }
+        if in_broken && line.starts_with("vm = ") {
+            out.push_str("vm = [\"normal\"]\n");
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn random_text(seed: u64, size: SampleSize) -> String {
     let mut rng = Rng::new(seed);
     let mut o = String::new();
     let mode = if rng.chance(1, 2) { "filter" } else { "reject" };
@@ -159,8 +202,16 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
         let _ = writeln!(o, "reason = \"sampled leaf\"");
     }
 
-    // PV: the calls split into random groups.
-    let mut calls: Vec<PvCall> = PvCall::ALL.to_vec();
+    // PV: the baseline's required calls, then the others split into
+    // random groups.
+    let _ = write!(
+        o,
+        "\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n"
+    );
+    let mut calls: Vec<PvCall> = PvCall::ALL
+        .into_iter()
+        .filter(|c| !matches!(c, PvCall::VcpuRun | PvCall::VmDestroy))
+        .collect();
     while !calls.is_empty() {
         let n = (1 + rng.below(6) as usize).min(calls.len());
         let group: Vec<PvCall> = calls.drain(..n).collect();

@@ -111,6 +111,45 @@ pub fn diff(old: &Compiled, new: &Compiled, registry: &Registry) -> Vec<Change> 
     out
 }
 
+/// The invariants proven by one policy and not the other, by canonical
+/// form: a change a reviewer must see even when no decision moves.
+fn invariant_changes(old: &Ir, new: &Ir) -> Vec<Change> {
+    let proven = |ir: &Ir| -> BTreeMap<String, String> {
+        ir.invariants
+            .iter()
+            .map(|i| {
+                (
+                    pvgate_codegen::digest::canonical_invariant(i),
+                    format!("`{}` ({}:{})", i.name, i.file, i.line),
+                )
+            })
+            .collect()
+    };
+    let (was, now) = (proven(old), proven(new));
+    let mut out = Vec::new();
+    for (from, to, now_proven, word) in [
+        (&was, &now, true, "is now proven"),
+        (&now, &was, false, "is no longer proven"),
+    ] {
+        for (canonical, shown) in to {
+            if !from.contains_key(canonical) {
+                out.push(Change {
+                    section: Section::Header,
+                    summary: format!("invariant {shown} {word}"),
+                    details: Vec::new(),
+                    old_rule: None,
+                    new_rule: None,
+                    data: ChangeData::Invariant {
+                        canonical: canonical.clone(),
+                        now_proven,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
 fn header(old: &Ir, new: &Ir) -> Vec<Change> {
     let mut out = Vec::new();
     if old.violation_mode != new.violation_mode {
@@ -141,6 +180,7 @@ fn header(old: &Ir, new: &Ir) -> Vec<Change> {
             },
         });
     }
+    out.extend(invariant_changes(old, new));
     for (what, a, b) in [
         (HeaderField::Name, &old.name, &new.name),
         (HeaderField::Description, &old.description, &new.description),

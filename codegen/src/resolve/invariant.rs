@@ -182,6 +182,7 @@ impl Resolver<'_> {
             check,
             file: file.to_string(),
             included: include_span.is_some(),
+            baseline: false,
             line,
             span: self.header_span(&span),
             include_span,

@@ -95,6 +95,14 @@ pub enum ChangeData {
         /// After.
         new: String,
     },
+    /// An invariant is proven by one policy and not the other (the set of
+    /// invariants proven is part of the digest).
+    Invariant {
+        /// Its canonical form (`codegen::digest::canonical_invariant`).
+        canonical: String,
+        /// Whether the new policy proves it (else only the old one does).
+        now_proven: bool,
+    },
     /// Decisions changed: the same way for every resource and scope listed.
     Decisions {
         /// The MSR access (`None` for CPUID and PV calls).
