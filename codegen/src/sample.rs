@@ -119,7 +119,7 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
                 let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
             }
         }
-        let _ = writeln!(o, "reason = \"sampled rule {emitted}\"");
+        let _ = writeln!(o, "reason = \"a sampled rule, number {emitted}\"");
     }
 
     // CPUID: distinct leaves, each with one subleaf or all.
@@ -156,7 +156,7 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
                 }
             }
         }
-        let _ = writeln!(o, "reason = \"sampled leaf\"");
+        let _ = writeln!(o, "reason = \"a sampled CPUID leaf\"");
     }
 
     // PV: the calls split into random groups.
@@ -178,7 +178,7 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
         if verdict == "allow" && getters && rng.chance(1, 2) {
             let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
         }
-        let _ = writeln!(o, "reason = \"sampled calls\"");
+        let _ = writeln!(o, "reason = \"sampled PV calls\"");
     }
     o
 }
