@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use pvgate_codegen::diagnostic::line_col;
+use pvgate_codegen::number::{self, NumberError};
 use pvgate_codegen::{Compiled, Interpreter, Registry};
 use pvgate_gate::{
     Access, BitMode, Phase, Register, Verdict, VmKind, check_msr_write, decide_cpuid, decide_msr,
@@ -165,13 +166,24 @@ fn parse_name<T>(
     parse(text).ok_or_else(|| bad_case(path, line, format!("unknown {what} `{text}`")))
 }
 
-fn number_of(path: &Path, line: usize, what: &str, v: &toml::Value) -> Result<u64, CliError> {
-    let n = match v {
-        toml::Value::Integer(i) => u64::try_from(*i).ok(),
-        toml::Value::String(s) => load::number(s),
-        _ => None,
-    };
-    n.ok_or_else(|| bad_case(path, line, format!("bad {what} `{v}`")))
+/// A number of a vector file, in the one numeric grammar
+/// (`pvgate_codegen::number`): a TOML integer or a `0x` string.
+fn number_of(
+    path: &Path,
+    line: usize,
+    what: &str,
+    v: &toml::Value,
+    bits: u32,
+) -> Result<u64, CliError> {
+    number::from_toml(v, bits).map_err(|e| {
+        let help = match e {
+            NumberError::Negative(_) | NumberError::TooLarge(_) | NumberError::TooManyDigits => {
+                format!("at most {:#x}", number::max_of(bits))
+            }
+            NumberError::BadString | NumberError::WrongType(_) => number::grammar_help(bits),
+        };
+        bad_case(path, line, format!("bad {what} `{v}`: {help}"))
+    })
 }
 
 fn check_case(
@@ -201,23 +213,36 @@ fn check_case(
             )
         }
         (None, Some(msr), None) => {
-            let text = match msr {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let index = match msr {
+                toml::Value::String(name) if !number::looks_numeric(name) => {
+                    load::msr(registry, name)
+                        .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?
+                }
+                other => {
+                    let n = number_of(path, line, "MSR index", other, 32)?;
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                }
             };
-            let index = load::msr(registry, &text)
-                .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?;
             let access_text = case.access.as_deref().unwrap_or("");
             let access = parse_name(path, line, "access", access_text, Access::from_name)?;
+            // Every number of the case is checked, whatever the decision.
+            let value = case
+                .value
+                .as_ref()
+                .map(|v| number_of(path, line, "value", v, 64))
+                .transpose()?;
+            let want = case
+                .effective
+                .as_ref()
+                .map(|v| number_of(path, line, "effective value", v, 64))
+                .transpose()?;
             let d = decide_msr(interp, kind, phase, access, index);
             let mut got = d.verdict.name().to_string();
-            if let (Some(value), Some(rule), Verdict::Allow) = (&case.value, d.rule, d.verdict) {
-                let value = number_of(path, line, "value", value)?;
+            if let (Some(value), Some(rule), Verdict::Allow) = (value, d.rule, d.verdict) {
                 match check_msr_write(rule.msr_constraint(), value) {
                     Err(_) => got = String::from("refused"),
                     Ok(effective) => {
-                        if let Some(want) = &case.effective {
-                            let want = number_of(path, line, "effective value", want)?;
+                        if let Some(want) = want {
                             if want != effective {
                                 got = format!(
                                     "allow with effective value {effective:#x}, not {want:#x}"
@@ -243,14 +268,14 @@ fn check_case(
             let reg_text = case.reg.as_deref().unwrap_or("");
             let reg = parse_name(path, line, "register", reg_text, Register::from_name)?;
             let (bit, shown) = match &case.bit {
-                Some(toml::Value::String(name)) if load::number(name).is_none() => {
+                Some(toml::Value::String(name)) if !number::looks_numeric(name) => {
                     let f = registry.feature(name).ok_or_else(|| {
                         bad_case(path, line, format!("unknown CPUID feature `{name}`"))
                     })?;
                     (f.mask().trailing_zeros(), name.clone())
                 }
                 Some(v) => {
-                    let b = number_of(path, line, "bit", v)?;
+                    let b = number_of(path, line, "bit", v, 8)?;
                     (u32::try_from(b).unwrap_or(u32::MAX), format!("bit {b}"))
                 }
                 None => {

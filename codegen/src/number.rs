@@ -71,8 +71,8 @@ pub fn parse_str(text: &str, bits: u32) -> Result<u64, NumberError> {
         match c {
             '_' if after_digit => after_digit = false,
             _ => {
-                let d = c.to_digit(16).filter(|_| c.is_ascii_hexdigit());
-                let Some(d) = d else {
+                // `to_digit` reads ASCII digits only (no full-width ones).
+                let Some(d) = c.to_digit(16) else {
                     return Err(NumberError::BadString);
                 };
                 count = count.saturating_add(1);
@@ -105,6 +105,23 @@ pub fn from_toml(value: &toml::Value, bits: u32) -> Result<u64, NumberError> {
         toml::Value::String(s) => parse_str(s, bits),
         other => Err(NumberError::WrongType(other.type_str())),
     }
+}
+
+/// Parses a number typed on the command line (or inside a compound string
+/// such as a conformance vector's `cpuid = "0x7.0"`): the string form, or
+/// plain ASCII decimal digits. No sign, no spaces, no other radix.
+pub fn parse_arg(text: &str, bits: u32) -> Result<u64, NumberError> {
+    if text.starts_with("0x") {
+        return parse_str(text, bits);
+    }
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumberError::BadString);
+    }
+    let n: u64 = text.parse().map_err(|_| NumberError::TooManyDigits)?;
+    if n > max_of(bits) {
+        return Err(NumberError::TooLarge(n));
+    }
+    Ok(n)
 }
 
 /// Whether a string is meant as a number rather than a name: names start
@@ -177,6 +194,19 @@ mod tests {
         assert_eq!(
             parse_str("0x10000000000000000", 64),
             Err(NumberError::TooManyDigits)
+        );
+    }
+
+    #[test]
+    fn command_line_numbers_are_the_string_form_or_decimal() {
+        assert_eq!(parse_arg("416", 32), Ok(416));
+        assert_eq!(parse_arg("0x1A0", 32), Ok(0x1a0));
+        for bad in ["+5", " 1", "0b101", "0o7", "1_000", "", "0x+1"] {
+            assert!(parse_arg(bad, 64).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_arg("4294967296", 32),
+            Err(NumberError::TooLarge(1 << 32))
         );
     }
 
