@@ -10,6 +10,11 @@
 //! | PV call | `pv` | `allow`, `deny`, `ignore` |
 //! | MSR | `msr`, `access`, optional `value` (writes) and `effective` | `allow`, `deny`, `ignore`, `refused` (the value sets a bit the rule does not allow) |
 //! | CPUID bit | `cpuid` (`LEAF[.SUBLEAF]`), `reg`, `bit` (number or feature name) | `fixed`, `host`, `clear-only`, `force-on`, `force-off` |
+//!
+//! Numbers (`msr`, `value`, `effective`, `bit`) follow the one numeric
+//! grammar of the policy language (`pvgate_codegen::number`): a TOML
+//! integer or a `0x` string; every number of a case is checked, whatever
+//! the decision.
 
 use std::path::{Path, PathBuf};
 

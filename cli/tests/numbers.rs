@@ -55,8 +55,14 @@ const INTEGERS: &[&str] = &[
     "0xFFFFFFFF",
     "0x1_0000_0000",
     "-1",
+    "+5",
     "1_000",
     "0o7",
+    "0b101",
+    "0x7FFFFFFFFFFFFFFF",
+    "0xFFFFFFFFFFFFFFFF",
+    "18446744073709551616",
+    "-9223372036854775809",
 ];
 
 const HEADER: &str =

@@ -6,7 +6,8 @@
 //! character that is not a letter or a digit into a space, the reason
 //!
 //! * does not start with a placeholder marker word (`todo`, `tbd`, `tba`,
-//!   `fixme`, `xxx`, `wip`; a reason may cite an upstream "TODO" later on),
+//!   `fixme`, `xxx`, `wip`, `placeholder`; a reason may cite an upstream
+//!   "TODO" later on),
 //! * is not a placeholder phrase (`n/a`, `none`, `reason`, `see above`,
 //!   `same as above`, ...), and
 //! * has at least [`MIN_WORDS`] different words that contain a letter.
@@ -17,7 +18,7 @@
 pub const MIN_WORDS: usize = 3;
 
 /// Words that mark unfinished text when a reason starts with them.
-const MARKERS: [&str; 6] = ["todo", "tbd", "tba", "fixme", "xxx", "wip"];
+const MARKERS: [&str; 7] = ["todo", "tbd", "tba", "fixme", "xxx", "wip", "placeholder"];
 
 /// Whole reasons (normalised) that say nothing.
 const PLACEHOLDERS: [&str; 22] = [
