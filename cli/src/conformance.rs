@@ -137,10 +137,11 @@ fn load_vectors(path: &Path) -> Result<(String, Vec<(usize, Case)>), CliError> {
         .map_err(|e| CliError::arg(format!("cannot read vectors `{shown}`: {e}")))?;
     let file: VectorFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
-        CliError::arg(format!(
-            "{shown}:{line}:{col}: {}",
-            e.message().lines().next().unwrap_or("invalid vectors")
-        ))
+        let message = e.message().lines().next().unwrap_or("invalid vectors");
+        let hint = number::toml_error_hint(message)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        CliError::arg(format!("{shown}:{line}:{col}: {message}{hint}"))
     })?;
     if file.format.get_ref() != "pvgate-conformance/1" {
         let (line, col) = line_col(&text, file.format.span().start);

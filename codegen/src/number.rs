@@ -142,6 +142,14 @@ pub fn schema_pattern(bits: u32) -> String {
 /// The largest bare TOML integer (TOML integers are signed 64-bit).
 pub const TOML_INTEGER_MAX: u64 = i64::MAX as u64;
 
+/// The advice for a TOML error about an integer TOML cannot hold (the
+/// parser's message mentions "too large" or "overflow"), or `None`.
+pub fn toml_error_hint(message: &str) -> Option<&'static str> {
+    (message.contains("too large") || message.contains("overflow")).then_some(
+        "TOML integers are signed 64-bit: write a larger number as a string, e.g. \"0xFFFF_FFFF_FFFF_FFFF\"",
+    )
+}
+
 /// A one-line statement of the grammar, for error hints.
 pub fn grammar_help(bits: u32) -> String {
     format!(

@@ -124,10 +124,16 @@ pub fn load(path: impl AsRef<Path>) -> Result<Trace, TraceError> {
 
 /// Parses trace text (`path` is only used in messages).
 pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
-    let raw: RawTrace = toml::from_str(text).map_err(|e| TraceError::Parse {
-        path: path.to_string(),
-        line: e.span().map(|s| line_of(text, s.start)),
-        message: e.message().trim().to_string(),
+    let raw: RawTrace = toml::from_str(text).map_err(|e| {
+        let mut message = e.message().trim().to_string();
+        if let Some(hint) = number::toml_error_hint(&message) {
+            message = format!("{message}; {hint}");
+        }
+        TraceError::Parse {
+            path: path.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message,
+        }
     })?;
     let top = |message: String| TraceError::Parse {
         path: path.to_string(),
