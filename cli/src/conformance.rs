@@ -248,12 +248,11 @@ fn check_case(
                 match check_msr_write(rule.msr_constraint(), value) {
                     Err(_) => got = String::from("refused"),
                     Ok(effective) => {
-                        if let Some(want) = want {
-                            if want != effective {
-                                got = format!(
-                                    "allow with effective value {effective:#x}, not {want:#x}"
-                                );
-                            }
+                        if let Some(want) = want
+                            && want != effective
+                        {
+                            got =
+                                format!("allow with effective value {effective:#x}, not {want:#x}");
                         }
                     }
                 }
