@@ -203,6 +203,12 @@ mod tests {
             parse_str("0x10000000000000000", 64),
             Err(NumberError::TooManyDigits)
         );
+        // Hostile lengths and characters: refused, never a panic or a wrap.
+        let long = format!("0x{}", "f".repeat(10_000));
+        assert_eq!(parse_str(&long, 64), Err(NumberError::TooManyDigits));
+        for bad in ["0x１０", "0x1\u{0}", "0x1\n", "0x\u{202e}1", "0x١"] {
+            assert_eq!(parse_str(bad, 64), Err(NumberError::BadString), "{bad:?}");
+        }
     }
 
     #[test]

@@ -114,5 +114,16 @@ mod tests {
             problem("a stopgap (TODO in pKVM-IA) that strict removes"),
             None
         );
+        // Unicode tricks: a zero-width space splits like punctuation, and
+        // full-width letters are one word, not a sentence.
+        assert_eq!(
+            problem("TODO\u{200b}: later"),
+            Some(ReasonProblem::Marker("todo"))
+        );
+        assert_eq!(problem("ＴＯＤＯ."), Some(ReasonProblem::TooFewWords(1)));
+        assert_eq!(
+            problem("\u{202e}see above"),
+            Some(ReasonProblem::Placeholder)
+        );
     }
 }
