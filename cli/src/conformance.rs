@@ -10,11 +10,17 @@
 //! | PV call | `pv` | `allow`, `deny`, `ignore` |
 //! | MSR | `msr`, `access`, optional `value` (writes) and `effective` | `allow`, `deny`, `ignore`, `refused` (the value sets a bit the rule does not allow) |
 //! | CPUID bit | `cpuid` (`LEAF[.SUBLEAF]`), `reg`, `bit` (number or feature name) | `fixed`, `host`, `clear-only`, `force-on`, `force-off` |
+//!
+//! Numbers (`msr`, `value`, `effective`, `bit`) follow the one numeric
+//! grammar of the policy language (`pvgate_codegen::number`): a TOML
+//! integer or a `0x` string; every number of a case is checked, whatever
+//! the decision.
 
 mod vectors;
 
 use std::path::{Path, PathBuf};
 
+use pvgate_codegen::number;
 use pvgate_codegen::{Compiled, Interpreter, Registry};
 use pvgate_gate::{
     Access, BitMode, Phase, Register, Verdict, VmKind, check_msr_write, decide_cpuid, decide_msr,
@@ -114,29 +120,41 @@ fn check_case(
             )
         }
         (None, Some(msr), None) => {
-            let text = match msr {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let index = match msr {
+                toml::Value::String(name) if !number::looks_numeric(name) => {
+                    load::msr(registry, name)
+                        .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?
+                }
+                other => {
+                    let n = number_of(path, line, "MSR index", other, 32)?;
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                }
             };
-            let index = load::msr(registry, &text)
-                .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?;
             let access_text = case.access.as_deref().unwrap_or("");
             let access = parse_name(path, line, "access", access_text, Access::from_name)?;
             let d = decide_msr(interp, kind, phase, access, index);
             let mut got = d.verdict.name().to_string();
-            if let (Some(value), Some(rule), Verdict::Allow) = (&case.value, d.rule, d.verdict) {
-                let value = number_of(path, line, "value", value)?;
+            // Every number of the case is checked, whatever the decision.
+            let value = case
+                .value
+                .as_ref()
+                .map(|v| number_of(path, line, "value", v, 64))
+                .transpose()?;
+            let want = case
+                .effective
+                .as_ref()
+                .map(|v| number_of(path, line, "effective value", v, 64))
+                .transpose()?;
+            if let (Some(value), Some(rule), Verdict::Allow) = (value, d.rule, d.verdict) {
                 // A rule without an MSR constraint refuses (fail closed).
                 match rule.msr_constraint().map(|c| check_msr_write(c, value)) {
                     None | Some(Err(_)) => got = String::from("refused"),
                     Some(Ok(effective)) => {
-                        if let Some(want) = &case.effective {
-                            let want = number_of(path, line, "effective value", want)?;
-                            if want != effective {
-                                got = format!(
-                                    "allow with effective value {effective:#x}, not {want:#x}"
-                                );
-                            }
+                        if let Some(want) = want
+                            && want != effective
+                        {
+                            got =
+                                format!("allow with effective value {effective:#x}, not {want:#x}");
                         }
                     }
                 }
@@ -157,14 +175,14 @@ fn check_case(
             let reg_text = case.reg.as_deref().unwrap_or("");
             let reg = parse_name(path, line, "register", reg_text, Register::from_name)?;
             let (bit, shown) = match &case.bit {
-                Some(toml::Value::String(name)) if load::number(name).is_none() => {
+                Some(toml::Value::String(name)) if !number::looks_numeric(name) => {
                     let f = registry.feature(name).ok_or_else(|| {
                         bad_case(path, line, format!("unknown CPUID feature `{name}`"))
                     })?;
                     (f.mask().trailing_zeros(), name.clone())
                 }
                 Some(v) => {
-                    let b = number_of(path, line, "bit", v)?;
+                    let b = number_of(path, line, "bit", v, 8)?;
                     (u32::try_from(b).unwrap_or(u32::MAX), format!("bit {b}"))
                 }
                 None => {

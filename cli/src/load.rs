@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use clap::ValueEnum;
 use pvgate_codegen::baseline::BASELINE_ENV;
 use pvgate_codegen::diagnostic::suggest;
+use pvgate_codegen::number;
 use pvgate_codegen::{Baseline, Compiled, LoadError, Registry, compile_file_with};
 use pvgate_gate::{Access, Phase, PvCall, Register, VmKind};
 
@@ -44,20 +45,11 @@ pub fn compile(path: &Path, baseline: &Baseline) -> Result<Compiled, LoadError> 
     compile_file_with(path, &path.display().to_string(), baseline)
 }
 
-/// Parses a number written as decimal, `0x` hex or `0b` binary (`_` allowed).
+/// Parses a number typed on the command line: decimal digits or the
+/// string form of the one numeric grammar (`0x` and hex digits, `_` only
+/// between digits); see `pvgate_codegen::number::parse_arg`.
 pub fn number(text: &str) -> Option<u64> {
-    let t = text.trim().replace('_', "");
-    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (h, 16)
-    } else if let Some(b) = t.strip_prefix("0b").or_else(|| t.strip_prefix("0B")) {
-        (b, 2)
-    } else {
-        (t.as_str(), 10)
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
+    number::parse_arg(text, 64).ok()
 }
 
 /// Resolves an MSR given by registry name (SDM or Linux alias) or number.
@@ -68,7 +60,7 @@ pub fn msr(registry: &Registry, text: &str) -> Result<u32, CliError> {
     if let Some(m) = registry.msr_by_name(&text.to_ascii_uppercase()) {
         return Ok(m.index);
     }
-    if text.starts_with(|c: char| c.is_ascii_digit()) {
+    if number::looks_numeric(text) {
         return match number(text) {
             Some(n) => u32::try_from(n).map_err(|_| {
                 CliError::arg(format!(
@@ -204,11 +196,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_parse_in_hex_decimal_and_binary() {
+    fn numbers_parse_in_hex_and_decimal_only() {
         assert_eq!(number("0x1A0"), Some(0x1a0));
         assert_eq!(number("416"), Some(416));
-        assert_eq!(number("0b101"), Some(5));
         assert_eq!(number("0xffff_ffff"), Some(0xffff_ffff));
+        assert_eq!(number("0b101"), None);
+        assert_eq!(number("0x+1A0"), None);
+        assert_eq!(number(" 0x10"), None);
         assert_eq!(number("0xZZ"), None);
         assert_eq!(number("0x"), None);
     }

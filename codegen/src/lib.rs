@@ -18,7 +18,9 @@ pub mod interp;
 pub mod invariant;
 pub mod ir;
 pub mod model;
+pub mod number;
 mod overlap;
+pub mod reason;
 pub mod registry;
 mod resolve;
 pub mod sample;
@@ -546,6 +548,38 @@ pub(crate) fn toml_error(e: &toml::de::Error, text: &str) -> Diagnostic {
             format!("this table needs `{field}`"),
         );
     }
-    let _ = text;
+    if let Some(d) = integer_too_large(&first, &span, text) {
+        return d;
+    }
     Diagnostic::new(ErrorKind::Syntax, first.clone(), span, first)
+}
+
+/// A bare integer TOML cannot hold (TOML integers are signed 64-bit):
+/// say so and give the string form of the numeric grammar.
+fn integer_too_large(
+    message: &str,
+    span: &std::ops::Range<usize>,
+    text: &str,
+) -> Option<Diagnostic> {
+    let literal = text.get(span.clone())?.trim();
+    let is_integer = literal
+        .strip_prefix(['+', '-'])
+        .unwrap_or(literal)
+        .starts_with(|c: char| c.is_ascii_digit());
+    if !is_integer || !(message.contains("too large") || message.contains("overflow")) {
+        return None;
+    }
+    let d = Diagnostic::new(
+        ErrorKind::BadNumber,
+        format!(
+            "`{literal}` does not fit a TOML integer: TOML integers are signed 64-bit, at most {:#X}",
+            number::TOML_INTEGER_MAX
+        ),
+        span.clone(),
+        "too large for a TOML integer",
+    );
+    Some(match number::string_form_of_literal(literal) {
+        Some(s) if !literal.starts_with('-') => d.with_help(format!("write it as a string: `{s}`")),
+        _ => d.with_help("no pvgate number is wider than 64 bits"),
+    })
 }

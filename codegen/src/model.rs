@@ -239,19 +239,19 @@ pub struct CpuidRule {
 pub struct RegisterControl {
     /// `host`: the host's value is taken for these bits.
     #[serde(default)]
-    #[schemars(with = "Option<Mask>")]
+    #[schemars(with = "Option<Mask32>")]
     pub host: Option<RawValue>,
     /// `clear-only`: the host may clear these bits of the base, never set them.
     #[serde(default)]
-    #[schemars(with = "Option<Mask>")]
+    #[schemars(with = "Option<Mask32>")]
     pub clear_only: Option<RawValue>,
     /// `force`: these bits are forced to 1.
     #[serde(default)]
-    #[schemars(with = "Option<Mask>")]
+    #[schemars(with = "Option<Mask32>")]
     pub force_on: Option<RawValue>,
     /// `force`: these bits are forced to 0.
     #[serde(default)]
-    #[schemars(with = "Option<Mask>")]
+    #[schemars(with = "Option<Mask32>")]
     pub force_off: Option<RawValue>,
 }
 
@@ -284,7 +284,7 @@ pub struct PvRule {
     pub read_mask: Option<RawValue>,
     /// `inject_irq`, `inject_irq_if_allowed`: the lowest vector allowed.
     #[serde(default)]
-    #[schemars(with = "Option<u8>")]
+    #[schemars(with = "Option<Number<8>>")]
     pub min_vector: Option<RawValue>,
     /// `inject_irq`, `inject_irq_if_allowed`: whether software interrupts are allowed.
     #[serde(default)]
@@ -299,19 +299,43 @@ mod schema_only {
 
     use schemars::JsonSchema;
 
-    /// A number: a non-negative integer or a `0x…` hex string.
-    #[derive(JsonSchema)]
-    #[serde(untagged)]
-    pub(super) enum Number {
-        Int(u64),
-        Hex(#[schemars(pattern(r"^0[xX][0-9a-fA-F_]+$"))] String),
+    use std::borrow::Cow;
+
+    use schemars::{Schema, SchemaGenerator, json_schema};
+
+    use crate::number;
+
+    /// A number of a `BITS`-wide field in the one numeric grammar
+    /// (`crate::number`): a non-negative TOML integer, or `0x` and at most
+    /// `BITS / 4` hex digits as a string. The pattern is generated from
+    /// the grammar, so the schema and the compiler cannot disagree.
+    pub(super) struct Number<const BITS: u32>;
+
+    impl<const BITS: u32> JsonSchema for Number<BITS> {
+        fn schema_name() -> Cow<'static, str> {
+            format!("Number{BITS}").into()
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            let max = number::max_of(BITS).min(number::TOML_INTEGER_MAX);
+            json_schema!({
+                "description": format!(
+                    "A number of {BITS} bits: a TOML integer, or a string of `0x` and 1 to {} hex digits (`_` only between digits).",
+                    number::hex_digits(BITS)
+                ),
+                "anyOf": [
+                    { "type": "integer", "minimum": 0, "maximum": max },
+                    { "type": "string", "pattern": number::schema_pattern(BITS) }
+                ]
+            })
+        }
     }
 
     /// An MSR: a registry name (Intel SDM or Linux msr-index.h) or a number.
     #[derive(JsonSchema)]
     #[serde(untagged)]
     pub(super) enum MsrRef {
-        Number(Number),
+        Number(Number<32>),
         Name(String),
     }
 
@@ -323,11 +347,21 @@ mod schema_only {
         Many(Vec<MsrRef>),
     }
 
-    /// A bit mask: a number, or a list of bit names / bit numbers.
+    /// A 64-bit mask (MSR values, PV getter values): a number, or a list
+    /// of bit names / bit numbers.
     #[derive(JsonSchema)]
     #[serde(untagged)]
     pub(super) enum Mask {
-        Value(Number),
+        Value(Number<64>),
+        Bits(Vec<BitRef>),
+    }
+
+    /// A mask of a 32-bit CPUID register: a number, or a list of bit names
+    /// / bit numbers.
+    #[derive(JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum Mask32 {
+        Value(Number<32>),
         Bits(Vec<BitRef>),
     }
 
@@ -343,8 +377,8 @@ mod schema_only {
     #[derive(JsonSchema)]
     #[serde(untagged)]
     pub(super) enum LeafSelector {
-        One(Number),
-        Range([Number; 2]),
+        One(Number<32>),
+        Range([Number<32>; 2]),
         All(AllName),
     }
 
@@ -352,7 +386,7 @@ mod schema_only {
     #[derive(JsonSchema)]
     #[serde(untagged)]
     pub(super) enum SubleafSelector {
-        One(Number),
+        One(Number<32>),
         All(AllName),
     }
 

@@ -5,7 +5,7 @@
 //! The registries are data files, compiled into this crate so that
 //! `build.rs` and the command line resolve names identically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use pvgate_gate::Register;
@@ -146,6 +146,45 @@ struct CpuidFile {
     feature: Vec<CpuidFeature>,
 }
 
+/// The CPUID registry read again for one fact [`CpuidFeature`] loses:
+/// whether a feature's `subleaf` was written (its leaf has subleaves).
+#[derive(Deserialize)]
+struct SubleafProbe {
+    feature: Vec<ProbedFeature>,
+}
+
+#[derive(Deserialize)]
+struct ProbedFeature {
+    name: String,
+    leaf: u32,
+    #[serde(default)]
+    subleaf: Option<u32>,
+}
+
+/// The leaves whose features name a subleaf; a leaf whose features both
+/// name one and omit it is an error.
+fn leaves_with_subleaves(cpuid_toml: &str) -> Result<BTreeSet<u32>, RegistryError> {
+    let probe = toml::from_str::<SubleafProbe>(cpuid_toml)
+        .map_err(|e| RegistryError(format!("cpuid.toml: {e}")))?;
+    let with: BTreeSet<u32> = probe
+        .feature
+        .iter()
+        .filter(|f| f.subleaf.is_some())
+        .map(|f| f.leaf)
+        .collect();
+    if let Some(f) = probe
+        .feature
+        .iter()
+        .find(|f| f.subleaf.is_none() && with.contains(&f.leaf))
+    {
+        return Err(RegistryError(format!(
+            "cpuid.toml: feature `{}` of leaf {:#x} has no `subleaf`, but other features of the leaf name one",
+            f.name, f.leaf
+        )));
+    }
+    Ok(with)
+}
+
 /// Both registries, indexed.
 #[derive(Debug)]
 pub struct Registry {
@@ -155,6 +194,7 @@ pub struct Registry {
     pub features: Vec<CpuidFeature>,
     msr_by_name: BTreeMap<String, usize>,
     msr_by_index: BTreeMap<u32, usize>,
+    subleaf_leaves: BTreeSet<u32>,
 }
 
 /// A registry file that does not load.
@@ -195,11 +235,13 @@ impl Registry {
                 )));
             }
         }
+        let subleaf_leaves = leaves_with_subleaves(cpuid_toml)?;
         Ok(Registry {
             msrs,
             features,
             msr_by_name,
             msr_by_index,
+            subleaf_leaves,
         })
     }
 
@@ -244,6 +286,12 @@ impl Registry {
     /// The CPUID feature with this name.
     pub fn feature(&self, name: &str) -> Option<&CpuidFeature> {
         self.features.iter().find(|f| f.name == name)
+    }
+
+    /// Whether the registry's features of `leaf` name their subleaf: the
+    /// leaf has subleaves, so a feature name means one subleaf of it.
+    pub fn leaf_has_subleaves(&self, leaf: u32) -> bool {
+        self.subleaf_leaves.contains(&leaf)
     }
 
     /// Features of one register of one leaf/subleaf.
@@ -294,6 +342,21 @@ mod tests {
         assert!(smep.security);
         assert_eq!((smep.leaf, smep.mask()), (7, 1 << 7));
         assert_eq!(smep.location(), "CPUID.(EAX=0x7,ECX=0):EBX[7]");
+    }
+
+    #[test]
+    fn leaves_with_subleaves_are_known_and_must_name_them_everywhere() {
+        let r = Registry::builtin();
+        assert!(r.leaf_has_subleaves(7));
+        assert!(!r.leaf_has_subleaves(1));
+        let mixed = "[[feature]]\nname = \"A\"\nleaf = 7\nsubleaf = 0\nreg = \"ebx\"\nbit = 0\n\
+                     [[feature]]\nname = \"B\"\nleaf = 7\nreg = \"ebx\"\nbit = 1\n";
+        let err = Registry::parse("msr = []", mixed).unwrap_err();
+        assert!(
+            err.0.contains("feature `B` of leaf 0x7 has no `subleaf`"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]

@@ -162,7 +162,7 @@ fn random_text(seed: u64, size: SampleSize) -> String {
                 let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
             }
         }
-        let _ = writeln!(o, "reason = \"sampled rule {emitted}\"");
+        let _ = writeln!(o, "reason = \"a sampled rule, number {emitted}\"");
     }
 
     // CPUID: distinct leaves, each with one subleaf or all.
@@ -199,7 +199,7 @@ fn random_text(seed: u64, size: SampleSize) -> String {
                 }
             }
         }
-        let _ = writeln!(o, "reason = \"sampled leaf\"");
+        let _ = writeln!(o, "reason = \"a sampled CPUID leaf\"");
     }
 
     // PV: the baseline's required calls, then the others split into
@@ -229,7 +229,7 @@ fn random_text(seed: u64, size: SampleSize) -> String {
         if verdict == "allow" && getters && rng.chance(1, 2) {
             let _ = writeln!(o, "read-mask = \"{:#x}\"", rng.next_u64());
         }
-        let _ = writeln!(o, "reason = \"sampled calls\"");
+        let _ = writeln!(o, "reason = \"sampled PV calls\"");
     }
     o
 }

@@ -22,7 +22,17 @@ fn only_error(body: &str) -> (Diagnostic, (usize, usize), String) {
     (d, pos, under)
 }
 
-const MSR_OK: &str = "vm = [\"protected\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"test\"\n";
+/// A policy the mandatory protected-VM baseline accepts: `text` with its
+/// rules moved to normal VMs (the grammar under test is the same there)
+/// and the calls the baseline requires allowed on protected VMs.
+fn compile_accepted(text: &str) -> Result<pvgate_codegen::Ir, pvgate_codegen::PolicyErrors> {
+    compile(&format!(
+        "{}\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n",
+        text.replace("vm = [\"protected\"]", "vm = [\"normal\"]")
+    ))
+}
+
+const MSR_OK: &str = "vm = [\"protected\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n";
 
 #[test]
 fn toml_syntax_error_is_located() {
@@ -65,7 +75,7 @@ fn unknown_msr_in_a_list_points_at_the_element() {
 #[test]
 fn unknown_phase_suggests_running() {
     let (d, pos, under) = only_error(
-        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"runing\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"runing\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.kind, ErrorKind::UnknownName);
     assert_eq!(d.message, "unknown phase `runing`");
@@ -77,7 +87,7 @@ fn unknown_phase_suggests_running() {
 #[test]
 fn unknown_vm_kind_is_refused() {
     let (d, pos, _) = only_error(
-        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protectd\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protectd\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.message, "unknown VM kind `protectd`");
     assert_eq!(pos, (8, 7));
@@ -87,7 +97,7 @@ fn unknown_vm_kind_is_refused() {
 #[test]
 fn unknown_pv_call_is_refused() {
     let (d, pos, _) = only_error(
-        "[[pv]]\ncall = \"vcpu_runn\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_runn\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.message, "unknown PV call `vcpu_runn`");
     assert_eq!(pos, (7, 8));
@@ -97,7 +107,7 @@ fn unknown_pv_call_is_refused() {
 #[test]
 fn unknown_verdict_is_refused() {
     let (d, pos, _) = only_error(
-        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"alow\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"alow\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.message, "unknown verdict `alow`");
     assert_eq!(pos, (10, 11));
@@ -108,7 +118,7 @@ fn unknown_verdict_is_refused() {
 fn bad_hex_is_refused() {
     let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"0x1g0\"\n{MSR_OK}"));
     assert_eq!(d.kind, ErrorKind::BadNumber);
-    assert_eq!(d.message, "bad hex number `0x1g0` for MSR index");
+    assert_eq!(d.message, "bad number `0x1g0` for MSR index");
     assert_eq!(pos, (7, 7));
     assert_eq!(under, "\"0x1g0\"");
 }
@@ -124,7 +134,7 @@ fn inverted_range_is_refused() {
 #[test]
 fn empty_list_is_refused() {
     let (d, pos, _) = only_error(
-        "[[pv]]\ncall = \"vcpu_run\"\nvm = []\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = []\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.kind, ErrorKind::EmptyOrInverted);
     assert_eq!(d.message, "empty VM kind list");
@@ -135,7 +145,10 @@ fn empty_list_is_refused() {
 fn msr_index_out_of_range_is_refused() {
     let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x100000000\n{MSR_OK}"));
     assert_eq!(d.kind, ErrorKind::OutOfRange);
-    assert_eq!(d.message, "MSR index `0x100000000` is out of range");
+    assert_eq!(
+        d.message,
+        "MSR index `0x100000000` is out of range: an MSR index is at most 0xFFFFFFFF"
+    );
     assert_eq!(pos, (7, 7));
 }
 
@@ -179,8 +192,8 @@ fn identical_duplicates_are_refused_too() {
 #[test]
 fn overlapping_pv_wildcard_is_refused() {
     let (d, _, _) = only_error(
-        "[[pv]]\ncall = \"*\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n\n\
-         [[pv]]\ncall = \"vm_destroy\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"deny\"\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"*\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n\n\
+         [[pv]]\ncall = \"vm_destroy\"\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"deny\"\nreason = \"a test rule\"\n",
     );
     assert_eq!(d.kind, ErrorKind::Overlap);
     assert!(d.message.contains("PV call `vm_destroy`"), "{}", d.message);
@@ -188,7 +201,7 @@ fn overlapping_pv_wildcard_is_refused() {
 
 #[test]
 fn missing_reason_points_at_the_rule() {
-    let body = MSR_OK.replace("reason = \"test\"\n", "");
+    let body = MSR_OK.replace("reason = \"a test rule\"\n", "");
     let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = 0x10\n{body}"));
     assert_eq!(d.kind, ErrorKind::MissingReason);
     assert_eq!(d.message, "rule has no `reason`");
@@ -198,7 +211,7 @@ fn missing_reason_points_at_the_rule() {
 
 #[test]
 fn boilerplate_reason_is_refused() {
-    let body = MSR_OK.replace("reason = \"test\"", "reason = \"TODO\"");
+    let body = MSR_OK.replace("reason = \"a test rule\"", "reason = \"TODO\"");
     let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x10\n{body}"));
     assert_eq!(d.kind, ErrorKind::MissingReason);
     assert_eq!(d.message, "rule reason `TODO` says nothing");
@@ -245,7 +258,7 @@ fn unknown_msr_bit_name_suggests_the_registry_bit() {
 }
 
 const CPUID_OK: &str =
-    "vm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"t\"\n";
+    "vm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n";
 
 #[test]
 fn cpuid_mask_wider_than_the_register_is_refused() {
@@ -311,7 +324,7 @@ fn cpuid_overlapping_subleaves_are_refused() {
 #[test]
 fn pv_read_mask_on_a_setter_is_refused() {
     let (d, _, _) = only_error(
-        "[[pv]]\ncall = \"set_rflags\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nread-mask = 0x200\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"set_rflags\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nread-mask = 0x200\nreason = \"a test rule\"\n",
     );
     assert_eq!(
         d.message,
@@ -322,7 +335,7 @@ fn pv_read_mask_on_a_setter_is_refused() {
 #[test]
 fn min_vector_on_a_call_that_injects_nothing_is_refused() {
     let (d, _, _) = only_error(
-        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nmin-vector = 32\nreason = \"t\"\n",
+        "[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nmin-vector = 32\nreason = \"a test rule\"\n",
     );
     assert_eq!(
         d.message,
@@ -372,4 +385,199 @@ fn rendering_underlines_the_text_and_names_the_location() {
     assert!(out.contains("policy/x.toml:7:7"), "{out}");
     assert!(out.contains("^^^^^^^^^^^^"), "{out}");
     assert!(out.contains("did you mean `IA32_LSTAR`?"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 8, finding 5: one numeric grammar.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hex_string_with_a_sign_after_the_prefix_is_refused() {
+    for bad in [
+        "0x+1A0", "0x-1", "0x_1A0", "0x1A0_", "0x1__A0", " 0x1A0", "0x1A0 ", "0X1A0",
+    ] {
+        let (d, pos, under) = only_error(&format!("[[msr]]\nmsr = \"{bad}\"\n{MSR_OK}"));
+        assert_eq!(d.kind, ErrorKind::BadNumber, "{bad}: {d:#?}");
+        assert_eq!(
+            d.message,
+            format!("bad number `{bad}` for MSR index"),
+            "{bad}"
+        );
+        assert_eq!(pos, (7, 7), "{bad}");
+        assert_eq!(under, format!("\"{bad}\""), "{bad}");
+    }
+}
+
+#[test]
+fn number_strings_other_than_hex_are_refused_with_the_grammar_in_the_hint() {
+    for bad in ["+5", "416", "0b101", "0o7", "0x", "１６", ""] {
+        let (d, _, _) = only_error(&format!(
+            "[[pv]]\ncall = \"inject_irq\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nmin-vector = \"{bad}\"\nreason = \"a test rule\"\n"
+        ));
+        assert_eq!(d.kind, ErrorKind::BadNumber, "{bad}: {d:#?}");
+        let help = d.help.unwrap_or_default();
+        assert!(help.contains("`0x`"), "{bad}: {help}");
+    }
+}
+
+#[test]
+fn msr_index_above_32_bits_says_the_limit() {
+    for text in ["0x1_0000_0000", "\"0x1_0000_0000\"", "\"0x000000001\""] {
+        let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = {text}\n{MSR_OK}"));
+        assert_eq!(pos, (7, 7), "{text}");
+        assert!(
+            d.message.contains("an MSR index is at most 0xFFFFFFFF")
+                || d.help
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("an MSR index is at most 0xFFFFFFFF"),
+            "{text}: {d:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_64_bit_bare_integer_says_toml_integers_are_signed() {
+    let (d, pos, _) = only_error(&format!(
+        "[[msr]]\nmsr = 0x1a0\n{MSR_OK}write-mask = 0xFFFFFFFFFFFFFFFF\n"
+    ));
+    assert_eq!(d.kind, ErrorKind::BadNumber, "{d:#?}");
+    assert!(d.message.contains("signed 64-bit"), "{}", d.message);
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write it as a string: `\"0xFFFFFFFFFFFFFFFF\"`")
+    );
+    assert_eq!(pos, (13, 14));
+}
+
+#[test]
+fn a_64_bit_hex_string_is_the_way_to_write_the_top_bit() {
+    let text =
+        format!("{HEADER}[[msr]]\nmsr = 0x1a0\n{MSR_OK}write-mask = \"0xFFFF_FFFF_FFFF_FFFF\"\n");
+    assert!(compile_accepted(&text).is_ok());
+}
+
+// ---------------------------------------------------------------------------
+// Issue 8, finding 8: the front end refuses what it used to accept.
+// ---------------------------------------------------------------------------
+
+const PV_IGNORE: &str = "[[pv]]\ncall = \"inject_irq\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"ignore\"\nreason = \"a test rule\"\n";
+
+#[test]
+fn pv_value_constraints_on_an_ignore_rule_are_refused() {
+    for (key, value, col) in [("min-vector", "32", 14), ("allow-soft", "true", 14)] {
+        let (d, pos, under) = only_error(&format!("{PV_IGNORE}{key} = {value}\n"));
+        assert_eq!(d.kind, ErrorKind::MisplacedConstraint, "{key}: {d:#?}");
+        assert_eq!(d.message, format!("`{key}` on a `ignore` rule"));
+        assert_eq!(pos, (12, col), "{key}");
+        assert_eq!(under, value);
+        assert_eq!(d.related.len(), 1, "{key}: points at the verdict");
+    }
+    let getter = PV_IGNORE.replace("inject_irq", "get_rflags");
+    let (d, pos, _) = only_error(&format!("{getter}read-mask = 0x200\n"));
+    assert_eq!(d.message, "`read-mask` on a `ignore` rule");
+    assert_eq!(pos, (12, 13));
+}
+
+#[test]
+fn reasons_are_judged_by_their_words() {
+    for bad in [
+        "TODO.",
+        "todo!",
+        "  Fixme  ",
+        "TBD: why",
+        "XXX later on",
+        "n/a",
+        "N/A.",
+        "none",
+        "reason",
+        "...",
+        "see above",
+        "See above.",
+        "same as above",
+        "topology",
+        "brand string",
+        "- - -",
+        "1 2 3 4",
+        "todo todo todo",
+        "a a a a",
+    ] {
+        let body = MSR_OK.replace("a test rule", bad);
+        let (d, pos, _) = only_error(&format!("[[msr]]\nmsr = 0x10\n{body}"));
+        assert_eq!(d.kind, ErrorKind::MissingReason, "{bad:?}: {d:#?}");
+        assert_eq!(pos, (12, 10), "{bad:?}");
+        assert!(d.help.is_some(), "{bad:?}");
+    }
+    for good in [
+        "crosvm writes EFER at boot",
+        "pKVM-IA v6.18 pkvm_set_msr()",
+        "the review thread: IF only",
+    ] {
+        let body = MSR_OK.replace("a test rule", good);
+        let text = format!("{HEADER}[[msr]]\nmsr = 0x10\n{body}");
+        assert!(
+            compile_accepted(&text).is_ok(),
+            "{good:?} should be accepted"
+        );
+    }
+}
+
+#[test]
+fn invariant_reasons_are_judged_by_their_words_too() {
+    let text = format!(
+        "{HEADER}[[invariant]]\nname = \"no-writes\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"msr-write\"\nreason = \"TODO.\"\n"
+    );
+    let errors = compile(&text).unwrap_err().diagnostics;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::MissingReason);
+    assert_eq!(errors[0].line_col(&text), (11, 10));
+}
+
+#[test]
+fn named_bits_on_an_every_subleaf_rule_of_a_leaf_with_subleaves_are_refused() {
+    let (d, pos, under) = only_error(&format!(
+        "[[cpuid]]\nleaf = 7\n{CPUID_OK}ebx = {{ clear-only = [\"SMEP\"] }}\n"
+    ));
+    assert_eq!(d.kind, ErrorKind::BadSelector, "{d:#?}");
+    assert_eq!(
+        d.message,
+        "named bits on a rule for every subleaf of CPUID leaf 0x7, which has subleaves"
+    );
+    assert_eq!(pos, (12, 22));
+    assert_eq!(under, "[\"SMEP\"]");
+    assert_eq!(
+        d.help.as_deref(),
+        Some(
+            "add `subleaf = 0` (where `SMEP` lives), or write the mask as a number to apply it to every subleaf"
+        )
+    );
+    // The same with `subleaf = "all"` written out.
+    let (d, _, _) = only_error(&format!(
+        "[[cpuid]]\nleaf = 7\nsubleaf = \"all\"\n{CPUID_OK}ebx = {{ clear-only = [\"SMEP\"] }}\n"
+    ));
+    assert_eq!(d.kind, ErrorKind::BadSelector, "{d:#?}");
+}
+
+#[test]
+fn named_bits_resolve_where_the_subleaf_is_given_or_the_leaf_has_none() {
+    for rule in [
+        "[[cpuid]]\nleaf = 7\nsubleaf = 0\n",
+        "[[cpuid]]\nleaf = 1\n",
+        "[[cpuid]]\nleaf = 1\nsubleaf = \"all\"\n",
+    ] {
+        let ctl = if rule.contains("leaf = 7") {
+            "ebx = { clear-only = [\"SMEP\"] }"
+        } else {
+            "ecx = { host = [\"HYPERVISOR\"] }"
+        };
+        let text = format!("{HEADER}{rule}{CPUID_OK}{ctl}\n");
+        assert!(
+            compile_accepted(&text).is_ok(),
+            "{rule}: {:#?}",
+            compile_accepted(&text).err()
+        );
+    }
+    // A numeric mask on every subleaf says what it means: allowed.
+    let text = format!("{HEADER}[[cpuid]]\nleaf = 7\n{CPUID_OK}ebx = {{ clear-only = 0x80 }}\n");
+    assert!(compile_accepted(&text).is_ok());
 }

@@ -89,7 +89,7 @@ fn sealed_running_state_is_enforced() {
 #[test]
 fn msr_writes_after_setup_are_forbidden() {
     assert_violates(
-        "\n[[msr]]\nmsr = \"IA32_TSC_AUX\"\nvm = [\"protected\"]\nphase = [\"running\"]\naccess = [\"write\"]\nverdict = \"ignore\"\nreason = \"test\"\n",
+        "\n[[msr]]\nmsr = \"IA32_TSC_AUX\"\nvm = [\"protected\"]\nphase = [\"running\"]\naccess = [\"write\"]\nverdict = \"ignore\"\nreason = \"a test rule\"\n",
         "pvm-no-msr-access-after-setup",
         "\"IA32_TSC_AUX\"",
     );
@@ -98,7 +98,7 @@ fn msr_writes_after_setup_are_forbidden() {
 #[test]
 fn msr_reads_after_setup_are_forbidden() {
     assert_violates(
-        "\n[[msr]]\nmsr = \"IA32_TSC_AUX\"\nvm = [\"protected\"]\nphase = [\"teardown\"]\naccess = [\"read\"]\nverdict = \"allow\"\nreason = \"test\"\n",
+        "\n[[msr]]\nmsr = \"IA32_TSC_AUX\"\nvm = [\"protected\"]\nphase = [\"teardown\"]\naccess = [\"read\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
         "pvm-no-msr-read-after-setup",
         "\"IA32_TSC_AUX\"",
     );
@@ -107,7 +107,7 @@ fn msr_reads_after_setup_are_forbidden() {
 #[test]
 fn command_msr_writes_are_forbidden_even_in_setup() {
     assert_violates(
-        "\n[[msr]]\nmsr = \"IA32_FLUSH_CMD\"\nvm = [\"protected\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"test\"\n",
+        "\n[[msr]]\nmsr = \"IA32_FLUSH_CMD\"\nvm = [\"protected\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
         "pvm-no-dangerous-msr-writes",
         "\"IA32_FLUSH_CMD\"",
     );
@@ -115,7 +115,7 @@ fn command_msr_writes_are_forbidden_even_in_setup() {
 
 #[test]
 fn security_cpuid_bits_stay_out_of_host_control() {
-    let extra = "\n[[cpuid]]\nleaf = 7\nsubleaf = 0\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nebx = { clear-only = [\"SMEP\"] }\nreason = \"test\"\n";
+    let extra = "\n[[cpuid]]\nleaf = 7\nsubleaf = 0\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nebx = { clear-only = [\"SMEP\"] }\nreason = \"a test rule\"\n";
     assert_violates(extra, "pvm-no-host-controlled-security-cpuid", "7");
     let d = violations(&default_plus(extra)).remove(0);
     assert!(d.message.contains("`SMEP`"), "{}", d.message);
@@ -125,7 +125,7 @@ fn security_cpuid_bits_stay_out_of_host_control() {
 #[test]
 fn configuration_calls_stay_setup_only() {
     assert_violates(
-        "\n[[pv]]\ncall = \"set_cr0\"\nvm = [\"protected\"]\nphase = [\"running\"]\nverdict = \"ignore\"\nreason = \"test\"\n",
+        "\n[[pv]]\ncall = \"set_cr0\"\nvm = [\"protected\"]\nphase = [\"running\"]\nverdict = \"ignore\"\nreason = \"a test rule\"\n",
         "pvm-configuration-calls-setup-only",
         "\"set_cr0\"",
     );
@@ -134,7 +134,7 @@ fn configuration_calls_stay_setup_only() {
 #[test]
 fn state_calls_are_never_allowed() {
     assert_violates(
-        "\n[[pv]]\ncall = \"set_dr7\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"test\"\n",
+        "\n[[pv]]\ncall = \"set_dr7\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
         "pvm-never-state-calls",
         "\"set_dr7\"",
     );
@@ -143,7 +143,7 @@ fn state_calls_are_never_allowed() {
 #[test]
 fn teardown_allows_only_lifecycle_calls() {
     assert_violates(
-        "\n[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"teardown\"]\nverdict = \"allow\"\nreason = \"test\"\n",
+        "\n[[pv]]\ncall = \"vcpu_run\"\nvm = [\"protected\"]\nphase = [\"teardown\"]\nverdict = \"allow\"\nreason = \"a test rule\"\n",
         "pvm-teardown-lifecycle-only",
         "\"vcpu_run\"",
     );
@@ -177,7 +177,7 @@ fn a_missing_required_call_names_the_baseline() {
 #[test]
 fn an_invariant_in_the_policy_itself_is_checked_and_located() {
     let text = default_plus(
-        "\n[[invariant]]\nname = \"no-sysenter-writes\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"msr-write\"\nrange = [0x174, 0x176]\nreason = \"test\"\n",
+        "\n[[invariant]]\nname = \"no-sysenter-writes\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"msr-write\"\nrange = [0x174, 0x176]\nreason = \"a test rule\"\n",
     );
     let found = violations(&text);
     assert_eq!(found.len(), 1);
@@ -198,7 +198,7 @@ fn an_invariant_in_the_policy_itself_is_checked_and_located() {
 #[test]
 fn bad_invariants_are_located_errors() {
     let text = default_plus(
-        "\n[[invariant]]\nname = \"x\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"msr-wirte\"\nreason = \"test\"\n",
+        "\n[[invariant]]\nname = \"x\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nforbid = \"msr-wirte\"\nreason = \"a test rule\"\n",
     );
     let e = compile(&text).unwrap_err();
     assert_eq!(e.diagnostics.len(), 1);
@@ -260,7 +260,7 @@ fn names(items: impl IntoIterator<Item = String>) -> String {
 
 fn invariant_toml(c: &Check, kinds: &[VmKind], phases: &[Phase]) -> String {
     let scope = format!(
-        "vm = {}\nphase = {}\nreason = \"property\"\n",
+        "vm = {}\nphase = {}\nreason = \"a property test\"\n",
         names(kinds.iter().map(|k| k.name().to_string())),
         names(phases.iter().map(|p| p.name().to_string()))
     );
@@ -346,7 +346,7 @@ proptest! {
         // Sampled policies name leaves by number; add one that can break
         // the security invariant often.
         // (on normal VMs: on protected ones the baseline forbids it).
-        let policy = policy + "\n[[cpuid]]\nleaf = 0x7\nsubleaf = 0\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nebx = { host = 0x80 }\nreason = \"SMEP\"\n";
+        let policy = policy + "\n[[cpuid]]\nleaf = 0x7\nsubleaf = 0\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nebx = { host = 0x80 }\nreason = \"a SMEP test rule\"\n";
         let Ok(ir) = compile(&policy) else {
             // Leaf 7 may already be taken by the sample: skip that case.
             return Ok(());

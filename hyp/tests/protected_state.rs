@@ -179,7 +179,7 @@ call = ["set_rflags", "vcpu_run"]
 vm = ["protected"]
 phase = ["setup"]
 verdict = "allow"
-reason = "test"
+reason = "the test needs a running vCPU"
 [[pv]]
 call = "get_rflags"
 vm = ["protected"]

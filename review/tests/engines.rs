@@ -5,15 +5,20 @@
 
 use std::path::PathBuf;
 
-use pvgate_codegen::{Compiled, Registry, compile_file};
+use pvgate_codegen::{Baseline, Compiled, Registry, compile_file_with};
 use pvgate_gate::{Access, Phase, PvCall, Verdict, VmKind};
 use pvgate_review::describe;
 use pvgate_review::diff::{ChangeData, Res, RuleRef, Section, diff};
 use pvgate_review::lint::{LINTS, LintId, Severity, findings};
 
+/// Compiles a fixture against the CLI tests' fixture baseline: the lint
+/// fixtures break the shipped one on purpose, to be linted.
 fn compiled(path: &str) -> Compiled {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    compile_file(root.join(path)).unwrap_or_else(|e| panic!("{path}: {}", e.render()))
+    let fixture = "cli/tests/fixtures/fixture-baseline.toml";
+    let baseline = Baseline::from_file(&root.join(fixture), fixture).unwrap();
+    compile_file_with(root.join(path), path, &baseline)
+        .unwrap_or_else(|e| panic!("{path}: {}", e.render()))
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pvgate_codegen::Registry;
+use pvgate_codegen::number::{self, NumberError};
 use pvgate_gate::{PvCall, Register, VmKind};
 use pvgate_hyp::{Call, DescTable, Gpr, GprWrite, SegReg, Segment};
 use serde::Deserialize;
@@ -39,43 +40,36 @@ struct RawTrace {
 #[serde(deny_unknown_fields)]
 struct RawVm {
     kind: String,
-    #[serde(default = "one")]
-    vcpus: u64,
+    #[serde(default)]
+    vcpus: Option<Num>,
 }
 
-fn one() -> u64 {
-    1
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum Num {
-    Int(u64),
-    Name(String),
-}
+/// A number in the one numeric grammar (`pvgate_codegen::number`), or a
+/// name where the key allows one (`msr`, `subleaf`); checked on use.
+type Num = toml::Value;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawCall {
     pv: String,
-    vcpu: Option<u64>,
+    vcpu: Option<Num>,
     msr: Option<Num>,
-    value: Option<u64>,
+    value: Option<Num>,
     expect: Option<String>,
-    expect_value: Option<u64>,
+    expect_value: Option<Num>,
     note: Option<String>,
     seg: Option<String>,
-    selector: Option<u64>,
-    base: Option<u64>,
-    limit: Option<u64>,
-    ar: Option<u64>,
-    regs: Option<BTreeMap<String, u64>>,
-    root: Option<u64>,
-    level: Option<u64>,
-    mcg_cap: Option<u64>,
-    vector: Option<u64>,
+    selector: Option<Num>,
+    base: Option<Num>,
+    limit: Option<Num>,
+    ar: Option<Num>,
+    regs: Option<BTreeMap<String, Num>>,
+    root: Option<Num>,
+    level: Option<Num>,
+    mcg_cap: Option<Num>,
+    vector: Option<Num>,
     soft: Option<bool>,
-    size: Option<u64>,
+    size: Option<Num>,
     cpuid: Option<RawCpuid>,
     expect_effective: Option<Vec<RawBits>>,
 }
@@ -93,24 +87,24 @@ struct RawCpuid {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEdit {
-    leaf: u32,
+    leaf: Num,
     #[serde(default)]
     subleaf: Option<Num>,
     reg: String,
-    set: Option<u32>,
-    clear: Option<u32>,
-    value: Option<u32>,
+    set: Option<Num>,
+    clear: Option<Num>,
+    value: Option<Num>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBits {
-    leaf: u32,
+    leaf: Num,
     #[serde(default)]
     subleaf: Option<Num>,
     reg: String,
-    set: Option<u32>,
-    clear: Option<u32>,
+    set: Option<Num>,
+    clear: Option<Num>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -130,10 +124,16 @@ pub fn load(path: impl AsRef<Path>) -> Result<Trace, TraceError> {
 
 /// Parses trace text (`path` is only used in messages).
 pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
-    let raw: RawTrace = toml::from_str(text).map_err(|e| TraceError::Parse {
-        path: path.to_string(),
-        line: e.span().map(|s| line_of(text, s.start)),
-        message: e.message().trim().to_string(),
+    let raw: RawTrace = toml::from_str(text).map_err(|e| {
+        let mut message = e.message().trim().to_string();
+        if let Some(hint) = number::toml_error_hint(&message) {
+            message = format!("{message}; {hint}");
+        }
+        TraceError::Parse {
+            path: path.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            message,
+        }
     })?;
     let top = |message: String| TraceError::Parse {
         path: path.to_string(),
@@ -149,11 +149,14 @@ pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
             raw.vm.kind
         ))
     })?;
-    let vcpus = usize::try_from(raw.vm.vcpus).unwrap_or(usize::MAX);
+    let vcpus: u64 = match &raw.vm.vcpus {
+        None => 1,
+        Some(v) => num(v, "vm.vcpus").map_err(top)?,
+    };
+    let vcpus = usize::try_from(vcpus).unwrap_or(usize::MAX);
     if vcpus == 0 || vcpus > MAX_TRACE_VCPUS {
         return Err(top(format!(
-            "vm.vcpus = {} is outside 1..={MAX_TRACE_VCPUS}",
-            raw.vm.vcpus
+            "vm.vcpus = {vcpus} is outside 1..={MAX_TRACE_VCPUS}"
         )));
     }
     let mut calls = Vec::new();
@@ -179,16 +182,44 @@ pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
     })
 }
 
-fn need<T: Copy>(v: Option<T>, pv: PvCall, key: &str) -> Result<T, String> {
-    v.ok_or_else(|| format!("`{}` needs `{key}`", pv.name()))
+/// A number of the type `T` in the one numeric grammar: a TOML integer or
+/// a `0x` string of at most as many hex digits as `T` has.
+fn num<T: TryFrom<u64>>(v: &Num, key: &str) -> Result<T, String> {
+    let bits = u32::try_from(8 * std::mem::size_of::<T>()).unwrap_or(64);
+    let n = number::from_toml(v, bits).map_err(|e| {
+        let shown = match v {
+            toml::Value::String(s) => format!("`{s}`"),
+            other => format!("`{other}`"),
+        };
+        match e {
+            NumberError::Negative(_) | NumberError::TooLarge(_) | NumberError::TooManyDigits => {
+                format!(
+                    "`{key}` = {shown} is out of range (at most {:#x})",
+                    number::max_of(bits)
+                )
+            }
+            NumberError::BadString | NumberError::WrongType(_) => format!(
+                "`{key}` = {shown} is not a number; {}",
+                number::grammar_help(bits)
+            ),
+        }
+    })?;
+    T::try_from(n).map_err(|_| format!("`{key}` = {n:#x} is out of range"))
 }
 
-fn narrow<T: TryFrom<u64>>(v: u64, key: &str) -> Result<T, String> {
-    T::try_from(v).map_err(|_| format!("`{key}` = {v:#x} is out of range"))
+fn need<T: TryFrom<u64>>(v: &Option<Num>, pv: PvCall, key: &str) -> Result<T, String> {
+    let v = v
+        .as_ref()
+        .ok_or_else(|| format!("`{}` needs `{key}`", pv.name()))?;
+    num(v, key)
+}
+
+fn opt<T: TryFrom<u64>>(v: &Option<Num>, key: &str) -> Result<Option<T>, String> {
+    v.as_ref().map(|v| num(v, key)).transpose()
 }
 
 fn vector(raw: &RawCall, pv: PvCall) -> Result<u8, String> {
-    narrow(need(raw.vector, pv, "vector")?, "vector")
+    need(&raw.vector, pv, "vector")
 }
 
 fn register(name: &str) -> Result<Register, String> {
@@ -199,41 +230,44 @@ fn register(name: &str) -> Result<Register, String> {
 fn subleaf(s: &Option<Num>) -> Result<Subleaf, String> {
     match s {
         None => Ok(Subleaf::One(0)),
-        Some(Num::Int(n)) => Ok(Subleaf::One(narrow(*n, "subleaf")?)),
-        Some(Num::Name(n)) if n == "all" => Ok(Subleaf::All),
-        Some(Num::Name(n)) => Err(format!("subleaf `{n}` is neither a number nor `all`")),
+        Some(toml::Value::String(n)) if n == "all" => Ok(Subleaf::All),
+        Some(toml::Value::String(n)) if !number::looks_numeric(n) => {
+            Err(format!("subleaf `{n}` is neither a number nor `all`"))
+        }
+        Some(v) => Ok(Subleaf::One(num(v, "subleaf")?)),
     }
 }
 
 fn msr_index(m: &Num) -> Result<u32, String> {
     match m {
-        Num::Int(n) => narrow(*n, "msr"),
-        Num::Name(name) => Registry::builtin()
+        toml::Value::String(name) if !number::looks_numeric(name) => Registry::builtin()
             .msr_by_name(name)
             .map(|e| e.index)
             .ok_or_else(|| format!("unknown msr `{name}`")),
+        v => num(v, "msr"),
     }
 }
 
 fn bits(b: &RawBits) -> Result<CpuidBits, String> {
+    let leaf: u32 = num(&b.leaf, "leaf")?;
     if b.set.is_none() && b.clear.is_none() {
         return Err(format!(
-            "`expect_effective` entry for leaf {:#x} needs `set` or `clear`",
-            b.leaf
+            "`expect_effective` entry for leaf {leaf:#x} needs `set` or `clear`"
         ));
     }
     Ok(CpuidBits {
-        leaf: b.leaf,
+        leaf,
         subleaf: subleaf(&b.subleaf)?,
         reg: register(&b.reg)?,
-        set: b.set.unwrap_or(0),
-        clear: b.clear.unwrap_or(0),
+        set: opt(&b.set, "set")?.unwrap_or(0),
+        clear: opt(&b.clear, "clear")?.unwrap_or(0),
     })
 }
 
 fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, String> {
     let pv = PvCall::from_name(&raw.pv).ok_or_else(|| format!("unknown pv call `{}`", raw.pv))?;
-    let vcpu = usize::try_from(raw.vcpu.unwrap_or(0)).unwrap_or(usize::MAX);
+    let vcpu: u64 = opt(&raw.vcpu, "vcpu")?.unwrap_or(0);
+    let vcpu = usize::try_from(vcpu).unwrap_or(usize::MAX);
     if vcpu >= vcpus {
         return Err(format!("vcpu {vcpu} does not exist (the vm has {vcpus})"));
     }
@@ -244,7 +278,7 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
                 .ok_or_else(|| format!("expect `{e}` is not one of allow, deny, ignore, filter"))?,
         ),
     };
-    let value = || need(raw.value, pv, "value");
+    let value = || need::<u64>(&raw.value, pv, "value");
     let seg = || -> Result<SegReg, String> {
         let name = raw
             .seg
@@ -256,8 +290,8 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
     };
     let table = || -> Result<DescTable, String> {
         Ok(DescTable {
-            base: need(raw.base, pv, "base")?,
-            limit: narrow(need(raw.limit, pv, "limit")?, "limit")?,
+            base: need(&raw.base, pv, "base")?,
+            limit: need(&raw.limit, pv, "limit")?,
         })
     };
     let mut cpuid_edits = Vec::new();
@@ -283,10 +317,10 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         PvCall::SetSegment => Some(Call::SetSegment {
             seg: seg()?,
             segment: Segment {
-                selector: narrow(need(raw.selector, pv, "selector")?, "selector")?,
-                base: need(raw.base, pv, "base")?,
-                limit: narrow(need(raw.limit, pv, "limit")?, "limit")?,
-                ar: narrow(need(raw.ar, pv, "ar")?, "ar")?,
+                selector: need(&raw.selector, pv, "selector")?,
+                base: need(&raw.base, pv, "base")?,
+                limit: need(&raw.limit, pv, "limit")?,
+                ar: need(&raw.ar, pv, "ar")?,
             },
         }),
         PvCall::GetSegment => Some(Call::GetSegment(seg()?)),
@@ -300,16 +334,16 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
                 let reg = Gpr::from_name(name).ok_or_else(|| {
                     format!("`set_regs`: unknown register `{name}` (rax … r15, rip)")
                 })?;
-                w = w.with(reg, *v);
+                w = w.with(reg, num(v, name)?);
             }
             Some(Call::SetRegs(w))
         }
         PvCall::LoadMmuPgd => Some(Call::LoadMmuPgd {
-            root: need(raw.root, pv, "root")?,
-            level: narrow(need(raw.level, pv, "level")?, "level")?,
+            root: need(&raw.root, pv, "root")?,
+            level: need(&raw.level, pv, "level")?,
         }),
         PvCall::SetupMce => Some(Call::SetupMce {
-            mcg_cap: need(raw.mcg_cap, pv, "mcg_cap")?,
+            mcg_cap: need(&raw.mcg_cap, pv, "mcg_cap")?,
         }),
         PvCall::InjectIrq => Some(Call::InjectIrq {
             vector: vector(raw, pv)?,
@@ -323,7 +357,7 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
             vector: vector(raw, pv)?,
         }),
         PvCall::VcpuAddFpstate => Some(Call::VcpuAddFpstate {
-            size: need(raw.size, pv, "size")?,
+            size: need(&raw.size, pv, "size")?,
         }),
         PvCall::VcpuAfterSetCpuid => {
             let c = raw
@@ -337,19 +371,23 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
                 ));
             }
             for e in &c.edits {
-                let op = match (e.set, e.clear, e.value) {
+                let leaf: u32 = num(&e.leaf, "leaf")?;
+                let op = match (
+                    opt(&e.set, "set")?,
+                    opt(&e.clear, "clear")?,
+                    opt(&e.value, "value")?,
+                ) {
                     (Some(b), None, None) => EditOp::Set(b),
                     (None, Some(b), None) => EditOp::Clear(b),
                     (None, None, Some(v)) => EditOp::Value(v),
                     _ => {
                         return Err(format!(
-                            "cpuid edit of leaf {:#x} needs exactly one of `set`, `clear`, `value`",
-                            e.leaf
+                            "cpuid edit of leaf {leaf:#x} needs exactly one of `set`, `clear`, `value`"
                         ));
                     }
                 };
                 cpuid_edits.push(CpuidEdit {
-                    leaf: e.leaf,
+                    leaf,
                     subleaf: subleaf(&e.subleaf)?,
                     reg: register(&e.reg)?,
                     op,
@@ -375,7 +413,7 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         cpuid_edits,
         expect_effective,
         expect,
-        expect_value: raw.expect_value,
+        expect_value: opt(&raw.expect_value, "expect_value")?,
         note: raw.note.clone(),
     })
 }

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use pvgate_codegen::diagnostic::line_col;
+use pvgate_codegen::number::{self, NumberError};
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::CliError;
-use crate::load;
 
 /// A `pvgate-conformance/1` file.
 #[derive(Debug, Deserialize)]
@@ -56,10 +56,11 @@ pub(super) fn load_vectors(path: &Path) -> Result<(String, Vec<(usize, Case)>), 
         .map_err(|e| CliError::arg(format!("cannot read vectors `{shown}`: {e}")))?;
     let file: VectorFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = line_col(&text, e.span().map_or(0, |s| s.start));
-        CliError::arg(format!(
-            "{shown}:{line}:{col}: {}",
-            e.message().lines().next().unwrap_or("invalid vectors")
-        ))
+        let message = e.message().lines().next().unwrap_or("invalid vectors");
+        let hint = number::toml_error_hint(message)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        CliError::arg(format!("{shown}:{line}:{col}: {message}{hint}"))
     })?;
     if file.format.get_ref() != "pvgate-conformance/1" {
         let (line, col) = line_col(&text, file.format.span().start);
@@ -92,19 +93,25 @@ pub(super) fn parse_name<T>(
     parse(text).ok_or_else(|| bad_case(path, line, format!("unknown {what} `{text}`")))
 }
 
-/// A number written as an integer or a string (`0x...`).
+/// A number of a vector file, in the one numeric grammar
+/// (`pvgate_codegen::number`): a TOML integer or a `0x` string of at most
+/// `bits` bits.
 pub(super) fn number_of(
     path: &Path,
     line: usize,
     what: &str,
     v: &toml::Value,
+    bits: u32,
 ) -> Result<u64, CliError> {
-    let n = match v {
-        toml::Value::Integer(i) => u64::try_from(*i).ok(),
-        toml::Value::String(s) => load::number(s),
-        _ => None,
-    };
-    n.ok_or_else(|| bad_case(path, line, format!("bad {what} `{v}`")))
+    number::from_toml(v, bits).map_err(|e| {
+        let help = match e {
+            NumberError::Negative(_) | NumberError::TooLarge(_) | NumberError::TooManyDigits => {
+                format!("at most {:#x}", number::max_of(bits))
+            }
+            NumberError::BadString | NumberError::WrongType(_) => number::grammar_help(bits),
+        };
+        bad_case(path, line, format!("bad {what} `{v}`: {help}"))
+    })
 }
 
 #[cfg(test)]

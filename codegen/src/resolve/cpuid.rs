@@ -35,8 +35,8 @@ impl Resolver<'_> {
             toml::Value::Array(items) if items.len() == 2 => {
                 let a = self.span_of_item(&leaf_span, &items[0]);
                 let b = self.span_of_item(&leaf_span, &items[1]);
-                let first = self.number(&items[0], a, "CPUID leaf", u64::from(u32::MAX));
-                let last = self.number(&items[1], b, "CPUID leaf", u64::from(u32::MAX));
+                let first = self.number(&items[0], a, "CPUID leaf", 32);
+                let last = self.number(&items[1], b, "CPUID leaf", 32);
                 match (first, last) {
                     (Some(f), Some(l)) if f > l => {
                         self.error(Diagnostic::new(
@@ -61,7 +61,7 @@ impl Resolver<'_> {
                 None
             }
             value => self
-                .number(value, leaf_span.clone(), "CPUID leaf", u64::from(u32::MAX))
+                .number(value, leaf_span.clone(), "CPUID leaf", 32)
                 .map(|l| (l as u32, l as u32)),
         };
         let subleaf = match &r.subleaf {
@@ -69,7 +69,7 @@ impl Resolver<'_> {
             Some(s) => match s.get_ref() {
                 toml::Value::String(a) if a == "all" => Some(None),
                 value => self
-                    .number(value, s.span(), "CPUID subleaf", u64::from(u32::MAX))
+                    .number(value, s.span(), "CPUID subleaf", 32)
                     .map(|n| Some(n as u32)),
             },
         };
@@ -94,7 +94,7 @@ impl Resolver<'_> {
                 );
                 continue;
             }
-            controls[reg as usize] = self.register_control(ctl, reg, leaves, subleaf.flatten());
+            controls[reg as usize] = self.register_control(ctl, reg, leaves, subleaf);
         }
 
         if self.failed_since(&shared) {
@@ -135,9 +135,11 @@ impl Resolver<'_> {
         ctl: &Spanned<model::RegisterControl>,
         reg: Register,
         leaves: Option<(u32, u32)>,
-        subleaf: Option<u32>,
+        subleaf: Option<Option<u32>>,
     ) -> RegControl {
         let c = ctl.get_ref();
+        let every_subleaf = subleaf == Some(None);
+        let subleaf = subleaf.flatten();
         // Named bits resolve against the registry features of this register
         // of the rule's leaf (subleaf 0 when the rule covers every subleaf).
         let leaf = leaves.filter(|(f, l)| f == l).map(|(f, _)| f);
@@ -171,6 +173,12 @@ impl Resolver<'_> {
             ("force-off", &c.force_off),
         ] {
             let Some(raw) = raw else { continue };
+            if every_subleaf
+                && let Some(l) = leaf
+                && self.named_bits_on_every_subleaf(raw, l)
+            {
+                continue;
+            }
             if let toml::Value::Array(items) = raw.get_ref() {
                 // A known feature of another register: say where it lives.
                 for item in items {
@@ -223,5 +231,41 @@ impl Resolver<'_> {
             }
         }
         out
+    }
+
+    /// Refuses named bits in a mask of a rule that covers every subleaf of
+    /// a leaf with subleaves: a feature name means one subleaf, and the
+    /// mask would apply its bit to all of them. Returns whether it refused.
+    fn named_bits_on_every_subleaf(&mut self, raw: &model::RawValue, leaf: u32) -> bool {
+        if !self.registry.leaf_has_subleaves(leaf) {
+            return false;
+        }
+        let toml::Value::Array(items) = raw.get_ref() else {
+            return false;
+        };
+        let Some(name) = items.iter().find_map(|i| i.as_str()) else {
+            return false;
+        };
+        let help = match self.registry.feature(name).filter(|f| f.leaf == leaf) {
+            Some(f) => format!(
+                "add `subleaf = {}` (where `{name}` lives), or write the mask as a number to apply it to every subleaf",
+                f.subleaf
+            ),
+            None => String::from(
+                "add `subleaf = N` for the subleaf the bits belong to, or write the mask as a number to apply it to every subleaf",
+            ),
+        };
+        self.error(
+            Diagnostic::new(
+                ErrorKind::BadSelector,
+                format!(
+                    "named bits on a rule for every subleaf of CPUID leaf {leaf:#x}, which has subleaves"
+                ),
+                raw.span(),
+                "a bit name means one subleaf",
+            )
+            .with_help(help),
+        );
+        true
     }
 }

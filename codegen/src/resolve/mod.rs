@@ -10,15 +10,14 @@ use toml::Spanned;
 use crate::diagnostic::{Diagnostic, ErrorKind, line_col, suggest};
 use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
 use crate::model::{self, NameList, RawValue};
+use crate::number::{self, NumberError};
+use crate::reason::{self, ReasonProblem};
 use crate::registry::Registry;
 
 mod cpuid;
 mod invariant;
 mod msr;
 mod pv;
-
-/// Reasons too vague to review ("todo", "tbd", ...): refused as missing.
-const BOILERPLATE_REASONS: [&str; 6] = ["todo", "tbd", "fixme", "n/a", "none", "-"];
 
 /// Resolves the header and every rule, collecting every error.
 pub(crate) struct Resolver<'a> {
@@ -218,15 +217,23 @@ impl<'a> Resolver<'a> {
             }
             Some(r) => {
                 let text = r.get_ref().trim();
-                if text.is_empty()
-                    || BOILERPLATE_REASONS.contains(&text.to_ascii_lowercase().as_str())
-                {
+                if let Some(problem) = reason::problem(text) {
+                    let label = match problem {
+                        ReasonProblem::Empty => String::from("a reviewer cannot check this"),
+                        ReasonProblem::Marker(m) => format!("`{m}` marks unfinished text"),
+                        ReasonProblem::Placeholder => String::from("a placeholder, not a reason"),
+                        ReasonProblem::TooFewWords(n) => format!(
+                            "{n} word{} cannot say why; a reason needs at least {}",
+                            if n == 1 { "" } else { "s" },
+                            reason::MIN_WORDS
+                        ),
+                    };
                     self.error(
                         Diagnostic::new(
                             ErrorKind::MissingReason,
                             format!("rule reason `{text}` says nothing"),
                             r.span(),
-                            "a reviewer cannot check this",
+                            label,
                         )
                         .with_help("say why the rule exists and cite its source"),
                     );
@@ -260,76 +267,67 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// A number: an integer, or a `0x…` hex string. `None` after an error.
+    /// A number of a `bits`-wide field in the one numeric grammar
+    /// (`crate::number`). `None` after an error.
     fn number(
         &mut self,
         value: &toml::Value,
         span: Range<usize>,
         what: &str,
-        max: u64,
+        bits: u32,
     ) -> Option<u64> {
-        let n = match value {
-            toml::Value::Integer(i) if *i >= 0 => *i as u64,
-            toml::Value::Integer(i) => {
-                self.error(Diagnostic::new(
-                    ErrorKind::OutOfRange,
-                    format!("{what} `{i}` is negative"),
-                    span,
-                    "must be 0 or more",
-                ));
-                return None;
-            }
-            toml::Value::String(s) => match parse_hex(s) {
-                Some(Ok(n)) => n,
-                Some(Err(())) => {
-                    self.error(
-                        Diagnostic::new(
-                            ErrorKind::BadNumber,
-                            format!("bad hex number `{s}` for {what}"),
-                            span,
-                            "not a 64-bit hexadecimal number",
-                        )
-                        .with_help("write hex as `0x` followed by 1 to 16 digits 0-9, a-f (underscores allowed)"),
-                    );
-                    return None;
-                }
-                None => {
-                    self.error(Diagnostic::new(
-                        ErrorKind::BadNumber,
-                        format!("expected a number for {what}, found `{s}`"),
-                        span,
-                        "not a number",
-                    ));
-                    return None;
-                }
-            },
-            other => {
-                self.error(Diagnostic::new(
-                    ErrorKind::Syntax,
-                    format!("expected a number for {what}, found {}", other.type_str()),
-                    span,
-                    "not a number",
-                ));
-                return None;
-            }
+        let max = number::max_of(bits);
+        let limit = format!("{} {what} is at most {max:#X}", article(what));
+        let err = match number::from_toml(value, bits) {
+            Ok(n) => return Some(n),
+            Err(e) => e,
         };
-        if n > max {
-            self.error(Diagnostic::new(
+        let shown = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let d = match err {
+            NumberError::Negative(i) => Diagnostic::new(
                 ErrorKind::OutOfRange,
-                format!("{what} `{n:#x}` is out of range"),
+                format!("{what} `{i}` is negative"),
                 span,
-                format!("the largest {what} is {max:#x}"),
-            ));
-            return None;
-        }
-        Some(n)
+                "must be 0 or more",
+            ),
+            NumberError::TooLarge(n) => Diagnostic::new(
+                ErrorKind::OutOfRange,
+                format!("{what} `{n:#x}` is out of range: {limit}"),
+                span,
+                format!("the largest {what} is {max:#X}"),
+            ),
+            NumberError::TooManyDigits => Diagnostic::new(
+                ErrorKind::OutOfRange,
+                format!("{what} `{shown}` is out of range: {limit}"),
+                span,
+                format!("more than {} hex digits", number::hex_digits(bits)),
+            )
+            .with_help(number::grammar_help(bits)),
+            NumberError::BadString => Diagnostic::new(
+                ErrorKind::BadNumber,
+                format!("bad number `{shown}` for {what}"),
+                span,
+                "not a number",
+            )
+            .with_help(number::grammar_help(bits)),
+            NumberError::WrongType(t) => Diagnostic::new(
+                ErrorKind::Syntax,
+                format!("expected a number for {what}, found {t}"),
+                span,
+                "not a number",
+            ),
+        };
+        self.error(d);
+        None
     }
 
     /// One MSR reference: a number or a registry name.
     fn msr_ref(&mut self, value: &toml::Value, span: Range<usize>) -> Option<u32> {
         if let toml::Value::String(s) = value
-            && !s.starts_with("0x")
-            && !s.starts_with("0X")
+            && !number::looks_numeric(s)
         {
             return match self.registry.msr_by_name(s) {
                 Some(m) => Some(m.index),
@@ -347,8 +345,8 @@ impl<'a> Resolver<'a> {
                 }
             };
         }
-        self.number(value, span, "MSR index", u64::from(u32::MAX))
-            .map(|n| n as u32)
+        self.number(value, span, "MSR index", 32)
+            .and_then(|n| u32::try_from(n).ok())
     }
 
     /// A mask: a number, or a list of bit names / bit numbers.
@@ -413,7 +411,7 @@ impl<'a> Resolver<'a> {
                 Some(mask)
             }
             value => {
-                let n = self.number(value, span.clone(), what, u64::MAX)?;
+                let n = self.number(value, span.clone(), what, 64)?;
                 if n > max {
                     self.error(Diagnostic::new(
                         ErrorKind::BadMask,
@@ -426,6 +424,30 @@ impl<'a> Resolver<'a> {
                 Some(n)
             }
         }
+    }
+
+    /// Refuses a value constraint (`key` at `span`) on a rule whose verdict
+    /// is not `allow`: a denied or ignored access has nothing to constrain,
+    /// and a constraint there reads as a promise the image does not keep.
+    fn constraint_needs_allow(
+        &mut self,
+        key: &str,
+        span: &Range<usize>,
+        verdict: Verdict,
+        verdict_raw: &Spanned<String>,
+    ) {
+        if verdict == Verdict::Allow {
+            return;
+        }
+        self.error(
+            Diagnostic::new(
+                ErrorKind::MisplacedConstraint,
+                format!("`{key}` on a `{}` rule", verdict.name()),
+                span.clone(),
+                "only `allow` rules carry value constraints",
+            )
+            .with_related(verdict_raw.span(), "verdict"),
+        );
     }
 
     /// Resolves the keys every rule shares.
@@ -513,15 +535,13 @@ fn merge_ranges(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
     out
 }
 
-/// Parses `0x…` hex (underscores allowed): `None` if not hex-prefixed,
-/// `Some(Err)` if the digits are bad or too many.
-fn parse_hex(s: &str) -> Option<Result<u64, ()>> {
-    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
-    let digits: String = digits.chars().filter(|&c| c != '_').collect();
-    if digits.is_empty() || digits.len() > 16 {
-        return Some(Err(()));
+/// The indefinite article of a field's description ("an MSR index").
+fn article(what: &str) -> &'static str {
+    if what.starts_with(['a', 'e', 'i', 'o', 'u', 'M']) {
+        "an"
+    } else {
+        "a"
     }
-    Some(u64::from_str_radix(&digits, 16).map_err(|_| ()))
 }
 
 fn quoted(names: &[&str]) -> String {

@@ -193,15 +193,7 @@ impl Resolver<'_> {
                     Access::Write
                 };
                 if verdict != Verdict::Allow {
-                    self.error(
-                        Diagnostic::new(
-                            ErrorKind::MisplacedConstraint,
-                            format!("`{key}` on a `{}` rule", verdict.name()),
-                            s.clone(),
-                            "only `allow` rules carry value constraints",
-                        )
-                        .with_related(r.verdict.span(), "verdict"),
-                    );
+                    self.constraint_needs_allow(key, s, verdict, &r.verdict);
                 } else if !accesses.contains(&needs) {
                     self.error(
                         Diagnostic::new(

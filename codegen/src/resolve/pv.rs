@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use pvgate_gate::{Access, PvCall, PvConstraint, RuleDetail, RuleId, Verdict};
+use pvgate_gate::{Access, PvCall, PvConstraint, RuleDetail, RuleId};
 use toml::Spanned;
 
 use super::Resolver;
@@ -110,7 +110,7 @@ impl Resolver<'_> {
         let injects = |c: &PvCall| matches!(c, PvCall::InjectIrq | PvCall::InjectIrqIfAllowed);
         if let Some(raw) = &r.min_vector {
             constrained.push(("min-vector", raw.span()));
-            if let Some(v) = self.number(raw.get_ref(), raw.span(), "interrupt vector", 255) {
+            if let Some(v) = self.number(raw.get_ref(), raw.span(), "interrupt vector", 8) {
                 constraint.min_vector = v as u8;
             }
         }
@@ -129,16 +129,8 @@ impl Resolver<'_> {
                     "applies to `inject_irq` and `inject_irq_if_allowed` only",
                 ));
             }
-            if let Some(v) = verdict.filter(|v| *v == Verdict::Deny) {
-                self.error(
-                    Diagnostic::new(
-                        ErrorKind::MisplacedConstraint,
-                        format!("`{key}` on a `{}` rule", v.name()),
-                        s.clone(),
-                        "a denied call has nothing to constrain",
-                    )
-                    .with_related(r.verdict.span(), "verdict"),
-                );
+            if let Some(v) = verdict {
+                self.constraint_needs_allow(key, s, v, &r.verdict);
             }
         }
 
