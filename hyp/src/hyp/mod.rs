@@ -16,6 +16,8 @@ mod regs;
 mod resources;
 mod run;
 mod table;
+#[cfg(test)]
+mod wrap_tests;
 
 pub use cpuid::supported_cpuid;
 pub use handle::{VcpuHandle, VmHandle};

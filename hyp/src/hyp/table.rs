@@ -130,3 +130,14 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         }
     }
 }
+
+#[cfg(test)]
+impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
+    /// Moves a free slot's generation forward to `generation`, as that
+    /// many create/free cycles would (tests of the wrap rule only).
+    pub(super) fn skip_generations_for_test(&self, slot: usize, generation: u32) {
+        let mut meta = self.vms[slot].meta.write();
+        assert!(!meta.live && meta.generation <= generation);
+        meta.generation = generation;
+    }
+}
