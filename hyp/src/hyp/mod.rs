@@ -15,6 +15,7 @@ mod outcome;
 mod regs;
 mod resources;
 mod run;
+mod slot;
 mod table;
 #[cfg(test)]
 mod wrap_tests;

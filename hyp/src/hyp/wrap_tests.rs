@@ -55,7 +55,10 @@ fn creation_uses_the_other_slots_once_one_is_retired() {
     let h = hyp::<2>();
     h.skip_generations_for_test(0, u32::MAX - 1);
     let last = cycle(&h);
-    assert_eq!((last.0 >> 32, last.0 >> 16 & 0x7fff), (u64::from(u32::MAX), 0));
+    assert_eq!(
+        (last.0 >> 32, last.0 >> 16 & 0x7fff),
+        (u64::from(u32::MAX), 0)
+    );
     // Slot 0 is retired: VMs keep coming from slot 1.
     for _ in 0..3 {
         let vm = h.create_vm(VmKind::Protected).unwrap();
