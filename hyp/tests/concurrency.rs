@@ -471,3 +471,97 @@ fn random_calls_racing_a_first_run_and_a_destroy_break_no_rule_and_count_exactly
         }
     }
 }
+
+/// A policy where a normal VM may be destroyed only before any of its
+/// vCPUs ran, so the phase a destroy is decided in shows.
+const DESTROY_IN_SETUP_ONLY: &str = r#"
+[policy]
+name = "destroy-in-setup-only"
+description = "a test policy: normal VMs are destroyed only before their first run"
+format = 1
+include = ["invariants/protected-baseline.toml"]
+cpuid-violations = "filter"
+
+[[pv]]
+name = "run"
+call = "vcpu_run"
+vm = ["protected", "normal"]
+phase = ["setup", "running"]
+verdict = "allow"
+reason = "the host runs its vCPUs because the test races a first run against a destroy"
+
+[[pv]]
+name = "pvm-destroy"
+call = "vm_destroy"
+vm = ["protected"]
+phase = ["setup", "running", "teardown"]
+verdict = "allow"
+reason = "the baseline requires that the host may always destroy a protected VM"
+
+[[pv]]
+name = "npvm-destroy-in-setup"
+call = "vm_destroy"
+vm = ["normal"]
+phase = ["setup"]
+verdict = "allow"
+reason = "a destroy decided after a first run must show as a denial in this test"
+"#;
+
+fn destroy_in_setup_only() -> pvgate_codegen::Interpreter {
+    let ir = pvgate_codegen::compile_in_dir(DESTROY_IN_SETUP_ONLY, &root().join("policy")).unwrap();
+    let policy = pvgate_codegen::Interpreter::new(ir);
+    let verdict = |phase| decide_pv(&policy, VmKind::Normal, phase, PvCall::VmDestroy).verdict;
+    assert_eq!(
+        (verdict(Phase::Setup), verdict(Phase::Running)),
+        (Verdict::Allow, Verdict::Deny)
+    );
+    policy
+}
+
+#[test]
+fn a_destroy_decided_in_setup_never_follows_a_first_run() {
+    // `vm_destroy` reads the VM's phase without waiting for vCPU calls, so
+    // a first run racing it must either come first (the destroy then sees
+    // `running` and is denied by this policy) or not happen at all.
+    let policy = destroy_in_setup_only();
+    let cpu = reference_cpu();
+    let (mut destroys_won, mut runs_won) = (0u32, 0u32);
+    for round in 0..300u64 {
+        let h: Arc<Hyp<pvgate_codegen::Interpreter, 1, 2>> = Arc::new(Hyp::with_cpu(
+            policy.clone(),
+            cpu.clone(),
+            HypConfig::DEFAULT,
+        ));
+        let vm = h.create_vm(VmKind::Normal).unwrap();
+        let vcpus: Vec<VcpuHandle> = (0..2).map(|_| h.create_vcpu(vm).unwrap()).collect();
+        let runners: Vec<_> = vcpus
+            .iter()
+            .map(|&v| {
+                let h = Arc::clone(&h);
+                std::thread::spawn(move || h.call_simple(v, Call::VcpuRun).ok())
+            })
+            .collect();
+        for _ in 0..round * 37 % 3_000 {
+            std::hint::spin_loop();
+        }
+        let destroy = h.vm_destroy(vm);
+        let runs: Vec<bool> = runners.into_iter().map(|t| t.join().unwrap()).collect();
+        let any_ran = runs.iter().any(|&r| r);
+        assert!(
+            destroy.ok() != any_ran,
+            "round {round}: destroy {destroy:?}, runs {runs:?}"
+        );
+        for &v in &vcpus {
+            let (phase, runs) = h.inspect(v, |s| (s.phase, s.runs)).unwrap();
+            if destroy.ok() {
+                assert_eq!((phase, runs), (Phase::Teardown, 0), "round {round}");
+            }
+        }
+        if destroy.ok() {
+            destroys_won += 1;
+        } else {
+            runs_won += 1;
+        }
+    }
+    eprintln!("{destroys_won} destroys won, {runs_won} first runs won");
+}
