@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
@@ -17,6 +17,16 @@ use pvgate_hyp::{
 };
 
 const THREADS: usize = 4;
+
+/// The tests here run one at a time: each starts more threads than this
+/// 2-core machine has cores, and one measures latency.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 const CALLS: u64 = 2_000;
 
 fn shared_hyp() -> Arc<Hyp<pvgate::CompiledPolicy, 2, 4>> {
@@ -36,6 +46,7 @@ fn hammer(h: &Hyp<pvgate::CompiledPolicy, 2, 4>, v: VcpuHandle) {
 
 #[test]
 fn threads_on_different_vcpus_and_on_the_same_vcpu_lose_no_update() {
+    let _serial = serial();
     let h = shared_hyp();
     let vm = h.create_vm(VmKind::Protected).unwrap();
     let own: Vec<VcpuHandle> = (0..THREADS).map(|_| h.create_vcpu(vm).unwrap()).collect();
@@ -79,6 +90,7 @@ fn threads_on_different_vcpus_and_on_the_same_vcpu_lose_no_update() {
 
 #[test]
 fn concurrent_runs_and_vm_destroy_leave_every_vcpu_torn_down() {
+    let _serial = serial();
     let h = shared_hyp();
     let vm = h.create_vm(VmKind::Normal).unwrap();
     let vcpus: Vec<VcpuHandle> = (0..4).map(|_| h.create_vcpu(vm).unwrap()).collect();
@@ -122,6 +134,7 @@ fn dead_vcpu(generation: u64, slot: u64) -> VcpuHandle {
 
 #[test]
 fn create_vm_never_fails_while_a_slot_is_free() {
+    let _serial = serial();
     // One slot: every `create_vm` below runs while it is free. A thread
     // makes calls with dead handles of that slot the whole time (finding
     // 9: they took the slot's lock and `create_vm` answered "full").
@@ -237,6 +250,7 @@ fn summary(lat: &[Duration]) -> (Duration, Duration, Duration) {
 
 #[test]
 fn vm_destroy_gets_through_in_bounded_time_under_pv_call_load() {
+    let _serial = serial();
     // Finding 9: with readers let in first, `vm_destroy` waited for a
     // moment with no call in flight (887 ms mean, 5 s worst). The bounds
     // are the issue's; they hold in a debug build too, since the destroy
@@ -257,6 +271,7 @@ fn vm_destroy_gets_through_in_bounded_time_under_pv_call_load() {
 #[test]
 #[ignore = "a measurement, not a check: run it in release and read the numbers"]
 fn vm_destroy_latency_report() {
+    let _serial = serial();
     let lat = vm_destroy_latencies(1_000, Duration::from_micros(500), Duration::from_secs(300));
     let (median, p99, worst) = summary(&lat);
     println!(
@@ -367,6 +382,7 @@ fn gate_says(kind: VmKind, from: Phase, to: Phase, call: PvCall, verdict: Verdic
 
 #[test]
 fn random_calls_racing_a_first_run_and_a_destroy_break_no_rule_and_count_exactly() {
+    let _serial = serial();
     // The stress run (14.4 M random calls racing a first run and a
     // destroy), sized for CI: every outcome is one the gate gives in a
     // phase the vCPU was in during the call, a call that starts after
@@ -520,6 +536,7 @@ fn destroy_in_setup_only() -> pvgate_codegen::Interpreter {
 
 #[test]
 fn a_destroy_decided_in_setup_never_follows_a_first_run() {
+    let _serial = serial();
     // `vm_destroy` reads the VM's phase without waiting for vCPU calls, so
     // a first run racing it must either come first (the destroy then sees
     // `running` and is denied by this policy) or not happen at all.
