@@ -2,16 +2,17 @@
 //! gate (VM kind, the vCPU's phase, the call), routed to its handler when
 //! allowed, and counted and recorded in the audit.
 
-use pvgate_gate::{Policy, PvCall, PvConstraint, Verdict, decide_pv};
+use pvgate_gate::{Phase, Policy, PvCall, PvConstraint, Verdict, decide_pv};
 
 use super::ctx::Ctx;
 use super::handle::VcpuHandle;
+use super::lifecycle::LockedVcpu;
 use super::outcome::Outcome;
 use super::table::Hyp;
 use super::{apic, cpuid, events, mmu, msr, regs, resources, run};
 use crate::audit::{Effect, Resource};
 use crate::call::Call;
-use crate::cpu::CpuidTable;
+use crate::cpu::{CpuModel, CpuidTable};
 use crate::error::CallError;
 use crate::state::VcpuState;
 
@@ -56,23 +57,42 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let Some(cpu) = self.cpu.get() else {
             return bad;
         };
-        let (generation, slot, index) = vcpu.split();
-        let Some(slot_ref) = self.vms.get(slot) else {
+        let Some(mut locked) = self.lock_vcpu(vcpu) else {
             return bad;
         };
-        let meta = slot_ref.meta.read();
-        if !meta.live
-            || meta.generation != generation
-            || index >= 64
-            || meta.present & (1u64 << index) == 0
+        let first_run = pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup;
+        let before = first_run.then(|| locked.vcpu.clone());
+        let outcome = self.decide_and_execute(cpu, &mut locked, call, cpuid);
+        if locked.vcpu.phase == Phase::Running
+            && !locked.meta.running
+            && !locked.slot.publish_running(locked.generation)
         {
-            return bad;
+            // `vm_destroy` was recorded between this call's lookup and its
+            // first run: the destroy comes first, so the call sees a vCPU
+            // in `teardown` and the run never happened.
+            if let Some(before) = before {
+                *locked.vcpu = before;
+            }
+            locked.vcpu.advance(Phase::Teardown);
+            locked.meta.destroyed = true;
+            return self.decide_and_execute(cpu, &mut locked, call, cpuid);
         }
-        let Some(cell) = slot_ref.vcpus.get(index) else {
-            return bad;
-        };
-        let mut v = cell.lock();
-        let d = decide_pv(&self.policy, meta.kind, v.phase, pv);
+        outcome
+    }
+
+    /// Asks the gate about `call` on a looked-up vCPU, and carries it out
+    /// when allowed.
+    fn decide_and_execute(
+        &self,
+        cpu: &CpuModel,
+        locked: &mut LockedVcpu<'_, VCPUS>,
+        call: Call,
+        cpuid: &mut CpuidTable,
+    ) -> Outcome {
+        let pv = call.pv();
+        let kind = locked.meta.kind;
+        let v = &mut *locked.vcpu;
+        let d = decide_pv(&self.policy, kind, v.phase, pv);
         // Fail closed: `allow` needs the PV rule's constraint; a rule of
         // another class has none and the call is denied.
         let pc = d.rule.and_then(|r| r.pv_constraint());
@@ -84,8 +104,8 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             policy: &self.policy,
             cpu,
             config: self.config,
-            kind: meta.kind,
-            index,
+            kind,
+            index: locked.index,
             call: pv,
             rule: d.rule.map(|r| r.id),
             pc: pc.unwrap_or(SHOWS_NOTHING),
@@ -95,14 +115,14 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                 pv,
                 CallError::Denied {
                     call: pv,
-                    kind: meta.kind,
+                    kind,
                     phase: v.phase,
                 },
                 ctx.rule,
                 call.resource(),
             ),
             Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, call.resource()),
-            Verdict::Allow => execute(&ctx, &mut v, call, cpuid),
+            Verdict::Allow => execute(&ctx, v, call, cpuid),
         }
     }
 }

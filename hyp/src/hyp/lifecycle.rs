@@ -6,30 +6,24 @@ use pvgate_gate::{Phase, Policy, PvCall, Verdict, VmKind, decide_pv};
 use super::cpuid::supported_cpuid;
 use super::handle::{VcpuHandle, VmHandle};
 use super::outcome::Outcome;
+use super::slot::{Claim, VmMeta, VmSlot};
 use super::table::Hyp;
 use crate::audit::{Effect, Resource};
 use crate::error::{CallError, CreateVcpuError, CreateVmError, ReleaseError};
 use crate::state::{Gpr, RESET_MSRS, VcpuState};
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
-    /// Creates a VM of a fixed kind.
+    /// Creates a VM of a fixed kind in the first free slot; "full" only
+    /// when every slot is live or retired (a slot retires when its
+    /// generation is spent, so no handle ever names two VMs).
     pub fn create_vm(&self, kind: VmKind) -> Result<VmHandle, CreateVmError> {
         if self.cpu.get().is_none() {
             return Err(CreateVmError::NoCpuModel);
         }
         for (slot, vm) in self.vms.iter().enumerate() {
-            let Some(mut meta) = vm.meta.try_write() else {
-                continue;
-            };
-            if meta.live {
-                continue;
+            if let Claim::Created(generation) = vm.claim(kind) {
+                return Ok(VmHandle::new(generation, slot));
             }
-            meta.generation = meta.generation.wrapping_add(1).max(1);
-            meta.live = true;
-            meta.kind = kind;
-            meta.destroyed = false;
-            meta.present = 0;
-            return Ok(VmHandle::new(meta.generation, slot));
         }
         Err(CreateVmError::Full { capacity: VMS })
     }
@@ -40,20 +34,21 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let bad = CreateVcpuError::BadHandle { handle: vm.0 };
         let (generation, slot) = vm.split().ok_or(bad)?;
         let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let mut meta = slot_ref.meta.write();
-        if !meta.live || meta.generation != generation {
-            return Err(bad);
-        }
+        let _lifecycle = slot_ref.lifecycle.lock();
+        let meta = slot_ref.live(generation).ok_or(bad)?;
         if meta.destroyed {
             return Err(CreateVcpuError::Destroyed { handle: vm.0 });
         }
+        let present = slot_ref.present();
         let index = (0..VCPUS)
-            .find(|i| meta.present & (1u64 << i) == 0)
+            .find(|i| present & (1u64 << i) == 0)
             .ok_or(CreateVcpuError::Full { capacity: VCPUS })?;
         let cell = slot_ref
             .vcpus
             .get(index)
             .ok_or(CreateVcpuError::Full { capacity: VCPUS })?;
+        // No live handle names this vCPU: only calls that looked it up
+        // before its last VM was freed can hold its lock, once each.
         let mut v = cell.lock();
         *v = VcpuState::RESET;
         if let Some(cpu) = self.cpu.get() {
@@ -64,8 +59,8 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         for (index, value) in RESET_MSRS {
             v.set_msr(index, value);
         }
-        meta.present |= 1u64 << index;
-        Ok(VcpuHandle::new(meta.generation, slot, index))
+        slot_ref.add_vcpu(index);
+        Ok(VcpuHandle::new(generation, slot, index))
     }
 
     /// Releases a torn-down vCPU's slot.
@@ -73,19 +68,13 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let bad = ReleaseError::BadHandle { handle: vcpu.0 };
         let (generation, slot, index) = vcpu.split();
         let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let mut meta = slot_ref.meta.write();
-        if !meta.live
-            || meta.generation != generation
-            || index >= 64
-            || meta.present & (1u64 << index) == 0
-        {
-            return Err(bad);
-        }
-        let cell = slot_ref.vcpus.get(index).ok_or(bad)?;
-        if cell.lock().phase != Phase::Teardown {
+        let _lifecycle = slot_ref.lifecycle.lock();
+        let meta = slot_ref.holds(generation, index).ok_or(bad)?;
+        // A vCPU is in `teardown` exactly when its VM was destroyed.
+        if !meta.destroyed {
             return Err(ReleaseError::NotTornDown { handle: vcpu.0 });
         }
-        meta.present &= !(1u64 << index);
+        slot_ref.remove_vcpu(index);
         Ok(())
     }
 
@@ -95,23 +84,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let bad = ReleaseError::BadHandle { handle: vm.0 };
         let (generation, slot) = vm.split().ok_or(bad)?;
         let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let mut meta = slot_ref.meta.write();
-        if !meta.live || meta.generation != generation {
-            return Err(bad);
-        }
+        let _lifecycle = slot_ref.lifecycle.lock();
+        let meta = slot_ref.live(generation).ok_or(bad)?;
         if !meta.destroyed {
             return Err(ReleaseError::NotTornDown { handle: vm.0 });
         }
-        meta.live = false;
-        meta.present = 0;
+        slot_ref.release();
         Ok(())
     }
 
     /// The kind of a live VM.
     pub fn vm_kind(&self, vm: VmHandle) -> Option<VmKind> {
         let (generation, slot) = vm.split()?;
-        let meta = *self.vms.get(slot)?.meta.read();
-        (meta.live && meta.generation == generation).then_some(meta.kind)
+        Some(self.vms.get(slot)?.live(generation)?.kind)
     }
 
     /// Reads a vCPU's phase (the host may always know it: it is a function
@@ -123,18 +108,33 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Runs `f` over a vCPU's state. For tests and diagnostics of the
     /// hypervisor itself: the host ABI has no such call.
     pub fn inspect<R>(&self, vcpu: VcpuHandle, f: impl FnOnce(&VcpuState) -> R) -> Option<R> {
+        let locked = self.lock_vcpu(vcpu)?;
+        Some(f(&locked.vcpu))
+    }
+
+    /// Looks a vCPU up by handle and takes its lock: `None` unless its VM
+    /// is live, of the handle's generation, and has the vCPU, checked
+    /// again under the lock (so no call acts on a vCPU of a freed or
+    /// recreated VM). A vCPU of a destroyed VM is moved to `teardown`
+    /// here, so `vm_destroy` never waits for a vCPU lock.
+    pub(super) fn lock_vcpu(&self, vcpu: VcpuHandle) -> Option<LockedVcpu<'_, VCPUS>> {
         let (generation, slot, index) = vcpu.split();
         let slot_ref = self.vms.get(slot)?;
-        let meta = slot_ref.meta.read();
-        if !meta.live
-            || meta.generation != generation
-            || index >= 64
-            || meta.present & (1u64 << index) == 0
-        {
-            return None;
+        let cell = slot_ref.vcpus.get(index)?;
+        // Lock-free first look: a dead handle never touches a vCPU lock.
+        slot_ref.holds(generation, index)?;
+        let mut v = cell.lock();
+        let meta = slot_ref.holds(generation, index)?;
+        if meta.destroyed {
+            v.advance(Phase::Teardown);
         }
-        let v = slot_ref.vcpus.get(index)?.lock();
-        Some(f(&v))
+        Some(LockedVcpu {
+            slot: slot_ref,
+            generation,
+            index,
+            meta,
+            vcpu: v,
+        })
     }
 
     /// `vm_destroy`: asks the gate (kind, the VM's most advanced vCPU
@@ -160,42 +160,48 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let Some(slot_ref) = self.vms.get(slot) else {
             return bad;
         };
-        let mut meta = slot_ref.meta.write();
-        if !meta.live || meta.generation != generation {
-            return bad;
-        }
-        let mut phase = Phase::Setup;
-        for (i, cell) in slot_ref.vcpus.iter().enumerate() {
-            if meta.present & (1u64 << i) != 0 {
-                phase = phase.max(cell.lock().phase);
-            }
-        }
-        if meta.destroyed {
-            phase = Phase::Teardown;
-        }
-        let d = decide_pv(&self.policy, meta.kind, phase, call);
-        let rule = d.rule.map(|r| r.id);
-        match d.verdict {
-            Verdict::Deny => Outcome::failed(
-                call,
-                CallError::Denied {
+        let _lifecycle = slot_ref.lifecycle.lock();
+        // Decided on one reading of the state word and recorded with a
+        // compare-exchange on it; the word moves under us at most once (a
+        // vCPU's first run), so this loop runs at most twice.
+        loop {
+            let Some(meta) = slot_ref.live(generation) else {
+                return bad;
+            };
+            let phase = meta.phase();
+            let d = decide_pv(&self.policy, meta.kind, phase, call);
+            let rule = d.rule.map(|r| r.id);
+            return match d.verdict {
+                Verdict::Deny => Outcome::failed(
                     call,
-                    kind: meta.kind,
-                    phase,
-                },
-                rule,
-                Resource::Call,
-            ),
-            Verdict::Ignore => Outcome::new(call, Effect::Ignore, rule, Resource::Call),
-            Verdict::Allow => {
-                meta.destroyed = true;
-                for (i, cell) in slot_ref.vcpus.iter().enumerate() {
-                    if meta.present & (1u64 << i) != 0 {
-                        cell.lock().advance(Phase::Teardown);
+                    CallError::Denied {
+                        call,
+                        kind: meta.kind,
+                        phase,
+                    },
+                    rule,
+                    Resource::Call,
+                ),
+                Verdict::Ignore => Outcome::new(call, Effect::Ignore, rule, Resource::Call),
+                Verdict::Allow => {
+                    // Every vCPU is in `teardown` from here: each one's
+                    // next lookup moves it there (see `lock_vcpu`).
+                    if !meta.destroyed && !slot_ref.destroy(meta, generation) {
+                        continue;
                     }
+                    Outcome::new(call, Effect::Allow, rule, Resource::Call)
                 }
-                Outcome::new(call, Effect::Allow, rule, Resource::Call)
-            }
+            };
         }
     }
+}
+
+/// A vCPU found by handle, its lock held, and what its VM's state word
+/// said under that lock.
+pub(super) struct LockedVcpu<'a, const VCPUS: usize> {
+    pub(super) slot: &'a VmSlot<VCPUS>,
+    pub(super) generation: u32,
+    pub(super) index: usize,
+    pub(super) meta: VmMeta,
+    pub(super) vcpu: spin::MutexGuard<'a, VcpuState>,
 }

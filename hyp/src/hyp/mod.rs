@@ -15,7 +15,10 @@ mod outcome;
 mod regs;
 mod resources;
 mod run;
+mod slot;
 mod table;
+#[cfg(test)]
+mod wrap_tests;
 
 pub use cpuid::supported_cpuid;
 pub use handle::{VcpuHandle, VmHandle};
