@@ -17,6 +17,7 @@ pub mod interp;
 pub mod invariant;
 pub mod ir;
 pub mod model;
+pub mod name;
 mod overlap;
 pub mod registry;
 mod resolve;

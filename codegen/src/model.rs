@@ -64,7 +64,7 @@ pub struct InvariantFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Invariant {
     /// The invariant's name, shown in every violation.
-    #[schemars(with = "String")]
+    #[schemars(with = "Name")]
     pub name: Spanned<String>,
     /// Why it must hold (the threat it answers). Required.
     #[schemars(with = "String")]
@@ -117,7 +117,7 @@ pub struct Invariant {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Header {
     /// Short name of the policy.
-    #[schemars(with = "String")]
+    #[schemars(with = "Name")]
     pub name: Spanned<String>,
     /// What the policy is for.
     #[schemars(with = "String")]
@@ -143,7 +143,7 @@ pub struct Header {
 pub struct MsrRule {
     /// Optional rule name; derived from the MSR when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// One MSR (registry name or number) or a list of them.
     #[serde(default)]
@@ -192,7 +192,7 @@ pub struct MsrRule {
 pub struct CpuidRule {
     /// Optional rule name; derived from the leaf when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// A leaf number, an inclusive range `[first, last]`, or `"all"`.
     #[schemars(with = "LeafSelector")]
@@ -260,7 +260,7 @@ pub struct RegisterControl {
 pub struct PvRule {
     /// Optional rule name; derived from the call when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// A PV call name, a list of them, or `"*"` for every call.
     #[schemars(with = "CallSelector")]
@@ -296,7 +296,28 @@ pub struct PvRule {
 mod schema_only {
     #![allow(dead_code)]
 
-    use schemars::JsonSchema;
+    use std::borrow::Cow;
+
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+    /// A name: the grammar of [`crate::name`], as a pattern and a length.
+    pub(super) struct Name;
+
+    impl JsonSchema for Name {
+        fn schema_name() -> Cow<'static, str> {
+            Cow::Borrowed("Name")
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A name: kebab-case ASCII (lowercase words of a-z and 0-9 joined by single hyphens, starting with a letter), at most 64 bytes.",
+                "type": "string",
+                "pattern": crate::name::PATTERN,
+                "minLength": 1,
+                "maxLength": crate::name::MAX_LEN,
+            })
+        }
+    }
 
     /// A number: a non-negative integer or a `0x…` hex string.
     #[derive(JsonSchema)]
