@@ -52,10 +52,7 @@ pub fn rust_shaped(ir: &Ir, path: &str, shape: Shape) -> String {
     );
     let _ = writeln!(o, "// or print it: cargo pvgate emit --lang rust {path}");
     o.push('\n');
-    o.push_str("use pvgate_gate::{\n");
-    o.push_str("    Access, CpuidControls, MsrConstraint, Phase, PvCall, PvConstraint, RegControl, Rule,\n");
-    o.push_str("    RuleDetail, RuleId, Verdict, ViolationMode, VmKind,\n");
-    o.push_str("};\n\n");
+    emit_imports(&mut o, ir);
     let _ = writeln!(o, "/// The policy's name.");
     let _ = writeln!(o, "pub const POLICY_NAME: &str = {};", literal(&ir.name));
     let _ = writeln!(o, "/// SHA-256 over the canonical IR, as lowercase hex.");
@@ -87,8 +84,46 @@ pub fn rust_shaped(ir: &Ir, path: &str, shape: Shape) -> String {
     o
 }
 
+/// The gate types the tables use, and only those: a policy without rules
+/// of some class must not import that class's types (`unused_imports`).
+fn emit_imports(o: &mut String, ir: &Ir) {
+    let has = |f: fn(&RuleDetail) -> bool| ir.rules.iter().any(|r| f(&r.detail));
+    let msr = has(|d| matches!(d, RuleDetail::Msr(_)));
+    let cpuid = has(|d| matches!(d, RuleDetail::Cpuid(_)));
+    let pv = has(|d| matches!(d, RuleDetail::Pv(_)));
+    let any = !ir.rules.is_empty();
+    // Sorted as rustfmt sorts them; the lookup signatures and `RULES` use
+    // the unconditional ones.
+    let names = [
+        ("Access", true),
+        ("CpuidControls", cpuid),
+        ("MsrConstraint", msr),
+        ("Phase", true),
+        ("PvCall", true),
+        ("PvConstraint", pv),
+        ("RegControl", cpuid),
+        ("Rule", true),
+        ("RuleDetail", any),
+        ("RuleId", true),
+        ("Verdict", any),
+        ("ViolationMode", true),
+        ("VmKind", true),
+    ]
+    .into_iter()
+    .filter_map(|(name, used)| used.then_some(name));
+    // One `use` per type: rustfmt keeps that layout whatever the set.
+    for name in names {
+        let _ = writeln!(o, "use pvgate_gate::{name};");
+    }
+    o.push('\n');
+}
+
 fn emit_rules(o: &mut String, ir: &Ir, path: &str) {
     let _ = writeln!(o, "/// Every rule of the policy, by id.");
+    if ir.rules.is_empty() {
+        o.push_str("pub static RULES: [Rule<'static>; 0] = [];\n");
+        return;
+    }
     let _ = writeln!(
         o,
         "pub static RULES: [Rule<'static>; {}] = [",
