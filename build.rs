@@ -28,9 +28,12 @@ fn main() -> ExitCode {
     };
     let shown = std::env::var("PVGATE_POLICY").unwrap_or_else(|_| DEFAULT_POLICY.to_string());
     let path = root.join(&shown);
-    println!("cargo:rerun-if-changed={}", path.display());
+    let Some(policy) = one_line(&path) else {
+        return ExitCode::FAILURE;
+    };
+    println!("cargo:rerun-if-changed={policy}");
     // Tests compare the image with the interpreter over the same file.
-    println!("cargo:rustc-env=PVGATE_POLICY_FILE={}", path.display());
+    println!("cargo:rustc-env=PVGATE_POLICY_FILE={policy}");
 
     let setting = std::env::var(pvgate_codegen::baseline::BASELINE_ENV).ok();
     let baseline = match pvgate_codegen::Baseline::from_setting(&root, setting.as_deref()) {
@@ -63,7 +66,10 @@ fn main() -> ExitCode {
         }
     };
     for included in &compiled.ir.included {
-        println!("cargo:rerun-if-changed={}", root.join(included).display());
+        let Some(included) = one_line(&root.join(included)) else {
+            return ExitCode::FAILURE;
+        };
+        println!("cargo:rerun-if-changed={included}");
     }
     let tables = pvgate_codegen::emit::rust(&compiled.ir, &shown);
     if let Err(e) = write_if_changed(&out_dir.join("tables.rs"), &tables) {
@@ -71,6 +77,20 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// A path for a `cargo:` instruction, which ends at a line break: a path
+/// holding one (a policy may name such a file) would add an instruction
+/// of its own, so it fails the build instead.
+fn one_line(path: &Path) -> Option<String> {
+    let shown = path.display().to_string();
+    if shown.contains(['\n', '\r']) {
+        eprintln!(
+            "error: the path {shown:?} holds a line break; cargo build instructions cannot name it"
+        );
+        return None;
+    }
+    Some(shown)
 }
 
 fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {

@@ -45,6 +45,9 @@ pub enum ErrorKind {
     Baseline,
     /// The rules break an invariant.
     InvariantViolated,
+    /// A policy, rule or invariant name outside the name grammar
+    /// (kebab-case ASCII, at most [`crate::name::MAX_LEN`] bytes).
+    BadName,
 }
 
 /// One located policy error.

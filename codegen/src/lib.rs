@@ -18,6 +18,7 @@ pub mod interp;
 pub mod invariant;
 pub mod ir;
 pub mod model;
+pub mod name;
 pub mod number;
 mod overlap;
 pub mod reason;

@@ -64,7 +64,7 @@ pub struct InvariantFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Invariant {
     /// The invariant's name, shown in every violation.
-    #[schemars(with = "String")]
+    #[schemars(with = "Name")]
     pub name: Spanned<String>,
     /// Why it must hold (the threat it answers). Required.
     #[schemars(with = "String")]
@@ -117,7 +117,7 @@ pub struct Invariant {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Header {
     /// Short name of the policy.
-    #[schemars(with = "String")]
+    #[schemars(with = "Name")]
     pub name: Spanned<String>,
     /// What the policy is for.
     #[schemars(with = "String")]
@@ -144,7 +144,7 @@ pub struct Header {
 pub struct MsrRule {
     /// Optional rule name; derived from the MSR when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// One MSR (registry name or number) or a list of them.
     #[serde(default)]
@@ -193,7 +193,7 @@ pub struct MsrRule {
 pub struct CpuidRule {
     /// Optional rule name; derived from the leaf when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// A leaf number, an inclusive range `[first, last]`, or `"all"`.
     #[schemars(with = "LeafSelector")]
@@ -261,7 +261,7 @@ pub struct RegisterControl {
 pub struct PvRule {
     /// Optional rule name; derived from the call when absent.
     #[serde(default)]
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<Name>")]
     pub name: Option<Spanned<String>>,
     /// A PV call name, a list of them, or `"*"` for every call.
     #[schemars(with = "CallSelector")]
@@ -297,13 +297,30 @@ pub struct PvRule {
 mod schema_only {
     #![allow(dead_code)]
 
-    use schemars::JsonSchema;
-
     use std::borrow::Cow;
 
-    use schemars::{Schema, SchemaGenerator, json_schema};
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 
     use crate::number;
+
+    /// A name: the grammar of [`crate::name`], as a pattern and a length.
+    pub(super) struct Name;
+
+    impl JsonSchema for Name {
+        fn schema_name() -> Cow<'static, str> {
+            Cow::Borrowed("Name")
+        }
+
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "description": "A name: kebab-case ASCII (lowercase words of a-z and 0-9 joined by single hyphens, starting with a letter), at most 64 bytes.",
+                "type": "string",
+                "pattern": crate::name::PATTERN,
+                "minLength": 1,
+                "maxLength": crate::name::MAX_LEN,
+            })
+        }
+    }
 
     /// A number of a `BITS`-wide field in the one numeric grammar
     /// (`crate::number`): a non-negative TOML integer, or `0x` and at most

@@ -23,6 +23,7 @@ impl Resolver<'_> {
         let span = raw.span();
         let r = raw.get_ref();
         let before = self.errors.len();
+        self.check_name("invariant", &r.name);
         let kinds = self.kinds(&r.vm);
         let phases = self.phases(&r.phase);
         let reason = self.reason(&r.reason, &span);

@@ -17,6 +17,7 @@ use crate::registry::Registry;
 mod cpuid;
 mod invariant;
 mod msr;
+mod name;
 mod pv;
 
 /// Resolves the header and every rule, collecting every error.
@@ -110,14 +111,7 @@ impl<'a> Resolver<'a> {
                 ViolationMode::Filter
             }
         };
-        if h.name.get_ref().trim().is_empty() {
-            self.error(Diagnostic::new(
-                ErrorKind::BadHeader,
-                "the policy has an empty name",
-                h.name.span(),
-                "name the policy",
-            ));
-        }
+        self.check_name("policy", &h.name);
         ResolvedHeader {
             name: h.name.get_ref().clone(),
             description: h.description.get_ref().clone(),
@@ -512,8 +506,16 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn name_of(&self, given: &Option<Spanned<String>>, derived: String) -> String {
-        given.as_ref().map_or(derived, |n| n.get_ref().clone())
+    /// The rule's written name (checked against the name grammar), or the
+    /// name derived from what it selects.
+    fn name_of(&mut self, given: &Option<Spanned<String>>, derived: String) -> String {
+        match given {
+            Some(n) => {
+                self.check_name("rule", n);
+                n.get_ref().clone()
+            }
+            None => derived,
+        }
     }
 
     fn rule_position(&self, rule_span: &Range<usize>) -> (u32, u32) {
