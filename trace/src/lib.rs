@@ -10,12 +10,16 @@
 //! met, so a command line can print or serialise it.
 
 mod cpu;
+mod cpu_dump;
+mod cpu_table;
 mod error;
 mod load;
 mod model;
 mod replay;
 
 pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
+pub use cpu_dump::{CpuDump, CpuDumpError};
+pub use cpu_table::cpu_table_rust;
 pub use error::TraceError;
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
