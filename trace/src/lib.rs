@@ -8,6 +8,11 @@
 //! [`replay`] returns one [`Step`] per call: what became of it, the rule
 //! that decided it (name and policy line), and whether its expectation was
 //! met, so a command line can print or serialise it.
+//!
+//! It also parses recorded CPUID dumps ([`CpuDump`], `tests/data/cpu/`) and
+//! writes one as Rust `const` items ([`cpu_table_rust`]): the image's build
+//! script makes its reference CPU table that way, so no text parser is
+//! linked into the no_std image.
 
 mod cpu;
 mod cpu_dump;

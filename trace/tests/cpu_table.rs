@@ -40,6 +40,13 @@ fn reference() -> CpuDump {
 }
 
 #[test]
+fn the_reference_dump_parses_into_a_model() {
+    let dump = reference();
+    assert_eq!(dump.mcg_cap, Some(0x0f00_0c14));
+    assert_eq!(dump.model().unwrap().mce_banks(), 0x14);
+}
+
+#[test]
 fn the_emitted_table_is_rustfmt_clean() {
     let without_mcg = CpuDump::parse("0x0 0x0 0x1 0x756e6547 0x6c65746e 0x49656e69\n").unwrap();
     for dump in [reference(), without_mcg, CpuDump::default()] {
