@@ -11,7 +11,10 @@
 //!   keeps Rust's precondition checks on, so undefined behaviour such as a
 //!   misaligned slice aborts it instead of passing silently.
 //!
-//! Skips, saying so, when `cc` is absent.
+//! And, without C: the release staticlib's symbols (`nm -C`) and bytes hold
+//! no part of the CPU dump parser, so `pvgate_init` cannot parse text.
+//!
+//! Skips, saying so, when `cc` (or, for the symbol check, `nm`) is absent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -159,4 +162,74 @@ fn every_bad_c_argument_is_refused_without_a_leak_in_a_release_build() {
 #[test]
 fn every_bad_c_argument_is_refused_without_a_leak_in_a_debug_build() {
     bad_arguments_against("dev", "bad_args_debug");
+}
+
+/// Demangled symbol-name fragments of the CPU dump parser
+/// (`pvgate_trace::CpuDump::parse` and its helpers): none may appear in the
+/// image. Matched case-sensitively against every line of `nm -C`.
+const PARSER_SYMBOLS: &[&str] = &["CpuDump", "cpu_dump", "pvgate_trace"];
+
+/// Bytes only the parser or the dump text would bring into the image: the
+/// parser's error wording and the dump file's header.
+const PARSER_TEXT: &[&str] = &[
+    "is not `leaf subleaf eax ebx ecx edx`",
+    "pvgate CPU model \"reference\"",
+];
+
+/// The lines of `nm -C lib` naming any of `fragments`.
+fn symbols_matching(lib: &Path, fragments: &[&str]) -> (usize, Vec<String>) {
+    let out = Command::new("nm")
+        .arg("-C")
+        .arg(lib)
+        .output()
+        .expect("nm runs");
+    assert!(
+        out.status.success(),
+        "nm -C {} failed:\n{}",
+        lib.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hits = text
+        .lines()
+        .filter(|l| fragments.iter().any(|f| l.contains(f)))
+        .map(str::to_string)
+        .collect();
+    (text.lines().count(), hits)
+}
+
+#[test]
+fn the_image_links_no_cpu_dump_parser() {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        println!("SKIPPED image symbols: the check is written for x86_64 linux");
+        return;
+    }
+    if Command::new("nm").arg("--version").output().is_err() {
+        println!("SKIPPED image symbols: no `nm` on PATH (install binutils)");
+        return;
+    }
+    let lib = build_image("release");
+    // The check can see: the image's own exports are there, demangled.
+    let (total, exports) = symbols_matching(&lib, &["pvgate_init", "pvgate_hyp::"]);
+    assert!(
+        total > 0 && exports.iter().any(|l| l.ends_with(" pvgate_init")),
+        "{exports:?}"
+    );
+    assert!(
+        exports.iter().any(|l| l.contains("pvgate_hyp::")),
+        "nm -C did not demangle"
+    );
+    let (_, parser) = symbols_matching(&lib, PARSER_SYMBOLS);
+    assert!(
+        parser.is_empty(),
+        "the CPU dump parser is linked into the image:\n{}",
+        parser.join("\n")
+    );
+    let bytes = std::fs::read(&lib).expect("the staticlib reads");
+    for text in PARSER_TEXT {
+        assert!(
+            !bytes.windows(text.len()).any(|w| w == text.as_bytes()),
+            "the image carries `{text}`"
+        );
+    }
 }

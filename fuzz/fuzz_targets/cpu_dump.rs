@@ -7,14 +7,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use pvgate_gate::VmKind;
-use pvgate_hyp::{Call, CpuDump, CpuModel, Hyp, HypConfig};
+use pvgate_hyp::{Call, Hyp, HypConfig};
+use pvgate_trace::CpuDump;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let Ok(dump) = CpuDump::parse(&text) else {
         return;
     };
-    let Ok(cpu) = CpuModel::from_dump(&dump) else {
+    let Ok(cpu) = dump.model() else {
         return;
     };
     let h: Box<Hyp<_, 2, 1>> = Box::new(Hyp::with_cpu(pvgate::POLICY, cpu, HypConfig::DEFAULT));

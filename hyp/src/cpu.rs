@@ -1,104 +1,25 @@
 //! The CPU model: the hypervisor's base CPUID table (what the CPU and the
 //! hypervisor support, like QEMU `-cpu host`) and its machine-check
-//! capability, read through raw-cpuid from real hardware or from a recorded
-//! dump.
+//! capability, read through raw-cpuid from real hardware or from a table of
+//! recorded CPUID entries (the image's reference CPU is a `const` table
+//! generated at build time; hyp parses no text).
 
 use core::fmt;
 
 use heapless::Vec;
-use pvgate_gate::Register;
 use raw_cpuid::{CpuId, CpuIdReader, CpuIdResult};
 
 /// raw-cpuid's reader of the CPU we run on (the CPUID instruction).
 #[cfg(target_arch = "x86_64")]
 pub use raw_cpuid::CpuIdReaderNative as NativeReader;
 
-/// How many entries a CPUID table holds (KVM's `KVM_MAX_CPUID_ENTRIES` is 256).
-pub const MAX_CPUID_ENTRIES: usize = 256;
+mod entry;
 
-/// One CPUID leaf/subleaf and its four output registers, as in
-/// `struct kvm_cpuid_entry2` (without the flags).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[repr(C)]
-pub struct CpuidEntry {
-    /// CPUID input EAX (the leaf).
-    pub leaf: u32,
-    /// CPUID input ECX (the subleaf; 0 for leaves without subleaves).
-    pub subleaf: u32,
-    /// Output EAX.
-    pub eax: u32,
-    /// Output EBX.
-    pub ebx: u32,
-    /// Output ECX.
-    pub ecx: u32,
-    /// Output EDX.
-    pub edx: u32,
-}
-
-impl CpuidEntry {
-    /// An entry with every output register zero.
-    pub const fn zero(leaf: u32, subleaf: u32) -> CpuidEntry {
-        CpuidEntry {
-            leaf,
-            subleaf,
-            eax: 0,
-            ebx: 0,
-            ecx: 0,
-            edx: 0,
-        }
-    }
-
-    /// One output register.
-    pub const fn reg(&self, r: Register) -> u32 {
-        match r {
-            Register::Eax => self.eax,
-            Register::Ebx => self.ebx,
-            Register::Ecx => self.ecx,
-            Register::Edx => self.edx,
-        }
-    }
-
-    /// Sets one output register.
-    pub fn set_reg(&mut self, r: Register, value: u32) {
-        match r {
-            Register::Eax => self.eax = value,
-            Register::Ebx => self.ebx = value,
-            Register::Ecx => self.ecx = value,
-            Register::Edx => self.edx = value,
-        }
-    }
-
-    /// Whether this entry answers CPUID(leaf, subleaf).
-    pub const fn is(&self, leaf: u32, subleaf: u32) -> bool {
-        self.leaf == leaf && self.subleaf == subleaf
-    }
-}
-
-/// A CPUID table of at most [`MAX_CPUID_ENTRIES`] entries.
-pub type CpuidTable = Vec<CpuidEntry, MAX_CPUID_ENTRIES>;
-
-/// The entry for (leaf, subleaf) in a table.
-pub fn find_entry(table: &[CpuidEntry], leaf: u32, subleaf: u32) -> Option<&CpuidEntry> {
-    table.iter().find(|e| e.is(leaf, subleaf))
-}
+pub use entry::{CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
 
 /// Why a CPU model could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuModelError {
-    /// A dump line is not `leaf subleaf eax ebx ecx edx` in hex.
-    BadDumpLine {
-        /// 1-based line number.
-        line: usize,
-    },
-    /// The same (leaf, subleaf) appears twice in a dump.
-    DuplicateEntry {
-        /// 1-based line number of the second one.
-        line: usize,
-        /// The leaf.
-        leaf: u32,
-        /// The subleaf.
-        subleaf: u32,
-    },
     /// More than [`MAX_CPUID_ENTRIES`] entries.
     TooManyEntries,
     /// CPUID leaf 0 names no vendor this hypervisor knows (Intel, AMD).
@@ -108,18 +29,6 @@ pub enum CpuModelError {
 impl fmt::Display for CpuModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CpuModelError::BadDumpLine { line } => write!(
-                f,
-                "cpu dump line {line} is not `leaf subleaf eax ebx ecx edx` (hex) or `mcg_cap <hex>`"
-            ),
-            CpuModelError::DuplicateEntry {
-                line,
-                leaf,
-                subleaf,
-            } => write!(
-                f,
-                "cpu dump line {line} repeats CPUID.(EAX={leaf:#x},ECX={subleaf:#x})"
-            ),
             CpuModelError::TooManyEntries => write!(
                 f,
                 "cpu model has more than {MAX_CPUID_ENTRIES} cpuid entries"
@@ -132,94 +41,18 @@ impl fmt::Display for CpuModelError {
     }
 }
 
-/// A recorded CPUID dump: a table answering CPUID like the CPU it came from
-/// (absent leaves read as zeros).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CpuDump {
-    /// The recorded entries.
-    pub entries: CpuidTable,
-    /// The recorded IA32_MCG_CAP (MSR 0x179), if the dump carries one.
-    pub mcg_cap: Option<u64>,
-}
-
-fn parse_hex(word: &str) -> Option<u64> {
-    let digits = word
-        .strip_prefix("0x")
-        .or_else(|| word.strip_prefix("0X"))?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(digits, 16).ok()
-}
-
-impl CpuDump {
-    /// Parses the dump format of `tests/data/cpu/*.cpuid`: `#` comments,
-    /// `mcg_cap 0x…`, and lines `leaf subleaf eax ebx ecx edx` in `0x` hex.
-    pub fn parse(text: &str) -> Result<CpuDump, CpuModelError> {
-        let mut dump = CpuDump::default();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i.saturating_add(1);
-            let content = raw.split('#').next().unwrap_or("").trim();
-            if content.is_empty() {
-                continue;
-            }
-            let mut words = content.split_whitespace();
-            let first = words.next().unwrap_or("");
-            if first == "mcg_cap" {
-                let value = words.next().and_then(parse_hex);
-                match (value, words.next()) {
-                    (Some(v), None) => dump.mcg_cap = Some(v),
-                    _ => return Err(CpuModelError::BadDumpLine { line }),
-                }
-                continue;
-            }
-            let mut v = [0u32; 6];
-            let mut n = 0;
-            for word in core::iter::once(first).chain(words) {
-                let parsed = parse_hex(word)
-                    .and_then(|x| u32::try_from(x).ok())
-                    .ok_or(CpuModelError::BadDumpLine { line })?;
-                let slot = v.get_mut(n).ok_or(CpuModelError::BadDumpLine { line })?;
-                *slot = parsed;
-                n = n.saturating_add(1);
-            }
-            let [leaf, subleaf, eax, ebx, ecx, edx] = v;
-            if n != 6 {
-                return Err(CpuModelError::BadDumpLine { line });
-            }
-            if find_entry(&dump.entries, leaf, subleaf).is_some() {
-                return Err(CpuModelError::DuplicateEntry {
-                    line,
-                    leaf,
-                    subleaf,
-                });
-            }
-            dump.entries
-                .push(CpuidEntry {
-                    leaf,
-                    subleaf,
-                    eax,
-                    ebx,
-                    ecx,
-                    edx,
-                })
-                .map_err(|_| CpuModelError::TooManyEntries)?;
-        }
-        Ok(dump)
-    }
-
-    /// A raw-cpuid reader over this dump (absent leaves read as zeros).
-    pub fn reader(&self) -> impl CpuIdReader + '_ {
-        move |leaf: u32, subleaf: u32| {
-            let e = find_entry(&self.entries, leaf, subleaf)
-                .copied()
-                .unwrap_or(CpuidEntry::zero(leaf, subleaf));
-            CpuIdResult {
-                eax: e.eax,
-                ebx: e.ebx,
-                ecx: e.ecx,
-                edx: e.edx,
-            }
+/// A raw-cpuid reader answering CPUID from a table of recorded entries
+/// (absent leaves read as zeros), as the CPU they were recorded from would.
+pub fn table_reader(entries: &[CpuidEntry]) -> impl CpuIdReader + '_ {
+    move |leaf: u32, subleaf: u32| {
+        let e = find_entry(entries, leaf, subleaf)
+            .copied()
+            .unwrap_or(CpuidEntry::zero(leaf, subleaf));
+        CpuIdResult {
+            eax: e.eax,
+            ebx: e.ebx,
+            ecx: e.ecx,
+            edx: e.edx,
         }
     }
 }
@@ -281,7 +114,8 @@ impl CpuModel {
     };
 
     /// Builds the model from any raw-cpuid reader: the CPU we run on
-    /// (`raw_cpuid::CpuIdReaderNative`) or a recorded [`CpuDump`].
+    /// (`raw_cpuid::CpuIdReaderNative`) or recorded entries
+    /// ([`table_reader`], through [`CpuModel::from_entries`]).
     ///
     /// Basic leaves 0..=CPUID.0:EAX and extended leaves
     /// 0x80000000..=CPUID.0x80000000:EAX are read; leaf 4 and the topology
@@ -364,10 +198,11 @@ impl CpuModel {
         })
     }
 
-    /// Builds the model from a recorded dump; `mcg_cap` is the dump's own
-    /// (0 if it has none).
-    pub fn from_dump(dump: &CpuDump) -> Result<CpuModel, CpuModelError> {
-        CpuModel::from_reader(dump.reader(), dump.mcg_cap.unwrap_or(0))
+    /// Builds the model from recorded CPUID entries (the image's generated
+    /// reference table, or a parsed dump) answering as that CPU would;
+    /// `mcg_cap` as for [`CpuModel::from_reader`].
+    pub fn from_entries(entries: &[CpuidEntry], mcg_cap: u64) -> Result<CpuModel, CpuModelError> {
+        CpuModel::from_reader(table_reader(entries), mcg_cap)
     }
 
     /// The base value of (leaf, subleaf); zeros for a leaf the model lacks.
@@ -392,16 +227,26 @@ impl CpuModel {
 mod tests {
     use super::*;
 
-    const DUMP: &str = "# test\nmcg_cap 0x0f000c14\n\
-        0x0 0x0 0x1 0x756e6547 0x6c65746e 0x49656e69\n\
-        0x1 0x0 0x50657 0x0 0x21 0x4080\n";
+    const fn entry(leaf: u32, subleaf: u32, eax: u32, ebx: u32, ecx: u32, edx: u32) -> CpuidEntry {
+        CpuidEntry {
+            leaf,
+            subleaf,
+            eax,
+            ebx,
+            ecx,
+            edx,
+        }
+    }
+
+    /// CPUID.0: max leaf and "GenuineIntel" (EBX, EDX, ECX).
+    const fn intel(max_leaf: u32) -> CpuidEntry {
+        entry(0, 0, max_leaf, 0x756e_6547, 0x6c65_746e, 0x4965_6e69)
+    }
 
     #[test]
-    fn a_dump_parses_and_feeds_raw_cpuid() {
-        let dump = CpuDump::parse(DUMP).unwrap();
-        assert_eq!(dump.entries.len(), 2);
-        assert_eq!(dump.mcg_cap, Some(0x0f00_0c14));
-        let model = CpuModel::from_dump(&dump).unwrap();
+    fn recorded_entries_feed_raw_cpuid() {
+        let entries = [intel(1), entry(1, 0, 0x50657, 0, 0x21, 0x4080)];
+        let model = CpuModel::from_entries(&entries, 0x0f00_0c14).unwrap();
         assert_eq!(model.base.len(), 2);
         assert_eq!(model.base_entry(1, 0).ecx, 0x21);
         assert_eq!(model.base_entry(0x7, 0), CpuidEntry::zero(7, 0));
@@ -413,52 +258,23 @@ mod tests {
     fn an_unknown_topology_level_type_is_counted_not_a_panic() {
         // Found by fuzz/cpu_dump: leaf 0xB subleaf 0 with level type 6
         // (ECX = 0x604) panicked inside raw-cpuid.
-        let dump = CpuDump::parse(
-            "0x0 0x0 0x16 0x756e6547 0x6c65746e 0x49656e69\n\
-             0xb 0x0 0x0 0x2 0x0604 0x0\n\
-             0xb 0x1 0x0 0x8 0x0201 0x0\n",
-        )
-        .unwrap();
-        let model = CpuModel::from_dump(&dump).unwrap();
+        let entries = [
+            intel(0x16),
+            entry(0xb, 0, 0, 2, 0x0604, 0),
+            entry(0xb, 1, 0, 8, 0x0201, 0),
+        ];
+        let model = CpuModel::from_entries(&entries, 0).unwrap();
         assert_eq!(model.base_entry(0xb, 0).ecx, 0x604);
         assert_eq!(model.base_entry(0xb, 1).ecx, 0x201);
         assert_eq!(model.base_entry(0xb, 2), CpuidEntry::zero(0xb, 2));
     }
 
     #[test]
-    fn bad_dumps_name_the_line() {
-        assert_eq!(
-            CpuDump::parse("0x0 0x0 0x1\n"),
-            Err(CpuModelError::BadDumpLine { line: 1 })
-        );
-        assert_eq!(
-            CpuDump::parse("\n0x0 0x0 0x1 0x2 0x3 0x4 0x5\n"),
-            Err(CpuModelError::BadDumpLine { line: 2 })
-        );
-        assert_eq!(
-            CpuDump::parse("0x0 0x0 0x1 0x2 0x3 0x4\n0x0 0x0 0x1 0x2 0x3 0x4\n"),
-            Err(CpuModelError::DuplicateEntry {
-                line: 2,
-                leaf: 0,
-                subleaf: 0
-            })
-        );
-        assert_eq!(
-            CpuDump::parse("0x0 0x0 0x100000000 0x2 0x3 0x4\n"),
-            Err(CpuModelError::BadDumpLine { line: 1 })
-        );
-    }
-
-    #[test]
     fn a_cpu_without_mca_offers_no_mcg_cap_and_no_vendor_is_refused() {
-        let dump = CpuDump::parse("0x0 0x0 0x1 0x756e6547 0x6c65746e 0x49656e69\n").unwrap();
+        let entries = [intel(1)];
+        assert_eq!(CpuModel::from_entries(&entries, 0x14).unwrap().mcg_cap, 0);
         assert_eq!(
-            CpuModel::from_reader(dump.reader(), 0x14).unwrap().mcg_cap,
-            0
-        );
-        let empty = CpuDump::default();
-        assert_eq!(
-            CpuModel::from_dump(&empty),
+            CpuModel::from_entries(&[], 0x14),
             Err(CpuModelError::UnknownVendor)
         );
     }

@@ -36,7 +36,7 @@ pub mod state;
 pub use abi::{HypercallOut, HypercallRegs, Request, decode};
 pub use audit::{AUDIT_RING_CAPACITY, Audit, AuditEvent, Effect, Resource};
 pub use call::Call;
-pub use cpu::{CpuDump, CpuModel, CpuModelError, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
+pub use cpu::{CpuModel, CpuModelError, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
 pub use error::{CallError, CreateVcpuError, CreateVmError, ReleaseError};
 pub use hyp::{Hyp, HypConfig, Outcome, VcpuHandle, VmHandle, supported_cpuid};
 pub use state::{DescTable, Gpr, GprWrite, SegReg, Segment, VcpuState};

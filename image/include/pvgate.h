@@ -28,7 +28,7 @@ extern "C" {
 #define PVGATE_ENOSPC 28 /* a fixed-capacity table is full */
 
 /* pvgate_init() CPU models. */
-#define PVGATE_CPU_REFERENCE 0u /* recorded Intel Xeon Gold 6252 (Cascade Lake) */
+#define PVGATE_CPU_REFERENCE 0u /* recorded Intel Xeon Gold 6252 (Cascade Lake), a built-in table */
 #define PVGATE_CPU_HOST 1u      /* the CPU this runs on (CPUID instruction) */
 
 /* VM kinds. */

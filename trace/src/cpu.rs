@@ -1,7 +1,8 @@
 //! Choosing and building the CPU model a trace names (`reference` or `host`).
 
-use pvgate_hyp::{CpuDump, CpuModel};
+use pvgate_hyp::CpuModel;
 
+use crate::cpu_dump::CpuDump;
 use crate::error::TraceError;
 
 /// The `reference` CPU model's dump: a Xeon Gold 6252 (Cascade Lake),
@@ -22,7 +23,7 @@ pub fn cpu_model(name: &str) -> Result<CpuModel, TraceError> {
     match name {
         "reference" => {
             let dump = CpuDump::parse(REFERENCE_CPU_DUMP).map_err(|e| err(e.to_string()))?;
-            CpuModel::from_dump(&dump).map_err(|e| err(e.to_string()))
+            dump.model().map_err(|e| err(e.to_string()))
         }
         "host" => host_cpu_model().map_err(err),
         other => Err(err(format!(

@@ -8,14 +8,23 @@
 //! [`replay`] returns one [`Step`] per call: what became of it, the rule
 //! that decided it (name and policy line), and whether its expectation was
 //! met, so a command line can print or serialise it.
+//!
+//! It also parses recorded CPUID dumps ([`CpuDump`], `tests/data/cpu/`) and
+//! writes one as Rust `const` items ([`cpu_table_rust`]): the image's build
+//! script makes its reference CPU table that way, so no text parser is
+//! linked into the no_std image.
 
 mod cpu;
+mod cpu_dump;
+mod cpu_table;
 mod error;
 mod load;
 mod model;
 mod replay;
 
 pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
+pub use cpu_dump::{CpuDump, CpuDumpError};
+pub use cpu_table::cpu_table_rust;
 pub use error::TraceError;
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pvgate_codegen::Interpreter;
 use pvgate_gate::{Phase, Policy, VmKind};
-use pvgate_hyp::{Call, CpuDump, CpuModel, Hyp, HypConfig, VcpuHandle, VcpuState};
+use pvgate_hyp::{Call, CpuModel, Hyp, HypConfig, VcpuHandle, VcpuState};
 
 /// The `reference` CPU model (the recorded Xeon Gold 6252).
 pub const REFERENCE_DUMP: &str = include_str!("../../../tests/data/cpu/xeon-gold-6252.cpuid");
@@ -15,7 +15,10 @@ pub fn root() -> PathBuf {
 }
 
 pub fn reference_cpu() -> CpuModel {
-    CpuModel::from_dump(&CpuDump::parse(REFERENCE_DUMP).unwrap()).unwrap()
+    pvgate_trace::CpuDump::parse(REFERENCE_DUMP)
+        .unwrap()
+        .model()
+        .unwrap()
 }
 
 pub fn interpreter(path: &str) -> Interpreter {
