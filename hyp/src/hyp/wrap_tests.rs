@@ -7,12 +7,25 @@ use pvgate_gate::{Phase, VmKind};
 use super::handle::VcpuHandle;
 use super::table::{Hyp, HypConfig};
 use crate::call::Call;
-use crate::cpu::{CpuDump, CpuModel};
+use crate::cpu::{CpuModel, CpuidEntry};
 use crate::error::CreateVmError;
 
 fn hyp<const VMS: usize>() -> Hyp<pvgate::CompiledPolicy, VMS, 4> {
-    let dump = include_str!("../../../tests/data/cpu/xeon-gold-6252.cpuid");
-    let cpu = CpuModel::from_dump(&CpuDump::parse(dump).unwrap()).unwrap();
+    // A small Intel CPU (leaves 0 and 1): the wrap rule needs a model to
+    // make calls, not any particular feature.
+    let leaf = |leaf, eax, ebx, ecx, edx| CpuidEntry {
+        leaf,
+        subleaf: 0,
+        eax,
+        ebx,
+        ecx,
+        edx,
+    };
+    let entries = [
+        leaf(0, 1, 0x756e_6547, 0x6c65_746e, 0x4965_6e69),
+        leaf(1, 0x50657, 0, 0x21, 0x4080),
+    ];
+    let cpu = CpuModel::from_entries(&entries, 0).unwrap();
     Hyp::with_cpu(pvgate::POLICY, cpu, HypConfig::DEFAULT)
 }
 
