@@ -11,7 +11,13 @@
 //! Each check is a function over plain text, attacked with an input that
 //! breaks it (the `*_are_caught` tests).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -256,7 +262,10 @@ fn the_no_panic_list_is_stated_once() {
     assert!(files.len() > 50, "only {} source files", files.len());
     let mut problems = Vec::new();
     // This file's own fixtures restate lints on purpose.
-    for f in files.iter().filter(|f| !f.ends_with("review/tests/lint_config.rs")) {
+    for f in files
+        .iter()
+        .filter(|f| !f.ends_with("review/tests/lint_config.rs"))
+    {
         let src = std::fs::read_to_string(f).unwrap();
         for line in restatements(&src, &list) {
             problems.push(format!("{}:{line}", f.display()));
