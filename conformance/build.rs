@@ -3,6 +3,12 @@
 //! plus `generated.rs` listing them with their policy text, so the tests
 //! can compare real compiled tables with the interpreter.
 
+// Std code: the workspace's no-panic list (Cargo.toml) applies, less the
+// two lints only a no_std crate needs (docs/design.md, "Crate and
+// dependency rules").
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
+use std::error::Error;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -12,17 +18,18 @@ use pvgate_codegen::sample::{SampleSize, random_policy};
 /// How many random policies are compiled in.
 const RANDOM_POLICIES: u64 = 24;
 
-fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+fn main() -> Result<(), Box<dyn Error>> {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("cargo sets no `OUT_DIR`")?);
     let root = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo sets no `CARGO_MANIFEST_DIR`")?,
     )
     .join("..");
     let mut policies: Vec<(String, String)> = Vec::new();
     for name in ["policy/default.toml", "policy/strict.toml"] {
         let path = root.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
-        let text = std::fs::read_to_string(&path).expect("shipped policy is readable");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
         // The text is compiled again by the tests from another directory,
         // where its include does not resolve: drop the include of the
         // baseline, which every compilation proves anyway.
@@ -52,19 +59,15 @@ fn main() {
     let mut index = String::new();
     let mut list = String::from("/// Every generated policy.\npub static ALL: &[Generated] = &[\n");
     for (i, (name, text)) in policies.iter().enumerate() {
-        let ir = match pvgate_codegen::compile(text) {
-            Ok(ir) => ir,
-            Err(e) => panic!("{}", e.render(name, text)),
-        };
+        let ir = pvgate_codegen::compile(text).map_err(|e| e.render(name, text))?;
         let text_file = format!("policy_{i}.toml");
-        std::fs::write(out.join(&text_file), text).expect("write policy text");
+        std::fs::write(out.join(&text_file), text)?;
         for (shape, tag) in [(Shape::Match, "match"), (Shape::Sorted, "sorted")] {
             let module = format!("p{i}_{tag}");
             std::fs::write(
                 out.join(format!("{module}.rs")),
                 rust_shaped(&ir, name, shape),
-            )
-            .expect("write tables");
+            )?;
             let _ = writeln!(
                 index,
                 "/// Tables of `{name}` ({tag}).\npub mod {module} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));\n}}"
@@ -79,5 +82,6 @@ fn main() {
     }
     list.push_str("];\n");
     index.push_str(&list);
-    std::fs::write(out.join("generated.rs"), index).expect("write index");
+    std::fs::write(out.join("generated.rs"), index)?;
+    Ok(())
 }

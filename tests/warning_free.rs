@@ -47,6 +47,25 @@ fn compiler() -> (String, bool) {
     }
 }
 
+/// The lints of `[workspace.lints.clippy]` in the root `Cargo.toml`: the
+/// no-panic list the image crate inherits, stated there once.
+fn workspace_clippy_lints() -> Vec<String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let lints: Vec<String> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[workspace.lints.clippy]")
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+        .filter(|k| !k.is_empty() && !k.starts_with('#'))
+        .collect();
+    assert!(
+        lints.len() >= 5,
+        "[workspace.lints.clippy] not found: {lints:?}"
+    );
+    lints
+}
+
 /// Compiles `tables` as `src/lib.rs` does, denying every warning; the
 /// compiler's messages when it fails.
 fn warnings_of(tables: &str, label: &str) -> Result<(), String> {
@@ -75,14 +94,9 @@ fn warnings_of(tables: &str, label: &str) -> Result<(), String> {
         .arg(format!("dependency={}", deps.display()))
         .args(["-D", "warnings", "-W", "missing_docs"]);
     if clippy {
-        cmd.args([
-            "-W",
-            "clippy::unwrap_used",
-            "-W",
-            "clippy::expect_used",
-            "-W",
-            "clippy::panic",
-        ]);
+        for lint in workspace_clippy_lints() {
+            cmd.arg("-W").arg(format!("clippy::{lint}"));
+        }
     }
     let out = cmd.arg("lib.rs").output().expect("the compiler runs");
     if out.status.success() {

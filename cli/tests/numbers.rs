@@ -4,7 +4,12 @@
 //! hostile, and must give the same answer: refused by all, or accepted by
 //! all with the same value.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

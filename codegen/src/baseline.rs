@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostic::{Diagnostic, ErrorKind, SourceFile};
 use crate::invariant::Invariant;
+use crate::ir::BaselineInfo;
 use crate::registry::Registry;
 use crate::resolve::Resolver;
 
@@ -42,17 +43,6 @@ pub struct Baseline {
     shown: String,
     text: String,
     sha256: [u8; 32],
-}
-
-/// Which baseline an IR was proven against (printed by `check`/`report`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BaselineInfo {
-    /// The file, as shown in messages.
-    pub file: String,
-    /// Lowercase hex SHA-256 of the file's bytes.
-    pub sha256: String,
-    /// How many invariants it contributed.
-    pub invariants: usize,
 }
 
 /// A baseline file that cannot be used.
@@ -89,7 +79,7 @@ impl Baseline {
             return Err(fail(String::from("a baseline is a `.toml` file")));
         }
         let text =
-            crate::read_bounded(path, MAX_BASELINE_BYTES).map_err(|e| fail(e.to_string()))?;
+            crate::load::read_bounded(path, MAX_BASELINE_BYTES).map_err(|e| fail(e.to_string()))?;
         Ok(Baseline::from_text(shown, &text))
     }
 
@@ -144,8 +134,8 @@ impl Baseline {
             d.file = Some(source.clone());
             d
         };
-        let file: crate::model::InvariantFile =
-            toml::from_str(&self.text).map_err(|e| vec![tag(crate::toml_error(&e, &self.text))])?;
+        let file: crate::model::InvariantFile = toml::from_str(&self.text)
+            .map_err(|e| vec![tag(crate::load::toml_error(&e, &self.text))])?;
         let mut resolver = Resolver::new(&self.text, registry);
         let mut found = Vec::new();
         for raw in &file.invariant {

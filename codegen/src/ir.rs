@@ -8,6 +8,8 @@ use std::ops::Range;
 
 use pvgate_gate::{Access, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
 
+use crate::invariant::Invariant;
+
 /// Which array a rule came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RuleClass {
@@ -151,6 +153,17 @@ pub struct CpuidEntry {
     pub rule: RuleId,
 }
 
+/// Which baseline an IR was proven against (printed by `check`/`report`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BaselineInfo {
+    /// The file, as shown in messages.
+    pub file: String,
+    /// Lowercase hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// How many invariants it contributed.
+    pub invariants: usize,
+}
+
 /// The normalised policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ir {
@@ -171,11 +184,11 @@ pub struct Ir {
     /// The invariants the rules satisfy: the mandatory baseline's, then
     /// the policy's own and those of the files it includes. They are
     /// proven, not emitted; the digest covers them.
-    pub invariants: Vec<crate::invariant::Invariant>,
+    pub invariants: Vec<Invariant>,
     /// The invariant files the policy includes, as shown in messages.
     pub included: Vec<String>,
     /// The baseline proven (always one).
-    pub baseline: crate::baseline::BaselineInfo,
+    pub baseline: BaselineInfo,
 }
 
 impl Ir {

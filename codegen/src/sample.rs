@@ -58,7 +58,7 @@ pub fn random_policy(seed: u64, size: SampleSize) -> String {
         let Ok(ir) = crate::lower_unproven(&text) else {
             return text;
         };
-        let broken: Vec<u32> = crate::invariant::check(&ir, crate::Registry::builtin())
+        let broken: Vec<u32> = crate::prove::check(&ir, crate::Registry::builtin())
             .iter()
             .flat_map(|v| v.rules.iter().filter_map(|id| ir.rule(*id)).map(|r| r.line))
             .collect();

@@ -2,6 +2,7 @@
 //! whether or not the policy includes it; another baseline is used only
 //! when given, and one that constrains no protected VM is refused; the
 //! digest covers the invariants proven.
+#![allow(clippy::unwrap_used)] // test and tool code: a panic is a failed run
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,13 @@
 //! contents aside, and hold nothing but printable ASCII; the hostile C
 //! header compiles with `-Wall -Wextra -Werror`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 #[path = "support/structure.rs"]
 mod structure;

@@ -3,6 +3,12 @@
 //! offending rule; the shipped policies satisfy theirs; and, for random
 //! policies, the check passes exactly when a brute-force search with the
 //! interpreter finds no input that breaks it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // test and tool code: a panic is a failed run
 
 use std::path::PathBuf;
 

@@ -6,6 +6,11 @@
 //!
 //! Run: `cargo bench -p pvgate-conformance --bench lookup`.
 //! For repeatable instruction counts: `scripts/callgrind-lookup.sh`.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // test and tool code: a panic is a failed run
 
 use std::hint::black_box;
 

@@ -2,6 +2,11 @@
 //! `lookup_cost VARIANT ROUNDS` decides 16 MSR writes `ROUNDS` times.
 //! `scripts/callgrind-lookup.sh` runs it twice per variant and divides the
 //! difference, so setup cost cancels out.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)] // test and tool code: a panic is a failed run
 
 use std::hint::black_box;
 

@@ -1,6 +1,12 @@
 //! Threads hammering different vCPUs and the same vCPU: no lost update, no
 //! deadlock, audit counters exact.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! For every PV call × VM kind × phase, hyp's verdict is the policy's:
 //! hyp over the image's const tables (`pvgate::POLICY`) and over the
 //! interpreter, compared with the interpreter's reference semantics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 mod common;
 

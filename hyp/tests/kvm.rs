@@ -14,7 +14,13 @@
 //! `--nocapture`), when `/dev/kvm` cannot be opened (absent, not root).
 //! `PVGATE_REQUIRE_KVM=1` turns the skip into a failure, for machines that
 //! must run it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 #[cfg(not(target_arch = "x86_64"))]
 #[test]

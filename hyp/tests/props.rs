@@ -1,6 +1,11 @@
 //! Totality: random register values into the ABI decoder and the hypercall
 //! entry, and random call sequences; no panic, and the invariants hold.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 mod common;
 

@@ -15,12 +15,10 @@
 //! `cargo build --workspace`) links std instead, because stable Rust cannot
 //! unwind without it; the C ABI is the same.
 #![cfg_attr(panic = "abort", no_std)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// The no-panic lints are the workspace's (Cargo.toml). Relaxed here:
+// `-e.errno()` negates a small errno constant, until hyp hands out the
+// negative status itself (review/tests/lint_config.rs, KNOWN_RELAXED).
+#![allow(clippy::arithmetic_side_effects)]
 
 use pvgate::{CompiledPolicy, POLICY, POLICY_DIGEST, POLICY_DIGEST_HEX};
 use pvgate_gate::{PvCall, VmKind};

@@ -6,6 +6,10 @@
 //!
 //! [`describe`] and [`bits`] hold the wording the engines and the command
 //! share: MSR ranges by name, CPUID locations, scopes, value drawings.
+// Std code: the workspace's no-panic list (Cargo.toml) applies, less the
+// two lints only a no_std crate needs (docs/design.md, "Crate and
+// dependency rules").
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 pub mod bits;
 pub mod describe;

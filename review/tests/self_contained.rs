@@ -2,7 +2,12 @@
 //! outside it, and every `design.md §N` citation names a section that
 //! `docs/design.md` has.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
