@@ -46,8 +46,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    assert_eq!(h.call_simple(v, call).ok(), expect_ok, "{variant}: {call:?}");
-    let total = run(rounds, || h.call_simple(black_box(v), black_box(call)).status());
+    assert_eq!(
+        h.call_simple(v, call).ok(),
+        expect_ok,
+        "{variant}: {call:?}"
+    );
+    let total = run(rounds, || {
+        h.call_simple(black_box(v), black_box(call)).status()
+    });
     println!("{variant}: {total}");
 }
 

@@ -41,10 +41,8 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
 /// The per-register controls a CPUID decision gives the host: the rule's
 /// for `allow`, none (everything fixed) otherwise.
 fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
-    match (d.verdict, d.rule) {
-        (Verdict::Allow, Some(rule)) => rule.cpuid_controls(),
-        _ => [RegControl::FIXED; 4],
-    }
+    d.granted(|rule| Some(rule.cpuid_controls()))
+        .unwrap_or([RegControl::FIXED; 4])
 }
 
 fn sort_table(t: &mut CpuidTable) {

@@ -2,12 +2,12 @@
 //! gate (VM kind, the vCPU's phase, the call), routed to its handler when
 //! allowed, and counted and recorded in the audit.
 
-use pvgate_gate::{Phase, Policy, PvCall, PvConstraint, Verdict, decide_pv};
+use pvgate_gate::{Phase, Policy, PvCall, Rule, decide_pv};
 
 use super::ctx::Ctx;
 use super::handle::VcpuHandle;
 use super::lifecycle::LockedVcpu;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, decided};
 use super::table::Hyp;
 use super::{apic, cpuid, events, mmu, msr, regs, resources, run};
 use crate::audit::{Effect, Resource};
@@ -93,12 +93,15 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let kind = locked.meta.kind;
         let v = &mut *locked.vcpu;
         let d = decide_pv(&self.policy, kind, v.phase, pv);
-        // Fail closed: `allow` needs the PV rule's constraint; a rule of
-        // another class has none and the call is denied.
-        let pc = d.rule.and_then(|r| r.pv_constraint());
-        let verdict = match (d.verdict, pc) {
-            (Verdict::Allow, None) => Verdict::Deny,
-            (verdict, _) => verdict,
+        let phase = v.phase;
+        let denied = || CallError::Denied {
+            call: pv,
+            kind,
+            phase,
+        };
+        let constraint = match decided(pv, &d, Rule::pv_constraint, call.resource(), denied) {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
         };
         let ctx = Ctx {
             policy: &self.policy,
@@ -108,33 +111,11 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             index: locked.index,
             call: pv,
             rule: d.rule.map(|r| r.id),
-            pc: pc.unwrap_or(SHOWS_NOTHING),
+            pc: constraint,
         };
-        match verdict {
-            Verdict::Deny => Outcome::failed(
-                pv,
-                CallError::Denied {
-                    call: pv,
-                    kind,
-                    phase: v.phase,
-                },
-                ctx.rule,
-                call.resource(),
-            ),
-            Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, call.resource()),
-            Verdict::Allow => execute(&ctx, v, call, cpuid),
-        }
+        execute(&ctx, v, call, cpuid)
     }
 }
-
-/// The constraint of a call that is not carried out (denied or ignored):
-/// it shows no bit and allows no vector. Only `allow` executes a call, and
-/// `allow` always has its rule's own constraint.
-const SHOWS_NOTHING: PvConstraint = PvConstraint {
-    read_mask: 0,
-    min_vector: u8::MAX,
-    allow_soft: false,
-};
 
 /// Carries out an allowed call: resource-level checks, then the change.
 fn execute<P: Policy>(

@@ -1,11 +1,11 @@
 //! The VM and vCPU lifecycle: creating and releasing VMs and vCPUs,
 //! `vm_destroy` (the move to `teardown`), and looking a vCPU up by handle.
 
-use pvgate_gate::{Phase, Policy, PvCall, Verdict, VmKind, decide_pv};
+use pvgate_gate::{Phase, Policy, PvCall, Rule, VmKind, decide_pv};
 
 use super::cpuid::supported_cpuid;
 use super::handle::{VcpuHandle, VmHandle};
-use super::outcome::Outcome;
+use super::outcome::{Outcome, decided};
 use super::slot::{Claim, VmMeta, VmSlot};
 use super::table::Hyp;
 use crate::audit::{Effect, Resource};
@@ -32,9 +32,8 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// with the supported CPUID table for the VM's kind.
     pub fn create_vcpu(&self, vm: VmHandle) -> Result<VcpuHandle, CreateVcpuError> {
         let bad = CreateVcpuError::BadHandle { handle: vm.0 };
-        let (generation, slot) = vm.split().ok_or(bad)?;
-        let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let _lifecycle = slot_ref.lifecycle.lock();
+        let locked = self.lock_vm(vm).ok_or(bad)?;
+        let (slot_ref, generation) = (locked.slot, locked.generation);
         let meta = slot_ref.live(generation).ok_or(bad)?;
         if meta.destroyed {
             return Err(CreateVcpuError::Destroyed { handle: vm.0 });
@@ -60,21 +59,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             v.set_msr(index, value);
         }
         slot_ref.add_vcpu(index);
-        Ok(VcpuHandle::new(generation, slot, index))
+        Ok(VcpuHandle::new(generation, locked.index, index))
     }
 
     /// Releases a torn-down vCPU's slot.
     pub fn destroy_vcpu(&self, vcpu: VcpuHandle) -> Result<(), ReleaseError> {
         let bad = ReleaseError::BadHandle { handle: vcpu.0 };
-        let (generation, slot, index) = vcpu.split();
-        let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let _lifecycle = slot_ref.lifecycle.lock();
-        let meta = slot_ref.holds(generation, index).ok_or(bad)?;
+        let locked_vm = self.lock_vm(vcpu.vm()).ok_or(bad)?;
+        let locked = self.lock_vcpu(vcpu).ok_or(bad)?;
         // A vCPU is in `teardown` exactly when its VM was destroyed.
-        if !meta.destroyed {
+        if !locked.meta.destroyed {
             return Err(ReleaseError::NotTornDown { handle: vcpu.0 });
         }
-        slot_ref.remove_vcpu(index);
+        locked_vm.slot.remove_vcpu(locked.index);
         Ok(())
     }
 
@@ -82,21 +79,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// invalid.
     pub fn free_vm(&self, vm: VmHandle) -> Result<(), ReleaseError> {
         let bad = ReleaseError::BadHandle { handle: vm.0 };
-        let (generation, slot) = vm.split().ok_or(bad)?;
-        let slot_ref = self.vms.get(slot).ok_or(bad)?;
-        let _lifecycle = slot_ref.lifecycle.lock();
-        let meta = slot_ref.live(generation).ok_or(bad)?;
+        let locked = self.lock_vm(vm).ok_or(bad)?;
+        let meta = locked.slot.live(locked.generation).ok_or(bad)?;
         if !meta.destroyed {
             return Err(ReleaseError::NotTornDown { handle: vm.0 });
         }
-        slot_ref.release();
+        locked.slot.release();
         Ok(())
     }
 
     /// The kind of a live VM.
     pub fn vm_kind(&self, vm: VmHandle) -> Option<VmKind> {
-        let (generation, slot) = vm.split()?;
-        Some(self.vms.get(slot)?.live(generation)?.kind)
+        let (slot, generation, _) = self.vm_slot(vm)?;
+        Some(slot.live(generation)?.kind)
     }
 
     /// Reads a vCPU's phase (the host may always know it: it is a function
@@ -110,6 +105,28 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     pub fn inspect<R>(&self, vcpu: VcpuHandle, f: impl FnOnce(&VcpuState) -> R) -> Option<R> {
         let locked = self.lock_vcpu(vcpu)?;
         Some(f(&locked.vcpu))
+    }
+
+    /// The slot and generation a VM handle names, when the slot exists
+    /// (whether the VM is live is for the caller to read from the slot).
+    fn vm_slot(&self, vm: VmHandle) -> Option<(&VmSlot<VCPUS>, u32, usize)> {
+        let (generation, index) = vm.split()?;
+        Some((self.vms.get(index)?, generation, index))
+    }
+
+    /// Looks a VM up by handle and takes its lifecycle lock (serialising
+    /// `create_vcpu`, `destroy_vcpu`, `free_vm` and `vm_destroy` on it).
+    /// The handle's generation is checked by the caller against the state
+    /// word it reads under the lock.
+    fn lock_vm(&self, vm: VmHandle) -> Option<LockedVm<'_, VCPUS>> {
+        let (slot, generation, index) = self.vm_slot(vm)?;
+        let guard = slot.lifecycle.lock();
+        Some(LockedVm {
+            slot,
+            generation,
+            index,
+            _lifecycle: guard,
+        })
     }
 
     /// Looks a vCPU up by handle and takes its lock: `None` unless its VM
@@ -154,13 +171,10 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             None,
             Resource::Call,
         );
-        let Some((generation, slot)) = vm.split() else {
+        let Some(locked) = self.lock_vm(vm) else {
             return bad;
         };
-        let Some(slot_ref) = self.vms.get(slot) else {
-            return bad;
-        };
-        let _lifecycle = slot_ref.lifecycle.lock();
+        let (slot_ref, generation) = (locked.slot, locked.generation);
         // Decided on one reading of the state word and recorded with a
         // compare-exchange on it; the word moves under us at most once (a
         // vCPU's first run), so this loop runs at most twice.
@@ -170,28 +184,20 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             };
             let phase = meta.phase();
             let d = decide_pv(&self.policy, meta.kind, phase, call);
-            let rule = d.rule.map(|r| r.id);
-            return match d.verdict {
-                Verdict::Deny => Outcome::failed(
-                    call,
-                    CallError::Denied {
-                        call,
-                        kind: meta.kind,
-                        phase,
-                    },
-                    rule,
-                    Resource::Call,
-                ),
-                Verdict::Ignore => Outcome::new(call, Effect::Ignore, rule, Resource::Call),
-                Verdict::Allow => {
-                    // Every vCPU is in `teardown` from here: each one's
-                    // next lookup moves it there (see `lock_vcpu`).
-                    if !meta.destroyed && !slot_ref.destroy(meta, generation) {
-                        continue;
-                    }
-                    Outcome::new(call, Effect::Allow, rule, Resource::Call)
-                }
+            let denied = || CallError::Denied {
+                call,
+                kind: meta.kind,
+                phase,
             };
+            if let Err(outcome) = decided(call, &d, Rule::pv_constraint, Resource::Call, denied) {
+                return outcome;
+            }
+            // Every vCPU is in `teardown` from here: each one's next
+            // lookup moves it there (see `lock_vcpu`).
+            if !meta.destroyed && !slot_ref.destroy(meta, generation) {
+                continue;
+            }
+            return Outcome::new(call, Effect::Allow, d.rule.map(|r| r.id), Resource::Call);
         }
     }
 }
@@ -204,4 +210,13 @@ pub(super) struct LockedVcpu<'a, const VCPUS: usize> {
     pub(super) index: usize,
     pub(super) meta: VmMeta,
     pub(super) vcpu: spin::MutexGuard<'a, VcpuState>,
+}
+
+/// A VM slot found by handle, its lifecycle lock held.
+struct LockedVm<'a, const VCPUS: usize> {
+    slot: &'a VmSlot<VCPUS>,
+    generation: u32,
+    /// The slot's index in the VM table.
+    index: usize,
+    _lifecycle: spin::mutex::TicketMutexGuard<'a, ()>,
 }

@@ -3,11 +3,11 @@
 //! `complete_emulated_msr`.
 
 use pvgate_gate::{
-    Access, MsrConstraint, Phase, Policy, Verdict, check_msr_write, decide_msr, msr_read_view,
+    Access, Phase, Policy, Rule, check_msr_write, decide_msr, force_msr_bits, msr_read_view,
 };
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, decided};
 use crate::audit::{Effect, Resource};
 use crate::error::CallError;
 use crate::state::VcpuState;
@@ -20,9 +20,8 @@ pub(super) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuStat
         let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, *index);
         // A rule of another class has no constraint: nothing is forced,
         // and the same decision denied the write that stored the value.
-        if let (Verdict::Allow, Some(c)) = (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
-            let c: MsrConstraint = c;
-            *value = (*value | c.force_on) & !c.force_off;
+        if let Some(c) = d.granted(Rule::msr_constraint) {
+            *value = force_msr_bits(c, *value);
         }
     }
 }
@@ -38,40 +37,35 @@ pub(super) fn set_msr<P: Policy>(
     let resource = Resource::Msr(index);
     let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Write, index);
     let rule = d.rule.map(|r| r.id);
-    // `allow` without an MSR constraint (a rule of another class) falls to
-    // the denial below: fail closed.
-    match (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
-        (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
-        (Verdict::Allow, Some(c)) => match check_msr_write(c, value) {
-            Err(e) => Outcome::failed(
-                ctx.call,
-                CallError::MsrValue {
-                    index,
-                    value,
-                    write_mask: e.write_mask,
-                    refused: e.refused,
-                },
-                rule,
-                resource,
-            ),
-            Ok(stored) => {
-                if v.set_msr(index, stored) {
-                    Outcome::new(ctx.call, Effect::Allow, rule, resource)
-                } else {
-                    Outcome::failed(ctx.call, CallError::MsrStoreFull { index }, rule, resource)
-                }
-            }
-        },
-        _ => Outcome::failed(
+    let phase = v.phase;
+    let denied = || CallError::MsrDenied {
+        index,
+        access: Access::Write,
+        phase,
+    };
+    let c = match decided(ctx.call, &d, Rule::msr_constraint, resource, denied) {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
+    };
+    match check_msr_write(c, value) {
+        Err(e) => Outcome::failed(
             ctx.call,
-            CallError::MsrDenied {
+            CallError::MsrValue {
                 index,
-                access: Access::Write,
-                phase: v.phase,
+                value,
+                write_mask: e.write_mask,
+                refused: e.refused,
             },
             rule,
             resource,
         ),
+        Ok(stored) => {
+            if v.set_msr(index, stored) {
+                Outcome::new(ctx.call, Effect::Allow, rule, resource)
+            } else {
+                Outcome::failed(ctx.call, CallError::MsrStoreFull { index }, rule, resource)
+            }
+        }
     }
 }
 
@@ -80,28 +74,21 @@ pub(super) fn set_msr<P: Policy>(
 pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) -> Outcome {
     let resource = Resource::Msr(index);
     let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Read, index);
-    let rule = d.rule.map(|r| r.id);
-    // `allow` without an MSR constraint falls to the denial below.
-    match (d.verdict, d.rule.and_then(|r| r.msr_constraint())) {
-        (Verdict::Ignore, _) => Outcome::new(ctx.call, Effect::Ignore, rule, resource),
-        (Verdict::Allow, Some(c)) => {
-            // An MSR the host never wrote reads as 0 (not a policy answer).
-            let seen = msr_read_view(c, v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
-            Outcome {
-                out: [seen, 0, 0, 0],
-                ..Outcome::new(ctx.call, Effect::Allow, rule, resource)
-            }
-        }
-        _ => Outcome::failed(
-            ctx.call,
-            CallError::MsrDenied {
-                index,
-                access: Access::Read,
-                phase: v.phase,
-            },
-            rule,
-            resource,
-        ),
+    let phase = v.phase;
+    let denied = || CallError::MsrDenied {
+        index,
+        access: Access::Read,
+        phase,
+    };
+    let c = match decided(ctx.call, &d, Rule::msr_constraint, resource, denied) {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
+    };
+    // An MSR the host never wrote reads as 0 (not a policy answer).
+    let seen = msr_read_view(c, v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
+    Outcome {
+        out: [seen, 0, 0, 0],
+        ..Outcome::new(ctx.call, Effect::Allow, d.rule.map(|r| r.id), resource)
     }
 }
 
