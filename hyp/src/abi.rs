@@ -6,6 +6,9 @@
 
 use pvgate_gate::{Policy, PvCall, VmKind};
 
+use crate::args::{
+    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+};
 use crate::audit::Effect;
 use crate::call::Call;
 use crate::cpu::{CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
@@ -124,6 +127,16 @@ fn flag(call: PvCall, what: &'static str, value: u64) -> Result<bool, CallError>
     }
 }
 
+/// Decodes an argument into its narrow type (`from_u64`), or names it.
+fn narrow<T>(
+    call: PvCall,
+    what: &'static str,
+    value: u64,
+    from_u64: fn(u64) -> Option<T>,
+) -> Result<T, CallError> {
+    from_u64(value).ok_or(CallError::BadArgument { call, what, value })
+}
+
 fn seg(call: PvCall, value: u64) -> Result<SegReg, CallError> {
     SegReg::from_u64(value).ok_or(CallError::BadArgument {
         call,
@@ -186,7 +199,9 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate { max_isr: a },
         PvCall::HwapicIrrUpdate => Call::HwapicIrrUpdate { max_irr: a },
         PvCall::WriteTscOffset => Call::WriteTscOffset(a),
-        PvCall::WriteTscMultiplier => Call::WriteTscMultiplier(a),
+        PvCall::WriteTscMultiplier => {
+            Call::WriteTscMultiplier(narrow(pv, "tsc multiplier", a, TscMultiplier::new)?)
+        }
         PvCall::SetupMce => Call::SetupMce { mcg_cap: a },
         PvCall::VcpuRun => Call::VcpuRun,
         PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr {
@@ -232,8 +247,13 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         PvCall::FlushTlbGuest => Call::FlushTlbGuest,
         PvCall::VcpuAddFpstate => Call::VcpuAddFpstate { size: a },
         PvCall::LoadMmuPgd => Call::LoadMmuPgd {
-            root: a,
-            level: arg(pv, "paging level", b)?,
+            root: narrow(
+                pv,
+                "page-table root (not page aligned)",
+                a,
+                PageTableRoot::from_u64,
+            )?,
+            level: narrow(pv, "paging level", b, PagingLevel::from_u64)?,
         },
         PvCall::SetRegs => {
             // RCX = first register | count << 8 (1..=4); RDX, RSI, RDI, R8
@@ -264,10 +284,15 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
             what: "register",
             value: a,
         })?),
-        PvCall::SetInterruptShadow => Call::SetInterruptShadow(arg(pv, "interrupt shadow", a)?),
+        PvCall::SetInterruptShadow => Call::SetInterruptShadow(narrow(
+            pv,
+            "interrupt shadow",
+            a,
+            InterruptShadow::from_u64,
+        )?),
         PvCall::GetInterruptShadow => Call::GetInterruptShadow,
         PvCall::InjectException => Call::InjectException {
-            vector: arg(pv, "exception vector", a)?,
+            vector: narrow(pv, "exception vector", a, ExceptionVector::from_u64)?,
             error_code: if flag(pv, "has-error-code flag", b)? {
                 Some(arg(pv, "error code", c)?)
             } else {
@@ -279,7 +304,9 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
             Call::UpdateExceptionBitmap(arg(pv, "exception bitmap", a)?)
         }
         PvCall::VcpuReset => Call::VcpuReset,
-        PvCall::SetVirtualApicMode => Call::SetVirtualApicMode(arg(pv, "apic mode", a)?),
+        PvCall::SetVirtualApicMode => {
+            Call::SetVirtualApicMode(narrow(pv, "apic mode", a, ApicMode::from_u64)?)
+        }
         PvCall::DeliverSipiVector => Call::DeliverSipiVector {
             vector: arg(pv, "sipi vector", a)?,
         },

@@ -2,6 +2,9 @@
 
 use pvgate_gate::PvCall;
 
+use crate::args::{
+    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+};
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
 /// One PV call on a vCPU (every call of docs/design.md §5 except the VM-level
@@ -54,7 +57,7 @@ pub enum Call {
     /// `write_tsc_offset`.
     WriteTscOffset(u64),
     /// `write_tsc_multiplier`.
-    WriteTscMultiplier(u64),
+    WriteTscMultiplier(TscMultiplier),
     /// `setup_mce`.
     SetupMce {
         /// IA32_MCG_CAP for the vCPU.
@@ -132,9 +135,9 @@ pub enum Call {
     /// `load_mmu_pgd`.
     LoadMmuPgd {
         /// Page-table root (page aligned).
-        root: u64,
+        root: PageTableRoot,
         /// Paging level (4 or 5).
-        level: u8,
+        level: PagingLevel,
     },
     /// `set_regs`.
     SetRegs(GprWrite),
@@ -143,13 +146,13 @@ pub enum Call {
     /// `cache_reg`: output 0 is the register.
     CacheReg(Gpr),
     /// `set_interrupt_shadow`.
-    SetInterruptShadow(u8),
+    SetInterruptShadow(InterruptShadow),
     /// `get_interrupt_shadow`: output 0.
     GetInterruptShadow,
     /// `inject_exception`.
     InjectException {
         /// The exception vector (< 32).
-        vector: u8,
+        vector: ExceptionVector,
         /// The error code, if the exception has one.
         error_code: Option<u32>,
     },
@@ -160,7 +163,7 @@ pub enum Call {
     /// `vcpu_reset`.
     VcpuReset,
     /// `set_virtual_apic_mode`.
-    SetVirtualApicMode(u8),
+    SetVirtualApicMode(ApicMode),
     /// `hwapic_irr_update`.
     HwapicIrrUpdate {
         /// Highest requested vector.
@@ -276,7 +279,7 @@ impl Call {
             },
             PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate { max_isr: 0x30 },
             PvCall::WriteTscOffset => Call::WriteTscOffset(0x1000),
-            PvCall::WriteTscMultiplier => Call::WriteTscMultiplier(1 << 48),
+            PvCall::WriteTscMultiplier => Call::WriteTscMultiplier(TscMultiplier::new(1 << 48)?),
             PvCall::SetupMce => Call::SetupMce { mcg_cap: 0x1 },
             PvCall::VcpuRun => Call::VcpuRun,
             PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr { error: false },
@@ -319,22 +322,22 @@ impl Call {
             PvCall::VcpuAfterSetCpuid => Call::VcpuAfterSetCpuid,
             PvCall::VcpuAddFpstate => Call::VcpuAddFpstate { size: 0x3000 },
             PvCall::LoadMmuPgd => Call::LoadMmuPgd {
-                root: 0x9000,
-                level: 4,
+                root: PageTableRoot::from_u64(0x9000)?,
+                level: PagingLevel::Four,
             },
             PvCall::SetRegs => Call::SetRegs(GprWrite::default().with(Gpr::Rsp, 0x8000)),
             PvCall::SetDr7 => Call::SetDr7(0x401),
             PvCall::CacheReg => Call::CacheReg(Gpr::Rsp),
-            PvCall::SetInterruptShadow => Call::SetInterruptShadow(1),
+            PvCall::SetInterruptShadow => Call::SetInterruptShadow(InterruptShadow::from_u64(1)?),
             PvCall::GetInterruptShadow => Call::GetInterruptShadow,
             PvCall::InjectException => Call::InjectException {
-                vector: 13,
+                vector: ExceptionVector::from_u64(13)?,
                 error_code: Some(0),
             },
             PvCall::SetNmiMask => Call::SetNmiMask(true),
             PvCall::UpdateExceptionBitmap => Call::UpdateExceptionBitmap(1 << 14),
             PvCall::VcpuReset => Call::VcpuReset,
-            PvCall::SetVirtualApicMode => Call::SetVirtualApicMode(2),
+            PvCall::SetVirtualApicMode => Call::SetVirtualApicMode(ApicMode::from_u64(2)?),
             PvCall::HwapicIrrUpdate => Call::HwapicIrrUpdate { max_irr: 0x30 },
             PvCall::DeliverSipiVector => Call::DeliverSipiVector { vector: 0x9 },
             PvCall::InjectIrqIfAllowed => Call::InjectIrqIfAllowed {

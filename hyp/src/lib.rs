@@ -26,6 +26,7 @@
 )]
 
 pub mod abi;
+pub mod args;
 pub mod audit;
 pub mod call;
 pub mod cpu;

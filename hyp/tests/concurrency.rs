@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use common::*;
 use pvgate_gate::{Phase, PvCall, Verdict, VmKind, decide_pv};
+use pvgate_hyp::args::{ExceptionVector, InterruptShadow};
 use pvgate_hyp::{
     Call, CallError, DescTable, Effect, Gpr, GprWrite, Hyp, HypConfig, Resource, SegReg, VcpuHandle,
 };
@@ -357,10 +358,10 @@ fn random_call(r: &mut Rng) -> Call {
         Call::SetRegs(GprWrite::default().with(gpr, x)),
         Call::SetDr7(x),
         Call::CacheReg(gpr),
-        Call::SetInterruptShadow(x as u8 & 3),
+        Call::SetInterruptShadow(InterruptShadow::from_u64(x & 3).unwrap()),
         Call::GetInterruptShadow,
         Call::InjectException {
-            vector: vector & 31,
+            vector: ExceptionVector::from_u64(u64::from(vector & 31)).unwrap(),
             error_code: None,
         },
         Call::SetNmiMask(x & 1 != 0),

@@ -6,6 +6,7 @@ use pvgate_gate::Policy;
 
 use super::ctx::Ctx;
 use super::outcome::Outcome;
+use crate::args::ApicMode;
 use crate::state::VcpuState;
 
 /// `update_cr8_intercept`.
@@ -64,11 +65,8 @@ pub(super) fn hwapic_irr_update<P: Policy>(
 pub(super) fn set_virtual_apic_mode<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    mode: u8,
+    mode: ApicMode,
 ) -> Outcome {
-    if mode > 3 {
-        return ctx.bad("apic mode", u64::from(mode));
-    }
-    v.irq.apic_mode = mode;
+    v.irq.apic_mode = mode.get();
     ctx.ok()
 }

@@ -41,12 +41,4 @@ impl<P: Policy> Ctx<'_, P> {
     pub(super) fn fail(&self, error: CallError) -> Outcome {
         Outcome::failed(self.call, error, self.rule, Resource::Call)
     }
-
-    pub(super) fn bad(&self, what: &'static str, value: u64) -> Outcome {
-        self.fail(CallError::BadArgument {
-            call: self.call,
-            what,
-            value,
-        })
-    }
 }

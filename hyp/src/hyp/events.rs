@@ -8,6 +8,7 @@ use pvgate_gate::Policy;
 use super::ctx::Ctx;
 use super::outcome::Outcome;
 use super::regs::set_segment;
+use crate::args::{ExceptionVector, InterruptShadow};
 use crate::audit::Resource;
 use crate::error::CallError;
 use crate::state::{Gpr, SegReg, VcpuState};
@@ -102,13 +103,10 @@ pub(super) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outc
 pub(super) fn inject_exception<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    vector: u8,
+    vector: ExceptionVector,
     error_code: Option<u32>,
 ) -> Outcome {
-    if vector >= 32 {
-        return ctx.bad("exception vector", u64::from(vector));
-    }
-    v.irq.pending_exception = Some((vector, error_code));
+    v.irq.pending_exception = Some((vector.get(), error_code));
     ctx.ok()
 }
 
@@ -130,12 +128,9 @@ pub(super) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &Vcpu
 pub(super) fn set_interrupt_shadow<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    x: u8,
+    x: InterruptShadow,
 ) -> Outcome {
-    if x > 3 {
-        return ctx.bad("interrupt shadow", u64::from(x));
-    }
-    v.irq.interrupt_shadow = x;
+    v.irq.interrupt_shadow = x.get();
     ctx.ok()
 }
 

@@ -6,6 +6,7 @@ use pvgate_gate::{Policy, VmKind};
 
 use super::ctx::Ctx;
 use super::outcome::Outcome;
+use crate::args::TscMultiplier;
 use crate::error::CallError;
 use crate::state::VcpuState;
 
@@ -19,12 +20,9 @@ pub(super) fn write_tsc_offset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x
 pub(super) fn write_tsc_multiplier<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    x: u64,
+    x: TscMultiplier,
 ) -> Outcome {
-    if x == 0 {
-        return ctx.bad("tsc multiplier", x);
-    }
-    v.tsc_multiplier = x;
+    v.tsc_multiplier = x.get();
     ctx.ok()
 }
 
