@@ -38,7 +38,7 @@ fn main() {
             true,
         ),
         "get_rflags_denied" => {
-            assert!(h.call_simple(v, Call::VcpuRun).ok(), "vcpu_run");
+            assert!(h.call(v, Call::VcpuRun).ok(), "vcpu_run");
             (Call::GetRflags, false)
         }
         _ => {
@@ -46,14 +46,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    assert_eq!(
-        h.call_simple(v, call).ok(),
-        expect_ok,
-        "{variant}: {call:?}"
-    );
-    let total = run(rounds, || {
-        h.call_simple(black_box(v), black_box(call)).status()
-    });
+    assert_eq!(h.call(v, call).ok(), expect_ok, "{variant}: {call:?}");
+    let total = run(rounds, || h.call(black_box(v), black_box(call)).status());
     println!("{variant}: {total}");
 }
 

@@ -348,7 +348,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         };
         match request {
             Request::Pv { vcpu, call } => {
-                let o = self.call_simple(vcpu, call);
+                let o = self.call(vcpu, call);
                 HypercallOut {
                     status: o.status(),
                     out: if o.ok() { o.out } else { [0; 4] },
@@ -368,7 +368,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                         return fail(EINVAL);
                     }
                 }
-                let o = self.call(vcpu, Call::VcpuAfterSetCpuid, &mut table);
+                let o = self.vcpu_after_set_cpuid(vcpu, &mut table);
                 // A filtered or rejected table goes back so the host sees
                 // what the policy gives; the report is in the outputs.
                 for (dst, src) in shared.iter_mut().zip(table.iter()) {

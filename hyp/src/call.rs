@@ -8,7 +8,8 @@ use crate::args::{
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
 /// One PV call on a vCPU (every call of docs/design.md §5 except the VM-level
-/// `vm_destroy`), with typed arguments.
+/// `vm_destroy` and `vcpu_after_set_cpuid`, whose table has its own entry
+/// point, [`crate::Hyp::vcpu_after_set_cpuid`]), with typed arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// `enable_nmi_window`.
@@ -124,9 +125,6 @@ pub enum Call {
     },
     /// `flush_tlb_guest`.
     FlushTlbGuest,
-    /// `vcpu_after_set_cpuid`: the table travels beside the call (the
-    /// shared buffer in the ABI, a `&mut CpuidTable` in [`crate::Hyp::call`]).
-    VcpuAfterSetCpuid,
     /// `vcpu_add_fpstate`.
     VcpuAddFpstate {
         /// Size of the FPU state buffer in bytes.
@@ -224,7 +222,6 @@ impl Call {
             Call::FlushTlbCurrent => PvCall::FlushTlbCurrent,
             Call::FlushTlbGva { .. } => PvCall::FlushTlbGva,
             Call::FlushTlbGuest => PvCall::FlushTlbGuest,
-            Call::VcpuAfterSetCpuid => PvCall::VcpuAfterSetCpuid,
             Call::VcpuAddFpstate { .. } => PvCall::VcpuAddFpstate,
             Call::LoadMmuPgd { .. } => PvCall::LoadMmuPgd,
             Call::SetRegs(_) => PvCall::SetRegs,
@@ -257,8 +254,11 @@ impl Call {
     }
 
     /// A call of this kind with harmless, always-valid arguments (used by
-    /// conformance tests to ask every call once); `None` for `vm_destroy`,
-    /// which is VM-level.
+    /// conformance tests to ask every call once, and by trace replay for
+    /// arguments a trace does not name); `None` for `vm_destroy` and
+    /// `vcpu_after_set_cpuid`, which are not a [`Call`]. Test data: only
+    /// with the `examples` feature, never in the image.
+    #[cfg(feature = "examples")]
     pub fn example(pv: PvCall) -> Option<Call> {
         Some(match pv {
             PvCall::EnableNmiWindow => Call::EnableNmiWindow,
@@ -319,7 +319,6 @@ impl Call {
             PvCall::FlushTlbCurrent => Call::FlushTlbCurrent,
             PvCall::FlushTlbGva => Call::FlushTlbGva { gva: 0x1000 },
             PvCall::FlushTlbGuest => Call::FlushTlbGuest,
-            PvCall::VcpuAfterSetCpuid => Call::VcpuAfterSetCpuid,
             PvCall::VcpuAddFpstate => Call::VcpuAddFpstate { size: 0x3000 },
             PvCall::LoadMmuPgd => Call::LoadMmuPgd {
                 root: PageTableRoot::from_u64(0x9000)?,
@@ -344,7 +343,7 @@ impl Call {
                 vector: 0x31,
                 soft: false,
             },
-            PvCall::VmDestroy => return None,
+            PvCall::VmDestroy | PvCall::VcpuAfterSetCpuid => return None,
         })
     }
 }

@@ -21,8 +21,16 @@ fn regs(call: PvCall, args: [u64; 5]) -> HypercallRegs {
 /// (call, arguments, the argument named in the refusal).
 const OUT_OF_RANGE: &[(PvCall, [u64; 5], &str)] = &[
     (PvCall::SetVirtualApicMode, [4, 0, 0, 0, 0], "apic mode"),
-    (PvCall::SetInterruptShadow, [4, 0, 0, 0, 0], "interrupt shadow"),
-    (PvCall::InjectException, [32, 0, 0, 0, 0], "exception vector"),
+    (
+        PvCall::SetInterruptShadow,
+        [4, 0, 0, 0, 0],
+        "interrupt shadow",
+    ),
+    (
+        PvCall::InjectException,
+        [32, 0, 0, 0, 0],
+        "exception vector",
+    ),
     (PvCall::LoadMmuPgd, [0x9000, 3, 0, 0, 0], "paging level"),
     (PvCall::LoadMmuPgd, [0x9000, 6, 0, 0, 0], "paging level"),
     (
@@ -30,7 +38,11 @@ const OUT_OF_RANGE: &[(PvCall, [u64; 5], &str)] = &[
         [0x9001, 4, 0, 0, 0],
         "page-table root (not page aligned)",
     ),
-    (PvCall::WriteTscMultiplier, [0, 0, 0, 0, 0], "tsc multiplier"),
+    (
+        PvCall::WriteTscMultiplier,
+        [0, 0, 0, 0, 0],
+        "tsc multiplier",
+    ),
 ];
 
 #[test]

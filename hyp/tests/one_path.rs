@@ -80,3 +80,26 @@ fn one_accessor_takes_a_lifecycle_lock_and_one_a_vcpu_lock_by_handle() {
     assert_eq!(outside.len(), 1, "{split:?}");
     assert_eq!(outside[0].1, 2, "{split:?}");
 }
+
+#[test]
+fn a_pv_call_carries_no_cpuid_table_and_test_data_stays_out_of_the_core() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
+    let call = all
+        .find("pub fn call(")
+        .map(|i| &all[i..i + all[i..].find('{').unwrap()])
+        .unwrap();
+    assert!(!call.contains("CpuidTable"), "{call}");
+    assert!(all.contains("pub fn vcpu_after_set_cpuid("));
+    let example = all.find("pub fn example(").unwrap();
+    assert!(
+        all[..example]
+            .trim_end()
+            .rsplit('\n')
+            .take(3)
+            .any(|l| l.contains("#[cfg(feature = \"examples\")]")),
+        "`Call::example` is test data: behind the `examples` feature"
+    );
+}

@@ -400,7 +400,9 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
             for b in &c.expect_effective {
                 expect_effective.push(bits(b)?);
             }
-            Some(Call::VcpuAfterSetCpuid)
+            // Not a `Call`: replay hands the edited table to
+            // `vcpu_after_set_cpuid` itself.
+            None
         }
         // Every other call takes no arguments the trace format names.
         other => Some(

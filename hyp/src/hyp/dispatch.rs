@@ -17,19 +17,24 @@ use crate::error::CallError;
 use crate::state::VcpuState;
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
-    /// Makes one PV call on a vCPU. `cpuid` is the in/out table of
-    /// `vcpu_after_set_cpuid` (the proposal in; the effective or corrected
-    /// table out) and is left alone by every other call.
-    pub fn call(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
-        let outcome = self.call_inner(vcpu, call, cpuid);
-        self.account(call.pv(), vcpu.0, &outcome);
+    /// Makes one PV call on a vCPU (every call but the VM-level
+    /// `vm_destroy` and `vcpu_after_set_cpuid`, which have their own).
+    pub fn call(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
+        let pv = call.pv();
+        let outcome = self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
+        self.account(pv, vcpu.0, &outcome);
         outcome
     }
 
-    /// [`Hyp::call`] for calls other than `vcpu_after_set_cpuid`.
-    pub fn call_simple(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
-        let mut none = CpuidTable::new();
-        self.call(vcpu, call, &mut none)
+    /// `vcpu_after_set_cpuid`: `table` is the host's proposal in, and the
+    /// effective table (or, refused, the corrected one) out.
+    pub fn vcpu_after_set_cpuid(&self, vcpu: VcpuHandle, table: &mut CpuidTable) -> Outcome {
+        let pv = PvCall::VcpuAfterSetCpuid;
+        let outcome = self.call_inner(vcpu, pv, Resource::Call, |ctx, v| {
+            cpuid::set_cpuid(ctx, v, table)
+        });
+        self.account(pv, vcpu.0, &outcome);
+        outcome
     }
 
     /// Counts the call's effect, and records it in the audit ring when the
@@ -46,8 +51,16 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         self.audit.count(call, Effect::Invalid);
     }
 
-    fn call_inner(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
-        let pv = call.pv();
+    /// Looks the vCPU up, then decides and carries out the call (`exec`,
+    /// run only when allowed); a first `vcpu_run` that lost the race
+    /// with `vm_destroy` is undone and decided again in `teardown`.
+    fn call_inner(
+        &self,
+        vcpu: VcpuHandle,
+        pv: PvCall,
+        resource: Resource,
+        mut exec: impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
+    ) -> Outcome {
         let bad = Outcome::failed(
             pv,
             CallError::BadHandle { handle: vcpu.0 },
@@ -62,7 +75,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         };
         let first_run = pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup;
         let before = first_run.then(|| locked.vcpu.clone());
-        let outcome = self.decide_and_execute(cpu, &mut locked, call, cpuid);
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
         if locked.vcpu.phase == Phase::Running
             && !locked.meta.running
             && !locked.slot.publish_running(locked.generation)
@@ -75,7 +88,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             }
             locked.vcpu.advance(Phase::Teardown);
             locked.meta.destroyed = true;
-            return self.decide_and_execute(cpu, &mut locked, call, cpuid);
+            return self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
         }
         outcome
     }
@@ -86,10 +99,10 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         &self,
         cpu: &CpuModel,
         locked: &mut LockedVcpu<'_, VCPUS>,
-        call: Call,
-        cpuid: &mut CpuidTable,
+        pv: PvCall,
+        resource: Resource,
+        exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
-        let pv = call.pv();
         let kind = locked.meta.kind;
         let v = &mut *locked.vcpu;
         let d = decide_pv(&self.policy, kind, v.phase, pv);
@@ -99,7 +112,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             kind,
             phase,
         };
-        let constraint = match decided(pv, &d, Rule::pv_constraint, call.resource(), denied) {
+        let constraint = match decided(pv, &d, Rule::pv_constraint, resource, denied) {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
@@ -113,17 +126,12 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             rule: d.rule.map(|r| r.id),
             pc: constraint,
         };
-        execute(&ctx, v, call, cpuid)
+        exec(&ctx, v)
     }
 }
 
 /// Carries out an allowed call: resource-level checks, then the change.
-fn execute<P: Policy>(
-    ctx: &Ctx<'_, P>,
-    v: &mut VcpuState,
-    call: Call,
-    cpuid: &mut CpuidTable,
-) -> Outcome {
+fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: Call) -> Outcome {
     match call {
         Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),
         Call::EnableIrqWindow => events::enable_irq_window(ctx, v),
@@ -167,7 +175,6 @@ fn execute<P: Policy>(
         | Call::FlushTlbCurrent
         | Call::FlushTlbGva { .. }
         | Call::FlushTlbGuest => mmu::flush_tlb(ctx, v),
-        Call::VcpuAfterSetCpuid => cpuid::set_cpuid(ctx, v, cpuid),
         Call::VcpuAddFpstate { size } => resources::vcpu_add_fpstate(ctx, v, size),
         Call::LoadMmuPgd { root, level } => mmu::load_mmu_pgd(ctx, v, root, level),
         Call::SetRegs(w) => regs::set_regs(ctx, v, w),

@@ -45,7 +45,7 @@ fn a_slot_whose_generation_would_wrap_is_retired_and_dead_handles_stay_dead() {
         Err(CreateVmError::Full { capacity: 1 })
     );
     for dead in [first, last] {
-        assert!(!h.call_simple(dead, Call::GetRflags).ok());
+        assert!(!h.call(dead, Call::GetRflags).ok());
         assert_eq!(h.phase(dead), None);
     }
 }
@@ -65,7 +65,7 @@ fn creation_uses_the_other_slots_once_one_is_retired() {
         assert_eq!(vm.0 & 0xffff, 1);
         let v = h.create_vcpu(vm).unwrap();
         assert_eq!(h.phase(v), Some(Phase::Setup));
-        assert!(!h.call_simple(last, Call::GetRflags).ok());
+        assert!(!h.call(last, Call::GetRflags).ok());
         assert!(h.vm_destroy(vm).ok());
         h.free_vm(vm).unwrap();
     }
