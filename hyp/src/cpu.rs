@@ -2,6 +2,9 @@
 //! hypervisor support, like QEMU `-cpu host`) and its machine-check
 //! capability, read through raw-cpuid from real hardware or from a recorded
 //! dump.
+//! Long because the model is one construction: which leaves and subleaves
+//! are read, how topology levels are counted, and the MCG_CAP it reports,
+//! each fact beside the others it depends on.
 
 use core::fmt;
 

@@ -4,17 +4,17 @@
 
 use pvgate_gate::{Phase, Policy, PvCall, Rule, decide_pv};
 
-use super::ctx::Ctx;
-use super::handle::VcpuHandle;
-use super::lifecycle::LockedVcpu;
-use super::outcome::{Outcome, decided};
-use super::table::Hyp;
-use super::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use super::lock::LockedVcpu;
 use crate::audit::{Effect, Resource};
 use crate::call::Call;
 use crate::cpu::{CpuModel, CpuidTable};
 use crate::error::CallError;
+use crate::handlers::ctx::Ctx;
+use crate::handlers::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use crate::hypervisor::Hyp;
+use crate::outcome::{Outcome, decided};
 use crate::state::VcpuState;
+use crate::vm::handle::VcpuHandle;
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Makes one PV call on a vCPU (every call but the VM-level
@@ -39,7 +39,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
 
     /// Counts the call's effect, and records it in the audit ring when the
     /// effect is one that is recorded.
-    pub(super) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
+    pub(crate) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
         self.audit.count(Some(call), o.effect);
         if o.effect.is_recorded() {
             self.audit
@@ -124,7 +124,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             index: locked.index,
             call: pv,
             rule: d.rule.map(|r| r.id),
-            pc: constraint,
+            constraint,
         };
         exec(&ctx, v)
     }

@@ -7,15 +7,15 @@ use pvgate_gate::{
 };
 
 use super::ctx::Ctx;
-use super::outcome::{Outcome, decided};
 use crate::audit::{Effect, Resource};
 use crate::error::CallError;
+use crate::outcome::{Outcome, decided};
 use crate::state::VcpuState;
 
 /// Policy-declared forced MSR bits, applied at the first run: every stored
 /// MSR whose setup-phase write rule forces bits gets them, written by the
 /// host or not.
-pub(super) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
+pub(crate) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
     for (index, value) in v.msrs.iter_mut() {
         let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, *index);
         // A rule of another class has no constraint: nothing is forced,
@@ -28,7 +28,7 @@ pub(super) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuStat
 
 /// `set_msr`: the write is decided per MSR, then checked against the rule's
 /// value mask; the stored value is what the mask lets through.
-pub(super) fn set_msr<P: Policy>(
+pub(crate) fn set_msr<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     index: u32,
@@ -71,7 +71,7 @@ pub(super) fn set_msr<P: Policy>(
 
 /// `get_msr`: the read is decided per MSR; the host sees the rule's read
 /// view of the stored value, under the call's read mask.
-pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) -> Outcome {
+pub(crate) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) -> Outcome {
     let resource = Resource::Msr(index);
     let d = decide_msr(ctx.policy, ctx.kind, v.phase, Access::Read, index);
     let phase = v.phase;
@@ -85,7 +85,7 @@ pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) ->
         Err(outcome) => return outcome,
     };
     // An MSR the host never wrote reads as 0 (not a policy answer).
-    let seen = msr_read_view(c, v.msr(index).unwrap_or(0)) & ctx.pc.read_mask;
+    let seen = msr_read_view(c, v.msr(index).unwrap_or(0)) & ctx.constraint.read_mask;
     Outcome {
         out: [seen, 0, 0, 0],
         ..Outcome::new(ctx.call, Effect::Allow, d.rule.map(|r| r.id), resource)
@@ -93,7 +93,7 @@ pub(super) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) ->
 }
 
 /// `complete_emulated_msr`: records whether the host's MSR emulation failed.
-pub(super) fn complete_emulated_msr<P: Policy>(
+pub(crate) fn complete_emulated_msr<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     error: bool,

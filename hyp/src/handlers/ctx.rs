@@ -3,32 +3,33 @@
 
 use pvgate_gate::{Access, Policy, PvCall, PvConstraint, RuleId, VmKind};
 
-use super::outcome::Outcome;
-use super::table::HypConfig;
 use crate::audit::{Effect, Resource};
+use crate::config::HypConfig;
 use crate::cpu::CpuModel;
 use crate::error::CallError;
+use crate::outcome::Outcome;
 
 /// What a vCPU handler needs besides the vCPU.
-pub(super) struct Ctx<'a, P> {
-    pub(super) policy: &'a P,
-    pub(super) cpu: &'a CpuModel,
-    pub(super) config: HypConfig,
-    pub(super) kind: VmKind,
-    pub(super) index: usize,
-    pub(super) call: PvCall,
-    pub(super) rule: Option<RuleId>,
-    pub(super) pc: PvConstraint,
+pub(crate) struct Ctx<'a, P> {
+    pub(crate) policy: &'a P,
+    pub(crate) cpu: &'a CpuModel,
+    pub(crate) config: HypConfig,
+    pub(crate) kind: VmKind,
+    pub(crate) index: usize,
+    pub(crate) call: PvCall,
+    pub(crate) rule: Option<RuleId>,
+    /// The PV rule's constraint on the allowed call (read mask, vectors).
+    pub(crate) constraint: PvConstraint,
 }
 
 impl<P: Policy> Ctx<'_, P> {
-    pub(super) fn ok(&self) -> Outcome {
+    pub(crate) fn ok(&self) -> Outcome {
         Outcome::new(self.call, Effect::Allow, self.rule, Resource::Call)
     }
 
-    pub(super) fn out(&self, out: [u64; 4]) -> Outcome {
+    pub(crate) fn out(&self, out: [u64; 4]) -> Outcome {
         let mask = if self.call.access() == Access::Read {
-            self.pc.read_mask
+            self.constraint.read_mask
         } else {
             u64::MAX
         };
@@ -38,7 +39,7 @@ impl<P: Policy> Ctx<'_, P> {
         }
     }
 
-    pub(super) fn fail(&self, error: CallError) -> Outcome {
+    pub(crate) fn fail(&self, error: CallError) -> Outcome {
         Outcome::failed(self.call, error, self.rule, Resource::Call)
     }
 }

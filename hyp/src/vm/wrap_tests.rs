@@ -5,10 +5,11 @@
 use pvgate_gate::{Phase, VmKind};
 
 use super::handle::VcpuHandle;
-use super::table::{Hyp, HypConfig};
 use crate::call::Call;
+use crate::config::HypConfig;
 use crate::cpu::{CpuDump, CpuModel};
 use crate::error::CreateVmError;
+use crate::hypervisor::Hyp;
 
 fn hyp<const VMS: usize>() -> Hyp<pvgate::CompiledPolicy, VMS, 4> {
     let dump = include_str!("../../../tests/data/cpu/xeon-gold-6252.cpuid");

@@ -28,7 +28,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(super) fn new(
+    pub(crate) fn new(
         call: PvCall,
         effect: Effect,
         rule: Option<RuleId>,
@@ -45,7 +45,7 @@ impl Outcome {
         }
     }
 
-    pub(super) fn failed(
+    pub(crate) fn failed(
         call: PvCall,
         error: CallError,
         rule: Option<RuleId>,
@@ -75,7 +75,7 @@ impl Outcome {
 /// `allow` whose rule has no such constraint (fail closed) fail with
 /// `denied`. `resource` is what the audit names.
 #[inline(always)]
-pub(super) fn decided<'a, C>(
+pub(crate) fn decided<'a, C>(
     call: PvCall,
     d: &Decision<'a>,
     of: impl FnOnce(&Rule<'a>) -> Option<C>,

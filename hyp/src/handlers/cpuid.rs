@@ -9,10 +9,10 @@ use pvgate_gate::{
 };
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
 use crate::audit::{Effect, Resource};
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
 use crate::error::CallError;
+use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// The CPUID table the hypervisor offers as supported for a VM kind: the
@@ -61,7 +61,7 @@ struct Violation {
 
 /// `vcpu_after_set_cpuid`: merges the host's proposal in `table` with the
 /// model's base and hands back the effective table.
-pub(super) fn set_cpuid<P: Policy>(
+pub(crate) fn set_cpuid<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     table: &mut CpuidTable,
