@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pvgate_gate::VmKind;
-use pvgate_hyp::{Call, Hyp, HypConfig};
+use pvgate_hyp::{Hyp, HypConfig};
 use pvgate_trace::CpuDump;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let v = h.create_vcpu(vm).expect("a vCPU");
         let mut table = h.supported_cpuid(kind);
         let supported = table.clone();
-        let o = h.call(v, Call::VcpuAfterSetCpuid, &mut table);
+        let o = h.vcpu_after_set_cpuid(v, &mut table);
         assert!(o.ok(), "{kind:?}: the supported table was refused: {o:?}");
         assert_eq!(
             table, supported,

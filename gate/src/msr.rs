@@ -26,7 +26,15 @@ pub const fn check_msr_write(c: MsrConstraint, value: u64) -> Result<u64, MsrWri
             refused,
         });
     }
-    Ok((value | c.force_on) & !c.force_off)
+    Ok(force_msr_bits(c, value))
+}
+
+/// The value an MSR holds under a rule's forced bits: `force_on` set,
+/// then `force_off` cleared (so `force_off` wins). The one place the
+/// formula is written: [`check_msr_write`] uses it for a host write, the
+/// hypervisor for the bits it forces at a vCPU's first run.
+pub const fn force_msr_bits(c: MsrConstraint, value: u64) -> u64 {
+    (value | c.force_on) & !c.force_off
 }
 
 /// The part of an MSR value a read shows the host.
@@ -65,6 +73,22 @@ mod tests {
             ..MsrConstraint::NONE
         };
         assert_eq!(check_msr_write(c, 3), Ok(2));
+    }
+
+    #[test]
+    fn forcing_bits_needs_no_write_permission_and_force_off_wins() {
+        let c = MsrConstraint {
+            force_on: 0b110,
+            force_off: 0b100,
+            ..MsrConstraint::NONE
+        };
+        assert_eq!(force_msr_bits(c, 0b1001), 0b1011);
+        // The write path stores exactly what forcing gives.
+        let open = MsrConstraint {
+            write_mask: u64::MAX,
+            ..c
+        };
+        assert_eq!(check_msr_write(open, 0b1001), Ok(force_msr_bits(c, 0b1001)));
     }
 
     #[test]

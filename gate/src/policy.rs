@@ -66,6 +66,18 @@ impl<'a> Decision<'a> {
         rule: None,
     };
 
+    /// What an `allow` grants: the deciding rule's constraint of the class
+    /// `of` reads (`Rule::msr_constraint`, `Rule::pv_constraint`, ...).
+    /// `None` for `deny`, `ignore`, and for an `allow` whose rule has no
+    /// such constraint (a rule of another class): fail closed.
+    #[inline]
+    pub fn granted<C>(&self, of: impl FnOnce(&Rule<'a>) -> Option<C>) -> Option<C> {
+        match (self.verdict, &self.rule) {
+            (Verdict::Allow, Some(rule)) => of(rule),
+            _ => None,
+        }
+    }
+
     /// Resolves a looked-up rule id; `class` says which rules the lookup
     /// may name. Fail closed: an id the rule table does not hold, a rule
     /// that carries another id than the one asked for, or a rule of another

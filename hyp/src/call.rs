@@ -2,10 +2,14 @@
 
 use pvgate_gate::PvCall;
 
+use crate::args::{
+    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+};
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
 /// One PV call on a vCPU (every call of docs/design.md §5 except the VM-level
-/// `vm_destroy`), with typed arguments.
+/// `vm_destroy` and `vcpu_after_set_cpuid`, whose table has its own entry
+/// point, [`crate::Hyp::vcpu_after_set_cpuid`]), with typed arguments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// `enable_nmi_window`.
@@ -54,7 +58,7 @@ pub enum Call {
     /// `write_tsc_offset`.
     WriteTscOffset(u64),
     /// `write_tsc_multiplier`.
-    WriteTscMultiplier(u64),
+    WriteTscMultiplier(TscMultiplier),
     /// `setup_mce`.
     SetupMce {
         /// IA32_MCG_CAP for the vCPU.
@@ -121,9 +125,6 @@ pub enum Call {
     },
     /// `flush_tlb_guest`.
     FlushTlbGuest,
-    /// `vcpu_after_set_cpuid`: the table travels beside the call (the
-    /// shared buffer in the ABI, a `&mut CpuidTable` in [`crate::Hyp::call`]).
-    VcpuAfterSetCpuid,
     /// `vcpu_add_fpstate`.
     VcpuAddFpstate {
         /// Size of the FPU state buffer in bytes.
@@ -132,9 +133,9 @@ pub enum Call {
     /// `load_mmu_pgd`.
     LoadMmuPgd {
         /// Page-table root (page aligned).
-        root: u64,
+        root: PageTableRoot,
         /// Paging level (4 or 5).
-        level: u8,
+        level: PagingLevel,
     },
     /// `set_regs`.
     SetRegs(GprWrite),
@@ -143,13 +144,13 @@ pub enum Call {
     /// `cache_reg`: output 0 is the register.
     CacheReg(Gpr),
     /// `set_interrupt_shadow`.
-    SetInterruptShadow(u8),
+    SetInterruptShadow(InterruptShadow),
     /// `get_interrupt_shadow`: output 0.
     GetInterruptShadow,
     /// `inject_exception`.
     InjectException {
         /// The exception vector (< 32).
-        vector: u8,
+        vector: ExceptionVector,
         /// The error code, if the exception has one.
         error_code: Option<u32>,
     },
@@ -160,7 +161,7 @@ pub enum Call {
     /// `vcpu_reset`.
     VcpuReset,
     /// `set_virtual_apic_mode`.
-    SetVirtualApicMode(u8),
+    SetVirtualApicMode(ApicMode),
     /// `hwapic_irr_update`.
     HwapicIrrUpdate {
         /// Highest requested vector.
@@ -221,7 +222,6 @@ impl Call {
             Call::FlushTlbCurrent => PvCall::FlushTlbCurrent,
             Call::FlushTlbGva { .. } => PvCall::FlushTlbGva,
             Call::FlushTlbGuest => PvCall::FlushTlbGuest,
-            Call::VcpuAfterSetCpuid => PvCall::VcpuAfterSetCpuid,
             Call::VcpuAddFpstate { .. } => PvCall::VcpuAddFpstate,
             Call::LoadMmuPgd { .. } => PvCall::LoadMmuPgd,
             Call::SetRegs(_) => PvCall::SetRegs,
@@ -251,97 +251,5 @@ impl Call {
             | Call::DeliverSipiVector { vector } => Resource::Vector(vector),
             _ => Resource::Call,
         }
-    }
-
-    /// A call of this kind with harmless, always-valid arguments (used by
-    /// conformance tests to ask every call once); `None` for `vm_destroy`,
-    /// which is VM-level.
-    pub fn example(pv: PvCall) -> Option<Call> {
-        Some(match pv {
-            PvCall::EnableNmiWindow => Call::EnableNmiWindow,
-            PvCall::EnableIrqWindow => Call::EnableIrqWindow,
-            PvCall::InterruptAllowed => Call::InterruptAllowed,
-            PvCall::NmiAllowed => Call::NmiAllowed,
-            PvCall::GetNmiMask => Call::GetNmiMask,
-            PvCall::InjectIrq => Call::InjectIrq {
-                vector: 0x30,
-                soft: false,
-            },
-            PvCall::InjectNmi => Call::InjectNmi,
-            PvCall::CancelInjection => Call::CancelInjection,
-            PvCall::UpdateCr8Intercept => Call::UpdateCr8Intercept { tpr: 0, max_irr: 0 },
-            PvCall::RefreshApicvExecCtrl => Call::RefreshApicvExecCtrl { active: true },
-            PvCall::LoadEoiExitmap => Call::LoadEoiExitmap {
-                bitmap: [1, 0, 0, 0],
-            },
-            PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate { max_isr: 0x30 },
-            PvCall::WriteTscOffset => Call::WriteTscOffset(0x1000),
-            PvCall::WriteTscMultiplier => Call::WriteTscMultiplier(1 << 48),
-            PvCall::SetupMce => Call::SetupMce { mcg_cap: 0x1 },
-            PvCall::VcpuRun => Call::VcpuRun,
-            PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr { error: false },
-            PvCall::ProtectedApicHasInterrupt => Call::ProtectedApicHasInterrupt,
-            PvCall::SetEfer => Call::SetEfer(0x500),
-            PvCall::SetMsr => Call::SetMsr {
-                index: 0x2ff,
-                value: 0x806,
-            },
-            PvCall::GetMsr => Call::GetMsr { index: 0x2ff },
-            PvCall::SetCr0 => Call::SetCr0(0x8000_0011),
-            PvCall::SetCr4 => Call::SetCr4(0x20),
-            PvCall::SetRflags => Call::SetRflags(0x202),
-            PvCall::GetRflags => Call::GetRflags,
-            PvCall::SetSegment => Call::SetSegment {
-                seg: SegReg::Ds,
-                segment: Segment {
-                    selector: 0x18,
-                    base: 0,
-                    limit: 0xffff_ffff,
-                    ar: 0xc093,
-                },
-            },
-            PvCall::GetSegment => Call::GetSegment(SegReg::Cs),
-            PvCall::GetSegmentBase => Call::GetSegmentBase(SegReg::Cs),
-            PvCall::SetIdt => Call::SetIdt(DescTable {
-                base: 0x1528,
-                limit: 7,
-            }),
-            PvCall::GetIdt => Call::GetIdt,
-            PvCall::SetGdt => Call::SetGdt(DescTable {
-                base: 0x1500,
-                limit: 0x27,
-            }),
-            PvCall::GetGdt => Call::GetGdt,
-            PvCall::FlushTlbAll => Call::FlushTlbAll,
-            PvCall::FlushTlbCurrent => Call::FlushTlbCurrent,
-            PvCall::FlushTlbGva => Call::FlushTlbGva { gva: 0x1000 },
-            PvCall::FlushTlbGuest => Call::FlushTlbGuest,
-            PvCall::VcpuAfterSetCpuid => Call::VcpuAfterSetCpuid,
-            PvCall::VcpuAddFpstate => Call::VcpuAddFpstate { size: 0x3000 },
-            PvCall::LoadMmuPgd => Call::LoadMmuPgd {
-                root: 0x9000,
-                level: 4,
-            },
-            PvCall::SetRegs => Call::SetRegs(GprWrite::default().with(Gpr::Rsp, 0x8000)),
-            PvCall::SetDr7 => Call::SetDr7(0x401),
-            PvCall::CacheReg => Call::CacheReg(Gpr::Rsp),
-            PvCall::SetInterruptShadow => Call::SetInterruptShadow(1),
-            PvCall::GetInterruptShadow => Call::GetInterruptShadow,
-            PvCall::InjectException => Call::InjectException {
-                vector: 13,
-                error_code: Some(0),
-            },
-            PvCall::SetNmiMask => Call::SetNmiMask(true),
-            PvCall::UpdateExceptionBitmap => Call::UpdateExceptionBitmap(1 << 14),
-            PvCall::VcpuReset => Call::VcpuReset,
-            PvCall::SetVirtualApicMode => Call::SetVirtualApicMode(2),
-            PvCall::HwapicIrrUpdate => Call::HwapicIrrUpdate { max_irr: 0x30 },
-            PvCall::DeliverSipiVector => Call::DeliverSipiVector { vector: 0x9 },
-            PvCall::InjectIrqIfAllowed => Call::InjectIrqIfAllowed {
-                vector: 0x31,
-                soft: false,
-            },
-            PvCall::VmDestroy => return None,
-        })
     }
 }

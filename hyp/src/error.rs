@@ -1,5 +1,8 @@
 //! Errors, one enum per operation. Each message names the exact call, MSR,
 //! CPUID location or bit, and each error maps to the errno the ABI returns.
+//! Long because every rule a call can break is a variant here, and each
+//! variant's errno and message sit in one match beside the others: a
+//! reviewer checks the ABI's error surface in one place.
 
 use core::fmt;
 

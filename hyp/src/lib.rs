@@ -10,23 +10,39 @@
 //!
 //! `#![no_std]`, no allocation, no panics: fixed-capacity tables
 //! (`heapless`), a spin lock per vCPU, and total decoding of the ABI
-//! ([`abi::decode`]). [`Hyp`] is generic over [`pvgate_gate::Policy`], so
+//! ([`decode()`]). [`Hyp`] is generic over [`pvgate_gate::Policy`], so
 //! the same code runs over the image's const tables and over the codegen
 //! interpreter. `docs/hypervisor.md` documents the ABI.
 #![no_std]
 
 pub mod abi;
+pub mod args;
 pub mod audit;
 pub mod call;
+mod config;
 pub mod cpu;
+mod decode;
 pub mod error;
-mod hyp;
+#[cfg(feature = "examples")]
+mod examples;
+mod handlers;
+mod hypercall;
+mod hypervisor;
+mod outcome;
+pub mod registers;
 pub mod state;
+mod vcpu;
+mod vm;
 
-pub use abi::{HypercallOut, HypercallRegs, Request, decode};
+pub use abi::{HypercallOut, HypercallRegs, Request};
 pub use audit::{AUDIT_RING_CAPACITY, Audit, AuditEvent, Effect, Resource};
 pub use call::Call;
+pub use config::HypConfig;
 pub use cpu::{CpuModel, CpuModelError, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
+pub use decode::decode;
 pub use error::{CallError, CreateVcpuError, CreateVmError, ReleaseError};
-pub use hyp::{Hyp, HypConfig, Outcome, VcpuHandle, VmHandle, supported_cpuid};
+pub use handlers::cpuid::supported_cpuid;
+pub use hypervisor::Hyp;
+pub use outcome::Outcome;
 pub use state::{DescTable, Gpr, GprWrite, SegReg, Segment, VcpuState};
+pub use vm::handle::{VcpuHandle, VmHandle};

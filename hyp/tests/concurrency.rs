@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use common::*;
 use pvgate_gate::{Phase, PvCall, Verdict, VmKind, decide_pv};
+use pvgate_hyp::args::{ExceptionVector, InterruptShadow};
 use pvgate_hyp::{
     Call, CallError, DescTable, Effect, Gpr, GprWrite, Hyp, HypConfig, Resource, SegReg, VcpuHandle,
 };
@@ -45,8 +46,8 @@ fn shared_hyp() -> Arc<Hyp<pvgate::CompiledPolicy, 2, 4>> {
 
 fn hammer(h: &Hyp<pvgate::CompiledPolicy, 2, 4>, v: VcpuHandle) {
     for _ in 0..CALLS {
-        assert!(h.call_simple(v, Call::FlushTlbAll).ok()); // allowed: counts a flush
-        assert_eq!(h.call_simple(v, Call::SetDr7(0)).status(), -1); // denied for a pvm
+        assert!(h.call(v, Call::FlushTlbAll).ok()); // allowed: counts a flush
+        assert_eq!(h.call(v, Call::SetDr7(0)).status(), -1); // denied for a pvm
     }
 }
 
@@ -106,7 +107,7 @@ fn concurrent_runs_and_vm_destroy_leave_every_vcpu_torn_down() {
         threads.push(std::thread::spawn(move || {
             let mut last = Phase::Setup;
             for _ in 0..CALLS {
-                let _ = h.call_simple(v, Call::VcpuRun);
+                let _ = h.call(v, Call::VcpuRun);
                 let p = h.phase(v).unwrap();
                 assert!(p >= last, "phase went back from {last:?} to {p:?}");
                 last = p;
@@ -158,7 +159,7 @@ fn create_vm_never_fails_while_a_slot_is_free() {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let v = dead_vcpu(n % 4, 0);
-                    assert!(!h.call_simple(v, Call::FlushTlbAll).ok());
+                    assert!(!h.call(v, Call::FlushTlbAll).ok());
                     n = n.wrapping_add(1);
                     made.fetch_add(1, Ordering::Relaxed);
                 }
@@ -215,7 +216,7 @@ pub fn vm_destroy_latencies(tries: usize, settle: Duration, budget: Duration) ->
                 let mut n = t;
                 while !stop.load(Ordering::Relaxed) {
                     let v = VcpuHandle(targets[t % VCPUS].load(Ordering::Relaxed));
-                    let _ = h.call_simple(v, calls[n % calls.len()]);
+                    let _ = h.call(v, calls[n % calls.len()]);
                     n = n.wrapping_add(1);
                 }
             })
@@ -363,10 +364,10 @@ fn random_call(r: &mut Rng) -> Call {
         Call::SetRegs(GprWrite::default().with(gpr, x)),
         Call::SetDr7(x),
         Call::CacheReg(gpr),
-        Call::SetInterruptShadow(x as u8 & 3),
+        Call::SetInterruptShadow(InterruptShadow::from_u64(x & 3).unwrap()),
         Call::GetInterruptShadow,
         Call::InjectException {
-            vector: vector & 31,
+            vector: ExceptionVector::from_u64(u64::from(vector & 31)).unwrap(),
             error_code: None,
         },
         Call::SetNmiMask(x & 1 != 0),
@@ -417,7 +418,7 @@ fn random_calls_racing_a_first_run_and_a_destroy_break_no_rule_and_count_exactly
                         let call = random_call(&mut r);
                         let after_destroy = destroyed.load(Ordering::SeqCst);
                         let from = h.phase(v).unwrap();
-                        let o = h.call_simple(v, call);
+                        let o = h.call(v, call);
                         let to = h.phase(v).unwrap();
                         let pv = call.pv();
                         assert!(from <= to, "phase went back from {from:?} to {to:?}");
@@ -475,7 +476,7 @@ fn random_calls_racing_a_first_run_and_a_destroy_break_no_rule_and_count_exactly
         }
         h.free_vm(vm).unwrap();
         for &v in &vcpus {
-            assert!(!h.call_simple(v, Call::FlushTlbAll).ok());
+            assert!(!h.call(v, Call::FlushTlbAll).ok());
             *expected
                 .entry((PvCall::FlushTlbAll, Effect::Invalid))
                 .or_default() += 1;
@@ -561,7 +562,7 @@ fn a_destroy_decided_in_setup_never_follows_a_first_run() {
             .iter()
             .map(|&v| {
                 let h = Arc::clone(&h);
-                std::thread::spawn(move || h.call_simple(v, Call::VcpuRun).ok())
+                std::thread::spawn(move || h.call(v, Call::VcpuRun).ok())
             })
             .collect();
         for _ in 0..round * 37 % 3_000 {

@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use pvgate_gate::{Phase, Policy, PvCall, Verdict, VmKind, decide_pv};
-use pvgate_hyp::{Call, CallError, CpuidTable, Effect};
+use pvgate_hyp::{Call, CallError, Effect};
 
 fn check_every_call<P: Policy, R: Policy>(under_test: impl Fn() -> P, reference: &R) -> usize {
     let mut checked = 0;
@@ -23,18 +23,16 @@ fn check_every_call<P: Policy, R: Policy>(under_test: impl Fn() -> P, reference:
                 let v = vcpu_in(&h, kind, phase);
                 let want = decide_pv(reference, kind, phase, pv);
                 let before = snapshot(&h, v);
-                let o = match Call::example(pv) {
-                    Some(call) => {
+                let o = match (pv, Call::example(pv)) {
+                    (PvCall::VcpuAfterSetCpuid, _) => {
                         let mut table = h.supported_cpuid(kind);
                         if phase != Phase::Setup {
                             table = before.cpuid.clone();
                         }
-                        if !matches!(call, Call::VcpuAfterSetCpuid) {
-                            table = CpuidTable::new();
-                        }
-                        h.call(v, call, &mut table)
+                        h.vcpu_after_set_cpuid(v, &mut table)
                     }
-                    None => h.vm_destroy(v.vm()),
+                    (_, Some(call)) => h.call(v, call),
+                    (_, None) => h.vm_destroy(v.vm()),
                 };
                 let ctx = format!("{} {} {}: {o:?}", kind.name(), phase.name(), pv.name());
                 assert_eq!(o.call, pv, "{ctx}");
@@ -99,16 +97,13 @@ fn the_default_policy_reproduces_pkvm_ia_for_protected_vms() {
     // Spot checks against docs/design.md §5, through hyp.
     let h = hyp(pvgate::POLICY);
     let v = vcpu_in(&h, VmKind::Protected, Phase::Running);
-    assert_eq!(h.call_simple(v, Call::GetRflags).status(), -1);
-    assert_eq!(h.call_simple(v, Call::SetDr7(0)).status(), -1);
-    assert!(
-        h.call_simple(v, Call::example(PvCall::InjectIrq).unwrap())
-            .ok()
-    );
-    assert!(h.call_simple(v, Call::WriteTscOffset(5)).ok());
+    assert_eq!(h.call(v, Call::GetRflags).status(), -1);
+    assert_eq!(h.call(v, Call::SetDr7(0)).status(), -1);
+    assert!(h.call(v, Call::example(PvCall::InjectIrq).unwrap()).ok());
+    assert!(h.call(v, Call::WriteTscOffset(5)).ok());
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
     assert_eq!(
-        h.call_simple(v, Call::VcpuReset).status(),
+        h.call(v, Call::VcpuReset).status(),
         -1,
         "vcpu_reset is denied for a pvm"
     );

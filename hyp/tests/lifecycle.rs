@@ -13,12 +13,15 @@ fn phases_only_move_forward_and_teardown_vcpus_cannot_run() {
     let h = hyp(pvgate::POLICY);
     for kind in VmKind::ALL {
         let v = vcpu_in(&h, kind, Phase::Setup);
-        assert!(h.call_simple(v, Call::VcpuRun).ok());
+        assert!(h.call(v, Call::VcpuRun).ok());
         assert_eq!(h.phase(v), Some(Phase::Running));
         // Nothing the host can call brings the vCPU back to setup.
         for pv in PvCall::ALL {
+            if pv == PvCall::VcpuAfterSetCpuid {
+                let _ = h.vcpu_after_set_cpuid(v, &mut CpuidTable::new());
+            }
             if let Some(call) = Call::example(pv) {
-                let _ = h.call_simple(v, call);
+                let _ = h.call(v, call);
                 assert_eq!(
                     h.phase(v),
                     Some(Phase::Running),
@@ -30,7 +33,7 @@ fn phases_only_move_forward_and_teardown_vcpus_cannot_run() {
         }
         assert!(h.vm_destroy(v.vm()).ok());
         assert_eq!(h.phase(v), Some(Phase::Teardown));
-        let o = h.call_simple(v, Call::VcpuRun);
+        let o = h.call(v, Call::VcpuRun);
         assert!(!o.ok());
         if kind == VmKind::Normal {
             // The policy allows it; the vCPU is not runnable.
@@ -49,7 +52,7 @@ fn phases_only_move_forward_and_teardown_vcpus_cannot_run() {
         h.destroy_vcpu(v).unwrap();
         h.free_vm(v.vm()).unwrap();
         assert_eq!(h.phase(v), None, "a freed vm's handles are dead");
-        assert_eq!(h.call_simple(v, Call::VcpuRun).status(), -22);
+        assert_eq!(h.call(v, Call::VcpuRun).status(), -22);
     }
 }
 
@@ -73,17 +76,14 @@ fn after_the_first_run_a_cpuid_table_must_equal_the_current_one() {
     let v = vcpu_in(&h, VmKind::Normal, Phase::Setup);
     let mut t = h.supported_cpuid(VmKind::Normal);
     t.retain(|e| e.leaf != 0x80000006);
-    assert!(h.call(v, Call::VcpuAfterSetCpuid, &mut t).ok());
-    assert!(h.call_simple(v, Call::VcpuRun).ok());
+    assert!(h.vcpu_after_set_cpuid(v, &mut t).ok());
+    assert!(h.call(v, Call::VcpuRun).ok());
     let mut same = snapshot(&h, v).cpuid;
     same.reverse(); // order does not matter
-    assert_eq!(
-        h.call(v, Call::VcpuAfterSetCpuid, &mut same).effect,
-        Effect::Allow
-    );
+    assert_eq!(h.vcpu_after_set_cpuid(v, &mut same).effect, Effect::Allow);
     let mut changed = snapshot(&h, v).cpuid;
     changed[1].ecx ^= 1 << 5;
-    let o = h.call(v, Call::VcpuAfterSetCpuid, &mut changed);
+    let o = h.vcpu_after_set_cpuid(v, &mut changed);
     assert_eq!(
         o.error,
         Some(CallError::CpuidChanged {
@@ -107,7 +107,7 @@ fn protected_cpuid_gets_x2apic_forced_on_and_vmx_off_whatever_the_host_sends() {
     let leaf1 = supported.iter().find(|e| e.leaf == 1).unwrap();
     assert_eq!(leaf1.ecx & (1 << 5 | 1 << 21), 1 << 21);
     let mut t = CpuidTable::new(); // an empty proposal: every base leaf as zeros
-    let o = h.call(v, Call::VcpuAfterSetCpuid, &mut t);
+    let o = h.vcpu_after_set_cpuid(v, &mut t);
     assert_eq!(o.effect, Effect::Filter);
     assert!(o.replaced > 10, "{o:?}");
     let eff = snapshot(&h, v).cpuid;
@@ -125,7 +125,7 @@ fn protected_cpuid_gets_x2apic_forced_on_and_vmx_off_whatever_the_host_sends() {
 fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
     let h = hyp(pvgate::POLICY);
     let p = vcpu_in(&h, VmKind::Protected, Phase::Running);
-    let o = h.call_simple(
+    let o = h.call(
         p,
         Call::InjectIrq {
             vector: 31,
@@ -144,7 +144,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
         o.error.unwrap().to_string(),
         "`inject_irq`: vector 0x1f is below the policy's minimum 0x20"
     );
-    let o = h.call_simple(
+    let o = h.call(
         p,
         Call::InjectIrq {
             vector: 0x80,
@@ -153,7 +153,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
     );
     assert_eq!(o.status(), -1);
     assert!(
-        h.call_simple(
+        h.call(
             p,
             Call::InjectIrq {
                 vector: 32,
@@ -163,7 +163,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
         .ok()
     );
     assert_eq!(
-        h.call_simple(
+        h.call(
             p,
             Call::InjectIrq {
                 vector: 33,
@@ -176,7 +176,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
     );
     let n = vcpu_in(&h, VmKind::Normal, Phase::Running);
     assert!(
-        h.call_simple(
+        h.call(
             n,
             Call::InjectIrq {
                 vector: 3,
@@ -191,7 +191,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
 fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model() {
     let h = hyp(pvgate::POLICY);
     let n = vcpu_in(&h, VmKind::Normal, Phase::Setup);
-    let o = h.call_simple(n, Call::VcpuAddFpstate { size: 0x3000 });
+    let o = h.call(n, Call::VcpuAddFpstate { size: 0x3000 });
     assert_eq!(
         (o.status(), o.error),
         (
@@ -202,16 +202,15 @@ fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model(
         )
     );
     let p = vcpu_in(&h, VmKind::Protected, Phase::Setup);
-    assert!(h.call_simple(p, Call::VcpuAddFpstate { size: 0x3000 }).ok());
+    assert!(h.call(p, Call::VcpuAddFpstate { size: 0x3000 }).ok());
     assert_eq!(
-        h.call_simple(p, Call::VcpuAddFpstate { size: 0x100 })
-            .status(),
+        h.call(p, Call::VcpuAddFpstate { size: 0x100 }).status(),
         -22,
         "smaller than the xsave area"
     );
     // The reference model: 20 banks, CMCI/TES/SER/EMC/ELOG/LMCE.
     assert!(
-        h.call_simple(
+        h.call(
             p,
             Call::SetupMce {
                 mcg_cap: 0x0100_0014
@@ -219,7 +218,7 @@ fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model(
         )
         .ok()
     );
-    let o = h.call_simple(p, Call::SetupMce { mcg_cap: 0x15 });
+    let o = h.call(p, Call::SetupMce { mcg_cap: 0x15 });
     assert_eq!(
         o.error,
         Some(CallError::McgCapBanks {
@@ -227,7 +226,7 @@ fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model(
             max: 0x14
         })
     );
-    let o = h.call_simple(
+    let o = h.call(
         p,
         Call::SetupMce {
             mcg_cap: 1 << 8 | 4,
@@ -252,7 +251,7 @@ fn misc_enable_takes_only_its_masked_bits_and_forces_the_rest() {
     let h = hyp(pvgate::POLICY);
     let p = vcpu_in(&h, VmKind::Protected, Phase::Setup);
     assert!(
-        h.call_simple(
+        h.call(
             p,
             Call::SetMsr {
                 index: 0x1a0,
@@ -262,7 +261,7 @@ fn misc_enable_takes_only_its_masked_bits_and_forces_the_rest() {
         .ok()
     );
     assert_eq!(snapshot(&h, p).msr(0x1a0), Some(0x1801));
-    let o = h.call_simple(
+    let o = h.call(
         p,
         Call::SetMsr {
             index: 0x1a0,
@@ -273,7 +272,7 @@ fn misc_enable_takes_only_its_masked_bits_and_forces_the_rest() {
         o.error.unwrap().to_string(),
         "write of 0x9 to msr 0x1a0 sets bits 0x8 outside the write mask 0x1801"
     );
-    let o = h.call_simple(
+    let o = h.call(
         p,
         Call::SetMsr {
             index: 0x10b,

@@ -77,9 +77,9 @@ fn a_pv_lookup_naming_an_msr_rule_does_not_open_a_running_vcpus_registers() {
     let (msr_rule, _) = allow_rules();
     let h = hyp(lying(Some((PvCall::GetRflags, msr_rule)), None));
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
-    assert!(h.call_simple(v, Call::SetRflags(0x246)).ok());
-    assert!(h.call_simple(v, Call::VcpuRun).ok());
-    let o = h.call_simple(v, Call::GetRflags);
+    assert!(h.call(v, Call::SetRflags(0x246)).ok());
+    assert!(h.call(v, Call::VcpuRun).ok());
+    let o = h.call(v, Call::GetRflags);
     assert_eq!(o.effect, Effect::Deny, "{o:?}");
     assert_eq!(o.out, [0; 4]);
 }
@@ -91,7 +91,7 @@ fn an_msr_lookup_naming_a_pv_rule_does_not_drop_the_write_mask() {
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
     let before = snapshot(&h, v).msr(0x1a0);
     // Bit 3 is outside IA32_MISC_ENABLE's write mask in the default policy.
-    let o = h.call_simple(
+    let o = h.call(
         v,
         Call::SetMsr {
             index: 0x1a0,
@@ -107,7 +107,7 @@ fn an_injection_lookup_naming_an_msr_rule_does_not_drop_the_minimum_vector() {
     let (msr_rule, _) = allow_rules();
     let h = hyp(lying(Some((PvCall::InjectIrq, msr_rule)), None));
     let v = vcpu_in(&h, VmKind::Protected, Phase::Running);
-    let o = h.call_simple(
+    let o = h.call(
         v,
         Call::InjectIrq {
             vector: 3,
@@ -122,7 +122,7 @@ fn an_injection_lookup_naming_an_msr_rule_does_not_drop_the_minimum_vector() {
 fn a_lookup_naming_no_rule_is_denied() {
     let h = hyp(lying(Some((PvCall::SetRegs, RuleId(u16::MAX))), None));
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
-    let o = h.call_simple(v, Call::SetRegs(GprWrite::default().with(Gpr::Rip, 0x1000)));
+    let o = h.call(v, Call::SetRegs(GprWrite::default().with(Gpr::Rip, 0x1000)));
     assert_eq!(o.effect, Effect::Deny, "{o:?}");
     assert_eq!(o.rule, None);
 }

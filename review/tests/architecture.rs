@@ -27,9 +27,9 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Crates that still have a module import cycle, being removed by other
-/// work (hyp: `cpuid` -> `ctx` -> `table` -> `cpuid`). Empty this list as they are fixed: the test fails when a
+/// work. Empty this list as they are fixed: the test fails when a
 /// crate listed here no longer has a cycle, so the list cannot go stale.
-const KNOWN_IMPORT_CYCLES: &[&str] = &["pvgate-hyp"];
+const KNOWN_IMPORT_CYCLES: &[&str] = &[];
 
 const GATE: &str = "pvgate-gate";
 const HYP: &str = "pvgate-hyp";
@@ -738,10 +738,10 @@ fn paths_in_comments_strings_and_test_modules_are_not_imports() {
 /// header comment must say why, in a `//! Long because ...` line.
 const FILE_LIMITS: &[(&str, usize)] = &[("cli/src", 350), ("hyp/src", 300)];
 
-/// Directories still over their limit, being reshaped by other work
-/// (hyp). Empty this list as they are fixed: the test fails when a
+/// Directories still over their limit, being reshaped by other work.
+/// Empty this list as they are fixed: the test fails when a
 /// directory listed here no longer has a long file.
-const KNOWN_LONG_DIRS: &[&str] = &["hyp/src"];
+const KNOWN_LONG_DIRS: &[&str] = &[];
 
 /// Files in `dir` longer than `limit` lines whose header gives no reason.
 fn long_files(files: &[(PathBuf, String)], limit: usize) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! conversion into a [`Trace`], with errors located by line.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::Path;
 
 use pvgate_codegen::Registry;
@@ -313,7 +314,10 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         PvCall::SetCr4 => Some(Call::SetCr4(value()?)),
         PvCall::SetEfer => Some(Call::SetEfer(value()?)),
         PvCall::WriteTscOffset => Some(Call::WriteTscOffset(value()?)),
-        PvCall::WriteTscMultiplier => Some(Call::WriteTscMultiplier(value()?)),
+        PvCall::WriteTscMultiplier => Some(Call::WriteTscMultiplier(
+            NonZeroU64::new(value()?)
+                .ok_or("`write_tsc_multiplier`: `value` = 0x0 is out of range")?,
+        )),
         PvCall::SetSegment => Some(Call::SetSegment {
             seg: seg()?,
             segment: Segment {
@@ -396,7 +400,9 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
             for b in &c.expect_effective {
                 expect_effective.push(bits(b)?);
             }
-            Some(Call::VcpuAfterSetCpuid)
+            // Not a `Call`: replay hands the edited table to
+            // `vcpu_after_set_cpuid` itself.
+            None
         }
         // Every other call takes no arguments the trace format names.
         other => Some(

@@ -105,7 +105,8 @@ pub struct TraceCall {
     pub vcpu: usize,
     /// The PV call.
     pub pv: PvCall,
-    /// The typed call (`None` for `vm_destroy`).
+    /// The typed call (`None` for `vm_destroy` and `vcpu_after_set_cpuid`,
+    /// which have their own entry points).
     pub call: Option<Call>,
     /// For `vcpu_after_set_cpuid`: edits of the supported table.
     pub cpuid_edits: Vec<CpuidEdit>,

@@ -4,9 +4,9 @@
 use std::fmt;
 
 use pvgate_codegen::Registry;
-use pvgate_gate::{Policy, Register};
+use pvgate_gate::{Policy, PvCall, Register};
 use pvgate_hyp::{
-    Call, CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
+    CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
 };
 use serde::Serialize;
 
@@ -253,21 +253,27 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
     for (i, tc) in trace.calls.iter().enumerate() {
         let mut table = CpuidTable::new();
         let mut proposed = CpuidTable::new();
-        let outcome = match (tc.call, vcpus.get(tc.vcpu)) {
-            (None, _) => hyp.vm_destroy(vm),
-            (Some(call), Some(&h)) => {
-                if matches!(call, Call::VcpuAfterSetCpuid) {
-                    table = hyp.supported_cpuid(trace.kind);
-                    apply_edits(&mut table, &tc.cpuid_edits);
-                    proposed = table.clone();
-                }
-                hyp.call(h, call, &mut table)
+        let outcome = match (tc.pv, tc.call, vcpus.get(tc.vcpu)) {
+            (PvCall::VmDestroy, _, _) => hyp.vm_destroy(vm),
+            (PvCall::VcpuAfterSetCpuid, _, Some(&h)) => {
+                table = hyp.supported_cpuid(trace.kind);
+                apply_edits(&mut table, &tc.cpuid_edits);
+                proposed = table.clone();
+                hyp.vcpu_after_set_cpuid(h, &mut table)
             }
-            (Some(_), None) => {
+            (_, Some(call), Some(&h)) => hyp.call(h, call),
+            (_, _, None) => {
                 return Err(setup(format!(
                     "call #{}: vcpu {} does not exist",
                     i + 1,
                     tc.vcpu
+                )));
+            }
+            (_, None, Some(_)) => {
+                return Err(setup(format!(
+                    "call #{}: `{}` has no arguments to replay",
+                    i + 1,
+                    tc.pv.name()
                 )));
             }
         };

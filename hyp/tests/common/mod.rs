@@ -37,7 +37,7 @@ pub fn vcpu_in<P: Policy>(h: &SmallHyp<P>, kind: VmKind, phase: Phase) -> VcpuHa
     let vm = h.create_vm(kind).unwrap();
     let v = h.create_vcpu(vm).unwrap();
     if phase >= Phase::Running {
-        assert!(h.call_simple(v, Call::VcpuRun).ok());
+        assert!(h.call(v, Call::VcpuRun).ok());
     }
     if phase >= Phase::Teardown {
         assert!(h.vm_destroy(vm).ok());

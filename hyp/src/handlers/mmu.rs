@@ -4,30 +4,25 @@
 use pvgate_gate::Policy;
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
+use crate::args::{PageTableRoot, PagingLevel};
+use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// `flush_tlb_all`, `flush_tlb_current`, `flush_tlb_gva` and
 /// `flush_tlb_guest`: counted.
-pub(super) fn flush_tlb<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn flush_tlb<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     v.tlb_flushes = v.tlb_flushes.wrapping_add(1);
     ctx.ok()
 }
 
 /// `load_mmu_pgd`: a page-aligned root of 4- or 5-level paging.
-pub(super) fn load_mmu_pgd<P: Policy>(
+pub(crate) fn load_mmu_pgd<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    root: u64,
-    level: u8,
+    root: PageTableRoot,
+    level: PagingLevel,
 ) -> Outcome {
-    if !(4..=5).contains(&level) {
-        return ctx.bad("paging level", u64::from(level));
-    }
-    if root & 0xfff != 0 {
-        return ctx.bad("page-table root (not page aligned)", root);
-    }
-    v.mmu_root = root;
-    v.mmu_level = level;
+    v.mmu_root = root.get();
+    v.mmu_level = level.get();
     ctx.ok()
 }

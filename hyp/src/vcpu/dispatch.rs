@@ -2,39 +2,44 @@
 //! gate (VM kind, the vCPU's phase, the call), routed to its handler when
 //! allowed, and counted and recorded in the audit.
 
-use pvgate_gate::{Phase, Policy, PvCall, PvConstraint, Verdict, decide_pv};
+use pvgate_gate::{Phase, Policy, PvCall, Rule, decide_pv};
 
-use super::ctx::Ctx;
-use super::handle::VcpuHandle;
-use super::lifecycle::LockedVcpu;
-use super::outcome::Outcome;
-use super::table::Hyp;
-use super::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use super::lock::LockedVcpu;
 use crate::audit::{Effect, Resource};
 use crate::call::Call;
 use crate::cpu::{CpuModel, CpuidTable};
 use crate::error::CallError;
+use crate::handlers::ctx::Ctx;
+use crate::handlers::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use crate::hypervisor::Hyp;
+use crate::outcome::{Outcome, decided};
 use crate::state::VcpuState;
+use crate::vm::handle::VcpuHandle;
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
-    /// Makes one PV call on a vCPU. `cpuid` is the in/out table of
-    /// `vcpu_after_set_cpuid` (the proposal in; the effective or corrected
-    /// table out) and is left alone by every other call.
-    pub fn call(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
-        let outcome = self.call_inner(vcpu, call, cpuid);
-        self.account(call.pv(), vcpu.0, &outcome);
+    /// Makes one PV call on a vCPU (every call but the VM-level
+    /// `vm_destroy` and `vcpu_after_set_cpuid`, which have their own).
+    pub fn call(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
+        let pv = call.pv();
+        let outcome = self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
+        self.account(pv, vcpu.0, &outcome);
         outcome
     }
 
-    /// [`Hyp::call`] for calls other than `vcpu_after_set_cpuid`.
-    pub fn call_simple(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
-        let mut none = CpuidTable::new();
-        self.call(vcpu, call, &mut none)
+    /// `vcpu_after_set_cpuid`: `table` is the host's proposal in, and the
+    /// effective table (or, refused, the corrected one) out.
+    pub fn vcpu_after_set_cpuid(&self, vcpu: VcpuHandle, table: &mut CpuidTable) -> Outcome {
+        let pv = PvCall::VcpuAfterSetCpuid;
+        let outcome = self.call_inner(vcpu, pv, Resource::Call, |ctx, v| {
+            cpuid::set_cpuid(ctx, v, table)
+        });
+        self.account(pv, vcpu.0, &outcome);
+        outcome
     }
 
     /// Counts the call's effect, and records it in the audit ring when the
     /// effect is one that is recorded.
-    pub(super) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
+    pub(crate) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
         self.audit.count(Some(call), o.effect);
         if o.effect.is_recorded() {
             self.audit
@@ -46,8 +51,16 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         self.audit.count(call, Effect::Invalid);
     }
 
-    fn call_inner(&self, vcpu: VcpuHandle, call: Call, cpuid: &mut CpuidTable) -> Outcome {
-        let pv = call.pv();
+    /// Looks the vCPU up, then decides and carries out the call (`exec`,
+    /// run only when allowed); a first `vcpu_run` that lost the race
+    /// with `vm_destroy` is undone and decided again in `teardown`.
+    fn call_inner(
+        &self,
+        vcpu: VcpuHandle,
+        pv: PvCall,
+        resource: Resource,
+        mut exec: impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
+    ) -> Outcome {
         let bad = Outcome::failed(
             pv,
             CallError::BadHandle { handle: vcpu.0 },
@@ -62,7 +75,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         };
         let first_run = pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup;
         let before = first_run.then(|| locked.vcpu.clone());
-        let outcome = self.decide_and_execute(cpu, &mut locked, call, cpuid);
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
         if locked.vcpu.phase == Phase::Running
             && !locked.meta.running
             && !locked.slot.publish_running(locked.generation)
@@ -75,7 +88,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             }
             locked.vcpu.advance(Phase::Teardown);
             locked.meta.destroyed = true;
-            return self.decide_and_execute(cpu, &mut locked, call, cpuid);
+            return self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
         }
         outcome
     }
@@ -86,19 +99,22 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         &self,
         cpu: &CpuModel,
         locked: &mut LockedVcpu<'_, VCPUS>,
-        call: Call,
-        cpuid: &mut CpuidTable,
+        pv: PvCall,
+        resource: Resource,
+        exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
-        let pv = call.pv();
         let kind = locked.meta.kind;
         let v = &mut *locked.vcpu;
         let d = decide_pv(&self.policy, kind, v.phase, pv);
-        // Fail closed: `allow` needs the PV rule's constraint; a rule of
-        // another class has none and the call is denied.
-        let pc = d.rule.and_then(|r| r.pv_constraint());
-        let verdict = match (d.verdict, pc) {
-            (Verdict::Allow, None) => Verdict::Deny,
-            (verdict, _) => verdict,
+        let phase = v.phase;
+        let denied = || CallError::Denied {
+            call: pv,
+            kind,
+            phase,
+        };
+        let constraint = match decided(pv, &d, Rule::pv_constraint, resource, denied) {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
         };
         let ctx = Ctx {
             policy: &self.policy,
@@ -108,41 +124,14 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             index: locked.index,
             call: pv,
             rule: d.rule.map(|r| r.id),
-            pc: pc.unwrap_or(SHOWS_NOTHING),
+            constraint,
         };
-        match verdict {
-            Verdict::Deny => Outcome::failed(
-                pv,
-                CallError::Denied {
-                    call: pv,
-                    kind,
-                    phase: v.phase,
-                },
-                ctx.rule,
-                call.resource(),
-            ),
-            Verdict::Ignore => Outcome::new(pv, Effect::Ignore, ctx.rule, call.resource()),
-            Verdict::Allow => execute(&ctx, v, call, cpuid),
-        }
+        exec(&ctx, v)
     }
 }
 
-/// The constraint of a call that is not carried out (denied or ignored):
-/// it shows no bit and allows no vector. Only `allow` executes a call, and
-/// `allow` always has its rule's own constraint.
-const SHOWS_NOTHING: PvConstraint = PvConstraint {
-    read_mask: 0,
-    min_vector: u8::MAX,
-    allow_soft: false,
-};
-
 /// Carries out an allowed call: resource-level checks, then the change.
-fn execute<P: Policy>(
-    ctx: &Ctx<'_, P>,
-    v: &mut VcpuState,
-    call: Call,
-    cpuid: &mut CpuidTable,
-) -> Outcome {
+fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: Call) -> Outcome {
     match call {
         Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),
         Call::EnableIrqWindow => events::enable_irq_window(ctx, v),
@@ -186,7 +175,6 @@ fn execute<P: Policy>(
         | Call::FlushTlbCurrent
         | Call::FlushTlbGva { .. }
         | Call::FlushTlbGuest => mmu::flush_tlb(ctx, v),
-        Call::VcpuAfterSetCpuid => cpuid::set_cpuid(ctx, v, cpuid),
         Call::VcpuAddFpstate { size } => resources::vcpu_add_fpstate(ctx, v, size),
         Call::LoadMmuPgd { root, level } => mmu::load_mmu_pgd(ctx, v, root, level),
         Call::SetRegs(w) => regs::set_regs(ctx, v, w),

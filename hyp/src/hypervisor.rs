@@ -1,35 +1,16 @@
-//! The hypervisor's fixed-capacity tables: [`Hyp`] itself (policy, CPU
-//! model, VM slots each with its vCPUs, audit), its settings
-//! ([`HypConfig`]), construction and read-only accessors.
+//! The hypervisor: [`Hyp`] itself (policy, CPU model, the VM table, each
+//! VM slot with its vCPUs, audit), its construction and read-only
+//! accessors. What it does lives with what it acts on: the VM lifecycle
+//! in `vm/`, a vCPU's lookup, lifecycle and calls in `vcpu/`, the call
+//! handlers in `handlers/`, the hypercall entry in `abi`.
 
 use pvgate_gate::{Policy, VmKind};
 
-use super::cpuid::supported_cpuid;
-use super::slot::VmSlot;
 use crate::audit::Audit;
+use crate::config::HypConfig;
 use crate::cpu::{CpuModel, CpuidTable};
-use crate::state::RESET_RIP;
-
-/// Settings of the hypervisor that are not policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HypConfig {
-    /// RIP the boot vCPU (index 0) of a protected VM is given at first run:
-    /// the hypervisor, not the VMM, chooses the firmware entry point.
-    pub pvm_boot_rip: u64,
-}
-
-impl HypConfig {
-    /// The default: the boot vCPU of a protected VM starts at the reset vector.
-    pub const DEFAULT: HypConfig = HypConfig {
-        pvm_boot_rip: RESET_RIP,
-    };
-}
-
-impl Default for HypConfig {
-    fn default() -> Self {
-        HypConfig::DEFAULT
-    }
-}
+use crate::handlers::cpuid::supported_cpuid;
+use crate::vm::slot::VmSlot;
 
 /// The hypervisor core, generic over the policy (the image's const tables,
 /// or the codegen interpreter) with at most `VMS` VMs of at most `VCPUS`
@@ -43,11 +24,11 @@ impl Default for HypConfig {
 /// free slot with one compare-exchange. See `docs/hypervisor.md`,
 /// "Concurrency and handles".
 pub struct Hyp<P, const VMS: usize = 8, const VCPUS: usize = 8> {
-    pub(super) policy: P,
-    pub(super) config: HypConfig,
-    pub(super) cpu: spin::Once<CpuModel>,
-    pub(super) vms: [VmSlot<VCPUS>; VMS],
-    pub(super) audit: Audit,
+    pub(crate) policy: P,
+    pub(crate) config: HypConfig,
+    pub(crate) cpu: spin::Once<CpuModel>,
+    pub(crate) vms: [VmSlot<VCPUS>; VMS],
+    pub(crate) audit: Audit,
 }
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
@@ -111,7 +92,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Moves a free slot's generation forward to `generation`, as that
     /// many create/free cycles would (tests of the wrap rule only).
-    pub(super) fn skip_generations_for_test(&self, slot: usize, generation: u32) {
+    pub(crate) fn skip_generations_for_test(&self, slot: usize, generation: u32) {
         assert!(self.vms[slot].skip_generations(generation));
     }
 }

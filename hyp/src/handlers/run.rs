@@ -7,14 +7,14 @@ use pvgate_gate::{Phase, Policy, VmKind};
 use super::ctx::Ctx;
 use super::events::sipi_entry;
 use super::msr::force_first_run_bits;
-use super::outcome::Outcome;
 use crate::error::CallError;
+use crate::outcome::Outcome;
 use crate::state::{Gpr, VcpuState};
 
 /// `vcpu_run`: refused in `teardown`; the first run forces state and
 /// moves the vCPU to `running`; entering the guest delivers what was
 /// queued.
-pub(super) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     if v.phase == Phase::Teardown {
         return ctx.fail(CallError::NotRunnable { phase: v.phase });
     }
@@ -31,7 +31,7 @@ pub(super) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcom
 }
 
 /// `vcpu_reset`: architectural state back to reset.
-pub(super) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     // Architectural state back to reset; the phase, the CPUID
     // table, MSRs and setup-time resources stay.
     let keep = v.clone();

@@ -5,32 +5,30 @@
 use pvgate_gate::{Policy, VmKind};
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
+use crate::args::TscMultiplier;
 use crate::error::CallError;
+use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// `write_tsc_offset`.
-pub(super) fn write_tsc_offset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: u64) -> Outcome {
+pub(crate) fn write_tsc_offset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: u64) -> Outcome {
     v.tsc_offset = x;
     ctx.ok()
 }
 
 /// `write_tsc_multiplier`: never zero.
-pub(super) fn write_tsc_multiplier<P: Policy>(
+pub(crate) fn write_tsc_multiplier<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    x: u64,
+    x: TscMultiplier,
 ) -> Outcome {
-    if x == 0 {
-        return ctx.bad("tsc multiplier", x);
-    }
-    v.tsc_multiplier = x;
+    v.tsc_multiplier = x.get();
     ctx.ok()
 }
 
 /// `setup_mce`: IA32_MCG_CAP with at least one and at most the model's
 /// banks, and no capability flag the model lacks.
-pub(super) fn setup_mce<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, mcg_cap: u64) -> Outcome {
+pub(crate) fn setup_mce<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, mcg_cap: u64) -> Outcome {
     let banks = mcg_cap & crate::cpu::MCG_BANK_COUNT;
     if banks == 0 || banks > ctx.cpu.mce_banks() {
         return ctx.fail(CallError::McgCapBanks {
@@ -52,7 +50,7 @@ pub(super) fn setup_mce<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, mcg_cap:
 
 /// `vcpu_add_fpstate`: protected VMs only; the size covers the model's
 /// XSAVE area (at least the 512-byte legacy area) and at most 64 KiB.
-pub(super) fn vcpu_add_fpstate<P: Policy>(
+pub(crate) fn vcpu_add_fpstate<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     size: u64,

@@ -5,11 +5,12 @@
 use pvgate_gate::Policy;
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
+use crate::args::ApicMode;
+use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// `update_cr8_intercept`.
-pub(super) fn update_cr8_intercept<P: Policy>(
+pub(crate) fn update_cr8_intercept<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     tpr: u64,
@@ -21,7 +22,7 @@ pub(super) fn update_cr8_intercept<P: Policy>(
 }
 
 /// `refresh_apicv_exec_ctrl`.
-pub(super) fn refresh_apicv_exec_ctrl<P: Policy>(
+pub(crate) fn refresh_apicv_exec_ctrl<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     active: bool,
@@ -31,7 +32,7 @@ pub(super) fn refresh_apicv_exec_ctrl<P: Policy>(
 }
 
 /// `load_eoi_exitmap`.
-pub(super) fn load_eoi_exitmap<P: Policy>(
+pub(crate) fn load_eoi_exitmap<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     bitmap: [u64; 4],
@@ -41,7 +42,7 @@ pub(super) fn load_eoi_exitmap<P: Policy>(
 }
 
 /// `hwapic_isr_update`.
-pub(super) fn hwapic_isr_update<P: Policy>(
+pub(crate) fn hwapic_isr_update<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     max_isr: u64,
@@ -51,7 +52,7 @@ pub(super) fn hwapic_isr_update<P: Policy>(
 }
 
 /// `hwapic_irr_update`.
-pub(super) fn hwapic_irr_update<P: Policy>(
+pub(crate) fn hwapic_irr_update<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     max_irr: u64,
@@ -61,14 +62,11 @@ pub(super) fn hwapic_irr_update<P: Policy>(
 }
 
 /// `set_virtual_apic_mode`: a mode is two bits.
-pub(super) fn set_virtual_apic_mode<P: Policy>(
+pub(crate) fn set_virtual_apic_mode<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    mode: u8,
+    mode: ApicMode,
 ) -> Outcome {
-    if mode > 3 {
-        return ctx.bad("apic mode", u64::from(mode));
-    }
-    v.irq.apic_mode = mode;
+    v.irq.apic_mode = mode.get();
     ctx.ok()
 }

@@ -5,10 +5,11 @@
 use pvgate_gate::{Phase, VmKind};
 
 use super::handle::VcpuHandle;
-use super::table::{Hyp, HypConfig};
 use crate::call::Call;
+use crate::config::HypConfig;
 use crate::cpu::{CpuModel, CpuidEntry};
 use crate::error::CreateVmError;
+use crate::hypervisor::Hyp;
 
 fn hyp<const VMS: usize>() -> Hyp<pvgate::CompiledPolicy, VMS, 4> {
     // A small Intel CPU (leaves 0 and 1): the wrap rule needs a model to
@@ -58,7 +59,7 @@ fn a_slot_whose_generation_would_wrap_is_retired_and_dead_handles_stay_dead() {
         Err(CreateVmError::Full { capacity: 1 })
     );
     for dead in [first, last] {
-        assert!(!h.call_simple(dead, Call::GetRflags).ok());
+        assert!(!h.call(dead, Call::GetRflags).ok());
         assert_eq!(h.phase(dead), None);
     }
 }
@@ -78,7 +79,7 @@ fn creation_uses_the_other_slots_once_one_is_retired() {
         assert_eq!(vm.0 & 0xffff, 1);
         let v = h.create_vcpu(vm).unwrap();
         assert_eq!(h.phase(v), Some(Phase::Setup));
-        assert!(!h.call_simple(last, Call::GetRflags).ok());
+        assert!(!h.call(last, Call::GetRflags).ok());
         assert!(h.vm_destroy(vm).ok());
         h.free_vm(vm).unwrap();
     }

@@ -32,16 +32,16 @@ const GENERATION_SHIFT: u32 = 32;
 
 /// A decoded state word: what a VM slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct VmMeta {
+pub(crate) struct VmMeta {
     /// The generation of the slot's current (or last) VM; 0 before the
     /// first. Handles carry it; a handle of another generation is dead.
-    pub(super) generation: u32,
-    pub(super) live: bool,
-    pub(super) kind: VmKind,
-    pub(super) destroyed: bool,
+    pub(crate) generation: u32,
+    pub(crate) live: bool,
+    pub(crate) kind: VmKind,
+    pub(crate) destroyed: bool,
     /// Whether a vCPU of the VM has reached `running`.
-    pub(super) running: bool,
-    pub(super) retired: bool,
+    pub(crate) running: bool,
+    pub(crate) retired: bool,
 }
 
 impl VmMeta {
@@ -63,7 +63,7 @@ impl VmMeta {
     /// The VM's most advanced vCPU phase: `teardown` once destroyed,
     /// `running` once a vCPU ran, else `setup` (vCPUs leave a VM only in
     /// `teardown`, so no vCPU that ran is missing from the answer).
-    pub(super) fn phase(self) -> Phase {
+    pub(crate) fn phase(self) -> Phase {
         if self.destroyed {
             Phase::Teardown
         } else if self.running {
@@ -75,7 +75,7 @@ impl VmMeta {
 }
 
 /// What [`VmSlot::claim`] did.
-pub(super) enum Claim {
+pub(crate) enum Claim {
     /// The slot now holds a new VM of this generation.
     Created(u32),
     /// The slot is live or retired (now or by this call).
@@ -83,7 +83,7 @@ pub(super) enum Claim {
 }
 
 /// One VM slot.
-pub(super) struct VmSlot<const VCPUS: usize> {
+pub(crate) struct VmSlot<const VCPUS: usize> {
     /// Generation (bits 63:32) and the flags above.
     state: AtomicU64,
     /// Bit `i`: vCPU `i` exists. Set by `create_vcpu` under vCPU `i`'s
@@ -92,14 +92,14 @@ pub(super) struct VmSlot<const VCPUS: usize> {
     /// Serialises the slot's lifecycle writers (`create_vcpu`,
     /// `destroy_vcpu`, `vm_destroy`, `free_vm`); never taken by a PV call.
     /// A ticket lock: lifecycle writers get it in arrival order.
-    pub(super) lifecycle: spin::mutex::TicketMutex<()>,
+    pub(crate) lifecycle: spin::mutex::TicketMutex<()>,
     /// The vCPUs. A call takes one vCPU's lock and no other.
-    pub(super) vcpus: [spin::Mutex<VcpuState>; VCPUS],
+    pub(crate) vcpus: [spin::Mutex<VcpuState>; VCPUS],
 }
 
 impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// A free slot that has never held a VM.
-    pub(super) const fn new() -> VmSlot<VCPUS> {
+    pub(crate) const fn new() -> VmSlot<VCPUS> {
         VmSlot {
             state: AtomicU64::new(0),
             present: AtomicU64::new(0),
@@ -109,41 +109,41 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     }
 
     /// The state word now.
-    pub(super) fn meta(&self) -> VmMeta {
+    pub(crate) fn meta(&self) -> VmMeta {
         VmMeta::decode(self.state.load(ORDER))
     }
 
     /// The VM, when it is live and of `generation`.
-    pub(super) fn live(&self, generation: u32) -> Option<VmMeta> {
+    pub(crate) fn live(&self, generation: u32) -> Option<VmMeta> {
         let meta = self.meta();
         (meta.live && meta.generation == generation).then_some(meta)
     }
 
     /// The VM, when it is live, of `generation`, and has vCPU `index`.
-    pub(super) fn holds(&self, generation: u32, index: usize) -> Option<VmMeta> {
+    pub(crate) fn holds(&self, generation: u32, index: usize) -> Option<VmMeta> {
         let meta = self.live(generation)?;
         self.has_vcpu(index).then_some(meta)
     }
 
     /// Whether vCPU `index` exists.
-    pub(super) fn has_vcpu(&self, index: usize) -> bool {
+    pub(crate) fn has_vcpu(&self, index: usize) -> bool {
         index < VCPUS && self.present.load(ORDER) & bit(index) != 0
     }
 
     /// The mask of existing vCPUs.
-    pub(super) fn present(&self) -> u64 {
+    pub(crate) fn present(&self) -> u64 {
         self.present.load(ORDER)
     }
 
     /// Marks vCPU `index` as existing (caller: `create_vcpu`, holding the
     /// lifecycle lock and vCPU `index`'s lock).
-    pub(super) fn add_vcpu(&self, index: usize) {
+    pub(crate) fn add_vcpu(&self, index: usize) {
         self.present.fetch_or(bit(index), ORDER);
     }
 
     /// Marks vCPU `index` as gone (caller: `destroy_vcpu`, holding the
     /// lifecycle lock).
-    pub(super) fn remove_vcpu(&self, index: usize) {
+    pub(crate) fn remove_vcpu(&self, index: usize) {
         self.present.fetch_and(!bit(index), ORDER);
     }
 
@@ -152,7 +152,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// dead handle may still carry). Lock-free; at most two attempts,
     /// since a failed compare-exchange means another `create_vm` took or
     /// retired the slot.
-    pub(super) fn claim(&self, kind: VmKind) -> Claim {
+    pub(crate) fn claim(&self, kind: VmKind) -> Claim {
         let mut raw = self.state.load(ORDER);
         loop {
             let meta = VmMeta::decode(raw);
@@ -182,7 +182,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// Records `vm_destroy` of generation `generation`, decided on `seen`
     /// (caller: holding the lifecycle lock). `false` when the state moved
     /// since (a vCPU's first run): decide again.
-    pub(super) fn destroy(&self, seen: VmMeta, generation: u32) -> bool {
+    pub(crate) fn destroy(&self, seen: VmMeta, generation: u32) -> bool {
         let raw = self.state.load(ORDER);
         if VmMeta::decode(raw) != seen || !seen.live || seen.generation != generation {
             return false;
@@ -196,7 +196,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// of `generation` is no longer live or was destroyed first. Bounded:
     /// the word changes under it only by `vm_destroy` and `free_vm`, which
     /// end the loop, or by another first run, at most once.
-    pub(super) fn publish_running(&self, generation: u32) -> bool {
+    pub(crate) fn publish_running(&self, generation: u32) -> bool {
         let mut raw = self.state.load(ORDER);
         loop {
             let meta = VmMeta::decode(raw);
@@ -218,7 +218,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
 
     /// Frees the slot (caller: `free_vm`, holding the lifecycle lock, the
     /// VM destroyed): its vCPUs are gone and its generation's handles dead.
-    pub(super) fn release(&self) {
+    pub(crate) fn release(&self) {
         self.present.store(0, ORDER);
         self.state.fetch_and(!0u64 << GENERATION_SHIFT, ORDER);
     }
@@ -227,7 +227,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// cycles would (tests of the wrap rule only). `false` when the slot
     /// is live, retired or already past `generation`.
     #[cfg(test)]
-    pub(super) fn skip_generations(&self, generation: u32) -> bool {
+    pub(crate) fn skip_generations(&self, generation: u32) -> bool {
         let raw = self.state.load(ORDER);
         let meta = VmMeta::decode(raw);
         if meta.live || meta.retired || meta.generation > generation {

@@ -1,7 +1,7 @@
 //! What became of one PV call ([`Outcome`]): the ABI status and outputs,
 //! and what the audit records.
 
-use pvgate_gate::{PvCall, RuleId};
+use pvgate_gate::{Decision, PvCall, Rule, RuleId, Verdict};
 
 use crate::audit::{Effect, Resource};
 use crate::error::CallError;
@@ -28,7 +28,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(super) fn new(
+    pub(crate) fn new(
         call: PvCall,
         effect: Effect,
         rule: Option<RuleId>,
@@ -45,7 +45,7 @@ impl Outcome {
         }
     }
 
-    pub(super) fn failed(
+    pub(crate) fn failed(
         call: PvCall,
         error: CallError,
         rule: Option<RuleId>,
@@ -66,4 +66,29 @@ impl Outcome {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+}
+
+/// The one place a gate decision becomes an outcome. `Ok` with the
+/// constraint `of` reads from the deciding rule when the call goes on
+/// (`allow` with such a constraint); otherwise the finished outcome:
+/// `ignore` succeeds without effect, and `deny`, default deny and an
+/// `allow` whose rule has no such constraint (fail closed) fail with
+/// `denied`. `resource` is what the audit names.
+#[inline(always)]
+pub(crate) fn decided<'a, C>(
+    call: PvCall,
+    d: &Decision<'a>,
+    of: impl FnOnce(&Rule<'a>) -> Option<C>,
+    resource: Resource,
+    denied: impl FnOnce() -> CallError,
+) -> Result<C, Outcome> {
+    if let Some(c) = d.granted(of) {
+        return Ok(c);
+    }
+    let rule = d.rule.map(|r| r.id);
+    Err(if d.verdict == Verdict::Ignore {
+        Outcome::new(call, Effect::Ignore, rule, resource)
+    } else {
+        Outcome::failed(call, denied(), rule, resource)
+    })
 }

@@ -9,10 +9,10 @@ use pvgate_gate::{
 };
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
 use crate::audit::{Effect, Resource};
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
 use crate::error::CallError;
+use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// The CPUID table the hypervisor offers as supported for a VM kind: the
@@ -41,10 +41,8 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
 /// The per-register controls a CPUID decision gives the host: the rule's
 /// for `allow`, none (everything fixed) otherwise.
 fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
-    match (d.verdict, d.rule) {
-        (Verdict::Allow, Some(rule)) => rule.cpuid_controls(),
-        _ => [RegControl::FIXED; 4],
-    }
+    d.granted(|rule| Some(rule.cpuid_controls()))
+        .unwrap_or([RegControl::FIXED; 4])
 }
 
 fn sort_table(t: &mut CpuidTable) {
@@ -63,7 +61,7 @@ struct Violation {
 
 /// `vcpu_after_set_cpuid`: merges the host's proposal in `table` with the
 /// model's base and hands back the effective table.
-pub(super) fn set_cpuid<P: Policy>(
+pub(crate) fn set_cpuid<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     table: &mut CpuidTable,

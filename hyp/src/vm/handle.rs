@@ -12,11 +12,11 @@ pub struct VmHandle(pub u64);
 pub struct VcpuHandle(pub u64);
 
 impl VmHandle {
-    pub(super) const fn new(generation: u32, slot: usize) -> VmHandle {
+    pub(crate) const fn new(generation: u32, slot: usize) -> VmHandle {
         VmHandle((generation as u64) << 32 | (slot as u64 & 0xffff))
     }
 
-    pub(super) fn split(self) -> Option<(u32, usize)> {
+    pub(crate) fn split(self) -> Option<(u32, usize)> {
         if self.0 >> 16 & 0xffff != 0 {
             return None;
         }
@@ -28,7 +28,7 @@ impl VmHandle {
 const VCPU_TAG: u64 = 1 << 31;
 
 impl VcpuHandle {
-    pub(super) const fn new(generation: u32, slot: usize, index: usize) -> VcpuHandle {
+    pub(crate) const fn new(generation: u32, slot: usize, index: usize) -> VcpuHandle {
         VcpuHandle(
             (generation as u64) << 32
                 | VCPU_TAG
@@ -39,7 +39,7 @@ impl VcpuHandle {
 
     /// (generation, slot, index); a handle without the vCPU tag gets a
     /// slot no table has, so it is refused like any bad handle.
-    pub(super) fn split(self) -> (u32, usize, usize) {
+    pub(crate) fn split(self) -> (u32, usize, usize) {
         let slot = if self.0 & VCPU_TAG == 0 {
             usize::MAX
         } else {

@@ -6,47 +6,48 @@
 use pvgate_gate::Policy;
 
 use super::ctx::Ctx;
-use super::outcome::Outcome;
 use super::regs::set_segment;
+use crate::args::{ExceptionVector, InterruptShadow};
 use crate::audit::Resource;
 use crate::error::CallError;
+use crate::outcome::Outcome;
 use crate::state::{Gpr, SegReg, VcpuState};
 
 /// `enable_nmi_window`.
-pub(super) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     v.irq.nmi_window = true;
     ctx.ok()
 }
 
 /// `enable_irq_window`.
-pub(super) fn enable_irq_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn enable_irq_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     v.irq.irq_window = true;
     ctx.ok()
 }
 
 /// `interrupt_allowed`: output 0 is 1 when an interrupt could be injected.
-pub(super) fn interrupt_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+pub(crate) fn interrupt_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
     ctx.out([u64::from(v.interrupt_allowed()), 0, 0, 0])
 }
 
 /// `nmi_allowed`: output 0 is 1 when an NMI could be injected.
-pub(super) fn nmi_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+pub(crate) fn nmi_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
     ctx.out([u64::from(v.nmi_allowed()), 0, 0, 0])
 }
 
 /// `get_nmi_mask`: output 0 is the NMI mask.
-pub(super) fn get_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+pub(crate) fn get_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
     ctx.out([u64::from(v.irq.nmi_mask), 0, 0, 0])
 }
 
 /// `set_nmi_mask`.
-pub(super) fn set_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: bool) -> Outcome {
+pub(crate) fn set_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: bool) -> Outcome {
     v.irq.nmi_mask = x;
     ctx.ok()
 }
 
 /// `inject_irq`: queues an interrupt; refused while one is already queued.
-pub(super) fn inject_irq<P: Policy>(
+pub(crate) fn inject_irq<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
@@ -68,7 +69,7 @@ pub(super) fn inject_irq<P: Policy>(
 
 /// `inject_irq_if_allowed`: queues an interrupt when the guest can take
 /// it, otherwise requests an interrupt window; output 0 says which.
-pub(super) fn inject_irq_if_allowed<P: Policy>(
+pub(crate) fn inject_irq_if_allowed<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
@@ -93,27 +94,24 @@ pub(super) fn inject_irq_if_allowed<P: Policy>(
 }
 
 /// `inject_nmi`.
-pub(super) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     v.irq.pending_nmi = true;
     ctx.ok()
 }
 
 /// `inject_exception`: the vector must be an exception (< 32).
-pub(super) fn inject_exception<P: Policy>(
+pub(crate) fn inject_exception<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    vector: u8,
+    vector: ExceptionVector,
     error_code: Option<u32>,
 ) -> Outcome {
-    if vector >= 32 {
-        return ctx.bad("exception vector", u64::from(vector));
-    }
-    v.irq.pending_exception = Some((vector, error_code));
+    v.irq.pending_exception = Some((vector.get(), error_code));
     ctx.ok()
 }
 
 /// `cancel_injection`: drops every queued interrupt, NMI and exception.
-pub(super) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+pub(crate) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     v.irq.pending_irq = None;
     v.irq.pending_irq_soft = false;
     v.irq.pending_nmi = false;
@@ -122,30 +120,27 @@ pub(super) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -
 }
 
 /// `protected_apic_has_interrupt`: output 0 is 1 when an interrupt is queued.
-pub(super) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+pub(crate) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
     ctx.out([u64::from(v.irq.pending_irq.is_some()), 0, 0, 0])
 }
 
 /// `set_interrupt_shadow`: at most the two shadow bits (STI, MOV SS).
-pub(super) fn set_interrupt_shadow<P: Policy>(
+pub(crate) fn set_interrupt_shadow<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    x: u8,
+    x: InterruptShadow,
 ) -> Outcome {
-    if x > 3 {
-        return ctx.bad("interrupt shadow", u64::from(x));
-    }
-    v.irq.interrupt_shadow = x;
+    v.irq.interrupt_shadow = x.get();
     ctx.ok()
 }
 
 /// `get_interrupt_shadow`: output 0.
-pub(super) fn get_interrupt_shadow<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+pub(crate) fn get_interrupt_shadow<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
     ctx.out([u64::from(v.irq.interrupt_shadow), 0, 0, 0])
 }
 
 /// `update_exception_bitmap`.
-pub(super) fn update_exception_bitmap<P: Policy>(
+pub(crate) fn update_exception_bitmap<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     x: u32,
@@ -156,7 +151,7 @@ pub(super) fn update_exception_bitmap<P: Policy>(
 
 /// `deliver_sipi_vector`: records the vector and moves the vCPU to its
 /// real-mode entry.
-pub(super) fn deliver_sipi_vector<P: Policy>(
+pub(crate) fn deliver_sipi_vector<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
@@ -171,7 +166,7 @@ pub(super) fn deliver_sipi_vector<P: Policy>(
 
 /// Real-mode entry at the SIPI vector's page: CS.selector = vector << 8,
 /// CS.base = vector << 12, RIP = 0.
-pub(super) fn sipi_entry(v: &mut VcpuState, vector: u8) {
+pub(crate) fn sipi_entry(v: &mut VcpuState, vector: u8) {
     let mut cs = v.segment(SegReg::Cs);
     cs.selector = u16::from(vector) << 8;
     cs.base = u64::from(vector) << 12;
@@ -183,19 +178,19 @@ pub(super) fn sipi_entry(v: &mut VcpuState, vector: u8) {
 /// vector, and whether software interrupts are allowed.
 fn check_vector<P: Policy>(ctx: &Ctx<'_, P>, vector: u8, soft: bool) -> Result<(), Outcome> {
     let resource = Resource::Vector(vector);
-    if vector < ctx.pc.min_vector {
+    if vector < ctx.constraint.min_vector {
         return Err(Outcome::failed(
             ctx.call,
             CallError::VectorTooLow {
                 call: ctx.call,
                 vector,
-                min: ctx.pc.min_vector,
+                min: ctx.constraint.min_vector,
             },
             ctx.rule,
             resource,
         ));
     }
-    if soft && !ctx.pc.allow_soft {
+    if soft && !ctx.constraint.allow_soft {
         return Err(Outcome::failed(
             ctx.call,
             CallError::SoftInterrupt {

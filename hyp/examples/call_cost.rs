@@ -1,0 +1,64 @@
+//! A fixed amount of hypervisor work for instruction counting under
+//! callgrind: `call_cost VARIANT ROUNDS` makes 16 PV calls `ROUNDS` times
+//! through [`Hyp`], over the shipped policy's const tables.
+//! `scripts/callgrind-lookup.sh` runs it twice per variant and divides the
+//! difference, so setup cost cancels out.
+//!
+//! * `set_msr`: an allowed `set_msr` (IA32_MTRR_DEF_TYPE, `0x2ff`) on a protected
+//!   vCPU in `setup`: decode-free typed call, gate decision, MSR
+//!   constraint, state write, audit.
+//! * `get_rflags_denied`: `get_rflags` on a protected vCPU after its first
+//!   `vcpu_run`, which the shipped policy denies.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+
+use pvgate_gate::VmKind;
+use pvgate_hyp::{Call, CpuModel, Hyp, HypConfig};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(variant), Some(rounds)) =
+        (args.get(1), args.get(2).and_then(|r| r.parse::<u32>().ok()))
+    else {
+        eprintln!("usage: call_cost set_msr|get_rflags_denied ROUNDS");
+        std::process::exit(2);
+    };
+    // The host's CPU: the count covers the call path, not the model.
+    let cpu = CpuModel::from_reader(raw_cpuid::CpuIdReaderNative, 0).expect("host cpu model");
+    let h: Box<Hyp<_, 2, 4>> = Box::new(Hyp::with_cpu(pvgate::POLICY, cpu, HypConfig::DEFAULT));
+    let vm = h.create_vm(VmKind::Protected).expect("vm");
+    let v = h.create_vcpu(vm).expect("vcpu");
+    let (call, expect_ok) = match variant.as_str() {
+        "set_msr" => (
+            Call::SetMsr {
+                index: 0x2ff,
+                value: 0x806,
+            },
+            true,
+        ),
+        "get_rflags_denied" => {
+            assert!(h.call(v, Call::VcpuRun).ok(), "vcpu_run");
+            (Call::GetRflags, false)
+        }
+        _ => {
+            eprintln!("unknown variant `{variant}`");
+            std::process::exit(2);
+        }
+    };
+    assert_eq!(h.call(v, call).ok(), expect_ok, "{variant}: {call:?}");
+    let total = run(rounds, || h.call(black_box(v), black_box(call)).status());
+    println!("{variant}: {total}");
+}
+
+/// The measured loop: 16 calls per round.
+#[inline(never)]
+fn run(rounds: u32, call: impl Fn() -> i64) -> i64 {
+    let mut total = 0i64;
+    for _ in 0..rounds {
+        for _ in 0..16 {
+            total = total.wrapping_add(call());
+        }
+    }
+    total
+}

@@ -1,0 +1,13 @@
+//! One handler per PV call, carrying out a call the gate allowed, grouped
+//! by what they touch. Each takes its arguments already decoded into
+//! narrow types ([`crate::args`]) and the context of [`ctx`].
+
+pub(crate) mod apic;
+pub(crate) mod cpuid;
+pub(crate) mod ctx;
+pub(crate) mod events;
+pub(crate) mod mmu;
+pub(crate) mod msr;
+pub(crate) mod regs;
+pub(crate) mod resources;
+pub(crate) mod run;

@@ -1,0 +1,9 @@
+//! The VM table: a slot per VM ([`slot`]: its state word, lifecycle lock
+//! and vCPUs), the handles that name VMs and vCPUs ([`handle`]), and a
+//! VM's lifecycle ([`lifecycle`]).
+
+pub(crate) mod handle;
+pub(crate) mod lifecycle;
+pub(crate) mod slot;
+#[cfg(test)]
+mod wrap_tests;
