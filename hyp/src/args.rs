@@ -1,5 +1,5 @@
 //! Narrow argument types: each call argument with a range is decoded once
-//! ([`crate::abi::decode`]) into a type that holds only valid values, so
+//! ([`crate::decode::decode`]) into a type that holds only valid values, so
 //! the handlers take it as is and have no argument error left to report.
 
 use core::num::NonZeroU64;
