@@ -28,7 +28,7 @@ use serde_json::Value;
 /// No_std crates that still relax one lint of the list at crate level,
 /// with the reason stated beside the `#![allow]`. Empty this as they are
 /// fixed: the test fails when a listed relaxation is gone.
-const KNOWN_RELAXED: &[(&str, &str)] = &[("pvgate-image", "arithmetic_side_effects")];
+const KNOWN_RELAXED: &[(&str, &str)] = &[];
 
 /// The crates that must be found as no_std, so a detection that finds
 /// nothing cannot pass.
