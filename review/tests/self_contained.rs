@@ -104,8 +104,12 @@ fn no_tracked_file_refers_to_documents_outside_the_repository() {
 #[test]
 fn the_outside_reference_check_finds_each_form() {
     let needles = forbidden();
-    let text = "a\nsee ../shared/traces\nb DESIGN.md §5\n/work/shared/x\ndocs/design.md §5\n";
-    let h = hits("x.rs", text, &needles);
+    // The example is built from the needles, so this file names none.
+    let text = format!(
+        "a\nsee {}/traces\nb {} §5\n{}/x\ndocs/design.md §5\n",
+        needles[0], needles[1], needles[2]
+    );
+    let h = hits("x.rs", &text, &needles);
     assert_eq!(h.len(), 3, "{h:?}");
     assert!(h[0].starts_with("x.rs:2:"), "{h:?}");
 }
