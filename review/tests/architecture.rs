@@ -22,9 +22,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
+use common::{cargo_metadata, workspace_root};
 
 /// Crates that still have a module import cycle, being removed by other
 /// work. Empty this list as they are fixed: the test fails when a
@@ -53,30 +55,9 @@ struct Package {
     src_dirs: BTreeSet<PathBuf>,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The workspace packages from `cargo metadata --no-deps`.
 fn workspace() -> BTreeMap<String, Package> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| String::from("cargo"));
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let meta = cargo_metadata();
     let packages = meta["packages"].as_array().expect("`packages` is an array");
     let ours: BTreeSet<&str> = packages.iter().filter_map(|p| p["name"].as_str()).collect();
     let mut ws = BTreeMap::new();

@@ -21,9 +21,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde_json::Value;
+mod common;
+use common::{cargo_metadata, workspace_root};
 
 /// No_std crates that still relax one lint of the list at crate level,
 /// with the reason stated beside the `#![allow]`. Empty this as they are
@@ -34,10 +34,6 @@ const KNOWN_RELAXED: &[(&str, &str)] = &[];
 /// nothing cannot pass.
 const MUST_BE_NO_STD: &[&str] = &["pvgate", "pvgate-gate", "pvgate-hyp", "pvgate-image"];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// One workspace member: its name, manifest text and library root.
 struct Member {
     name: String,
@@ -46,24 +42,7 @@ struct Member {
 }
 
 fn members() -> Vec<Member> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| String::from("cargo"));
-    let out = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    let meta = cargo_metadata();
     meta["packages"]
         .as_array()
         .expect("`packages` is an array")
