@@ -289,3 +289,43 @@ fn misc_enable_takes_only_its_masked_bits_and_forces_the_rest() {
         "write of msr 0x10b is denied in phase `setup`"
     );
 }
+
+/// Attacks on the frozen CPUID table after the first run: an empty table,
+/// a table with an extra leaf, and one that repeats an entry with other
+/// values must all be refused, and the vCPU's table must stay as it was.
+#[test]
+fn after_the_first_run_no_shape_of_table_slips_past_the_equality_check() {
+    let h = hyp(pvgate::POLICY);
+    let v = vcpu_in(&h, VmKind::Normal, Phase::Setup);
+    let mut t = h.supported_cpuid(VmKind::Normal);
+    assert!(h.vcpu_after_set_cpuid(v, &mut t).ok());
+    assert!(h.call(v, Call::VcpuRun).ok());
+    let current = snapshot(&h, v).cpuid;
+    assert!(current.len() > 2);
+
+    let mut empty = CpuidTable::new();
+    assert!(!h.vcpu_after_set_cpuid(v, &mut empty).ok(), "empty table");
+
+    let mut extra = current.clone();
+    let mut new_leaf = extra[0];
+    new_leaf.leaf = 0x4000_00ff;
+    if extra.push(new_leaf).is_ok() {
+        assert!(!h.vcpu_after_set_cpuid(v, &mut extra).ok(), "extra leaf");
+    }
+
+    let mut repeated = current.clone();
+    let mut twin = repeated[1];
+    twin.ecx ^= 1 << 5;
+    let last = repeated.len() - 1;
+    repeated[last] = twin; // entry 1 twice, once changed; one entry dropped
+    assert!(!h.vcpu_after_set_cpuid(v, &mut repeated).ok(), "repeated entry");
+
+    let mut shuffled_twin = current.clone();
+    if shuffled_twin.push(twin).is_ok() {
+        assert!(
+            !h.vcpu_after_set_cpuid(v, &mut shuffled_twin).ok(),
+            "the whole table plus a changed copy of one entry"
+        );
+    }
+    assert_eq!(snapshot(&h, v).cpuid, current, "the table did not change");
+}
