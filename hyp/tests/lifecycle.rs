@@ -318,7 +318,10 @@ fn after_the_first_run_no_shape_of_table_slips_past_the_equality_check() {
     twin.ecx ^= 1 << 5;
     let last = repeated.len() - 1;
     repeated[last] = twin; // entry 1 twice, once changed; one entry dropped
-    assert!(!h.vcpu_after_set_cpuid(v, &mut repeated).ok(), "repeated entry");
+    assert!(
+        !h.vcpu_after_set_cpuid(v, &mut repeated).ok(),
+        "repeated entry"
+    );
 
     let mut shuffled_twin = current.clone();
     if shuffled_twin.push(twin).is_ok() {
