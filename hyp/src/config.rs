@@ -1,4 +1,6 @@
-//! Settings of the hypervisor that are not policy ([`HypConfig`]).
+//! Settings of the hypervisor that are not policy ([`HypConfig`]): what
+//! the machine and the hypervisor build provide, which pKVM-IA reads from
+//! hardware capabilities and its own configuration.
 
 use crate::state::RESET_RIP;
 
@@ -8,12 +10,33 @@ pub struct HypConfig {
     /// RIP the boot vCPU (index 0) of a protected VM is given at first run:
     /// the hypervisor, not the VMM, chooses the firmware entry point.
     pub pvm_boot_rip: u64,
+    /// VMs have an in-kernel (hypervisor-emulated) local APIC. pKVM-IA's
+    /// secondary start and `refresh_apicv_exec_ctrl` need one
+    /// (`lapic_in_kernel`).
+    pub in_kernel_lapic: bool,
+    /// APIC virtualization (APICv) is enabled on this machine; without it
+    /// `refresh_apicv_exec_ctrl` may not activate it.
+    pub apicv_enabled: bool,
+    /// A protected VM's local APIC is protected (the hypervisor, not the
+    /// host, owns its state): TPR forced after reset, `hwapic_isr_update`
+    /// limited, `protected_apic_has_interrupt` served. Normal VMs never
+    /// have a protected APIC.
+    pub protected_apic: bool,
+    /// The machine has VMX TSC scaling; without it `write_tsc_multiplier`
+    /// is not supported.
+    pub tsc_scaling: bool,
 }
 
 impl HypConfig {
-    /// The default: the boot vCPU of a protected VM starts at the reset vector.
+    /// The default: the boot vCPU of a protected VM starts at the reset
+    /// vector; in-kernel APIC, APICv, a protected APIC for protected VMs
+    /// and TSC scaling all present (a current Intel server).
     pub const DEFAULT: HypConfig = HypConfig {
         pvm_boot_rip: RESET_RIP,
+        in_kernel_lapic: true,
+        apicv_enabled: true,
+        protected_apic: true,
+        tsc_scaling: true,
     };
 }
 

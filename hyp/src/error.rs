@@ -20,6 +20,39 @@ pub const EBUSY: i64 = 16;
 pub const EINVAL: i64 = 22;
 /// `-ENOSPC`: a fixed-capacity table is full.
 pub const ENOSPC: i64 = 28;
+/// `-ENOMEM`: a buffer the host gave is too small for what it must hold.
+pub const ENOMEM: i64 = 12;
+/// `-EOPNOTSUPP`: the call is not supported for this vCPU or machine.
+pub const EOPNOTSUPP: i64 = 95;
+
+/// Every errno the ABI returns, with its name, in one table: the audit,
+/// the trace format (`errno = "EBUSY"`) and error messages name an errno
+/// through it.
+pub const ERRNOS: [(i64, &str); 7] = [
+    (EPERM, "EPERM"),
+    (ENOMEM, "ENOMEM"),
+    (EFAULT, "EFAULT"),
+    (EBUSY, "EBUSY"),
+    (EINVAL, "EINVAL"),
+    (ENOSPC, "ENOSPC"),
+    (EOPNOTSUPP, "EOPNOTSUPP"),
+];
+
+/// The name of an errno (`EPERM`, …), `None` for one the ABI never returns.
+pub fn errno_name(errno: i64) -> Option<&'static str> {
+    ERRNOS
+        .iter()
+        .find(|(n, _)| *n == errno)
+        .map(|&(_, name)| name)
+}
+
+/// The errno a name (`EPERM`, …) stands for, `None` for an unknown name.
+pub fn errno_from_name(name: &str) -> Option<i64> {
+    ERRNOS
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|&(errno, _)| errno)
+}
 
 /// Why a PV call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,5 +486,21 @@ impl fmt::Display for ReleaseError {
                 "{handle:#x} is not torn down: `vm_destroy` must come first"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_errno_has_one_name_and_back() {
+        for (errno, name) in ERRNOS {
+            assert_eq!(errno_name(errno), Some(name));
+            assert_eq!(errno_from_name(name), Some(errno));
+        }
+        assert_eq!(errno_name(0), None);
+        assert_eq!(errno_from_name("eperm"), None);
+        assert_eq!(errno_from_name("ENOENT"), None);
     }
 }
