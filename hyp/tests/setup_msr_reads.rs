@@ -2,7 +2,8 @@
 //! shipped policies. pKVM-IA reads any MSR then (`kvm_msr_read` in
 //! `pkvm_vcpu_handle_host_hypercall`, no protected-VM filter), and
 //! `policy/default.toml` does the same; `policy/strict.toml` lets the host
-//! read back only the MSRs it may write. After the first run neither
+//! read back only the MSRs it may write, and IA32_MTRRCAP (crosvm reads it
+//! before it writes the MTRRs). After the first run neither
 //! allows any read (the baseline's `pvm-no-msr-read-after-setup`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,7 @@ use common::*;
 use pvgate_gate::{Access, Phase, Policy, Verdict, VmKind, decide_msr};
 use pvgate_hyp::{Call, CallError, Effect};
 
+const MTRRCAP: u32 = 0xfe;
 const MISC_ENABLE: u32 = 0x1a0;
 const MTRR_PHYSBASE0: u32 = 0x200;
 const MTRR_FIX4K_F8000: u32 = 0x26f;
@@ -27,9 +29,11 @@ fn swept() -> impl Iterator<Item = u32> {
         .chain([0x4b56_4d00, u32::MAX])
 }
 
-/// The MSRs strict lets the host read back in setup: the ones it may write.
+/// The MSRs strict lets the host read in setup: the ones it may write,
+/// and IA32_MTRRCAP.
 fn strict_readable(index: u32) -> bool {
-    index == MISC_ENABLE
+    index == MTRRCAP
+        || index == MISC_ENABLE
         || (MTRR_PHYSBASE0..=MTRR_FIX4K_F8000).contains(&index)
         || index == MTRR_DEF_TYPE
 }
@@ -101,14 +105,14 @@ fn the_default_policy_reads_any_msr_before_the_first_run_as_pkvm_ia() {
 }
 
 #[test]
-fn the_strict_policy_reads_back_only_the_msrs_the_host_may_write() {
+fn the_strict_policy_reads_back_only_the_msrs_the_host_may_write_and_mtrrcap() {
     let reference = interpreter("policy/strict.toml");
     read_sweep(
         &hyp(interpreter("policy/strict.toml")),
         &reference,
         strict_readable,
     );
-    // The readable set is exactly the writable one.
+    // The readable set is exactly the writable one, and IA32_MTRRCAP.
     for index in swept() {
         let w = decide_msr(
             &reference,
@@ -118,7 +122,7 @@ fn the_strict_policy_reads_back_only_the_msrs_the_host_may_write() {
             index,
         );
         assert_eq!(
-            w.verdict == Verdict::Allow,
+            w.verdict == Verdict::Allow || index == MTRRCAP,
             strict_readable(index),
             "{index:#x}"
         );
