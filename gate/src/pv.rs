@@ -12,7 +12,9 @@ pub enum PvClass {
     Setup,
     /// Never allowed for a protected VM.
     Denied,
-    /// Asked for by the review thread; not in pKVM-IA yet.
+    /// Outside pKVM-IA v6.18's access switch: `inject_irq_if_allowed`
+    /// (proposed in the review thread, deferred by pKVM-IA) and
+    /// `deliver_sipi_vector` (pKVM-IA's, for normal VMs only).
     Proposed,
     /// VM lifecycle (`vm_destroy`).
     Lifecycle,
@@ -122,7 +124,7 @@ pub enum PvCall {
     SetVirtualApicMode = 49,
     /// `hwapic_irr_update`: Update the virtual APIC's request register.
     HwapicIrrUpdate = 50,
-    /// `deliver_sipi_vector`: Deliver a SIPI vector to a vCPU (review thread; pKVM-IA deferred it).
+    /// `deliver_sipi_vector`: Deliver a SIPI vector to a vCPU (pKVM-IA: normal VMs only; a protected guest starts its own secondaries).
     DeliverSipiVector = 51,
     /// `inject_irq_if_allowed`: Check that the guest can take an interrupt and inject it in one call; reports whether it injected.
     InjectIrqIfAllowed = 52,

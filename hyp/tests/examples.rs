@@ -1,6 +1,7 @@
-//! The example policy for the review thread's two calls
-//! (`policy/examples/review-thread.toml`) and its traces, replayed through
-//! hyp: every expectation holds.
+//! The example policy (`policy/examples/review-thread.toml`: the review
+//! thread's `inject_irq_if_allowed`, pKVM-IA's `deliver_sipi_vector` for
+//! normal VMs only) and its traces, replayed through hyp: every
+//! expectation holds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -9,12 +10,14 @@ use common::*;
 use pvgate_gate::{Phase, PvCall, Verdict, VmKind, decide_pv};
 
 #[test]
-fn the_example_policy_denies_interrupt_allowed_and_sipi_to_protected_vms_only() {
+fn the_example_policy_keeps_interrupt_allowed_and_denies_sipi_to_protected_vms_only() {
     let p = interpreter("policy/examples/review-thread.toml");
     let d = |kind, call| decide_pv(&p, kind, Phase::Running, call).verdict;
+    // KVM needs `interrupt_allowed` (kvm_vcpu_has_events): the example adds
+    // `inject_irq_if_allowed` beside it, not instead of it.
     assert_eq!(
         d(VmKind::Protected, PvCall::InterruptAllowed),
-        Verdict::Deny
+        Verdict::Allow
     );
     assert_eq!(
         d(VmKind::Protected, PvCall::InjectIrqIfAllowed),
@@ -69,7 +72,20 @@ fn the_example_traces_meet_every_expectation() {
                 .iter()
                 .find(|s| s.pv == "deliver_sipi_vector")
                 .unwrap();
-            assert_eq!(refused.rule.as_ref().unwrap().name, "pvm-no-sipi-yet");
+            assert_eq!(refused.rule.as_ref().unwrap().name, "pvm-no-host-sipi");
+            // inject_irq_if_allowed's answer is interrupt_allowed's: 1
+            // before the first injection, 0 while an interrupt is queued.
+            let asked: Vec<u64> = r
+                .steps
+                .iter()
+                .filter(|s| s.pv == "interrupt_allowed")
+                .map(|s| s.outcome.out[0])
+                .collect();
+            assert_eq!(
+                asked,
+                [1, 0],
+                "interrupt_allowed answers as the combined call"
+            );
         }
     }
 }

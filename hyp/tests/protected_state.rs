@@ -169,8 +169,9 @@ fn the_first_run_forces_r15_the_entry_point_and_policy_forced_msr_bits() {
     );
 }
 
-/// The review thread's open question: let the host see RFLAGS.IF of a
-/// running protected vCPU, and nothing else (a test-only policy).
+/// A proposal from the review thread, objected to there as a leak: let the
+/// host see RFLAGS.IF of a running protected vCPU, and nothing else (a
+/// test-only policy).
 const READ_MASK_POLICY: &str = r#"
 [policy]
 name = "rflags-if-only"
@@ -194,7 +195,7 @@ reason = "test: only RFLAGS.IF"
 
 #[test]
 fn a_getter_read_mask_shows_only_rflags_if() {
-    // The review thread's question answered with a read mask: it breaks
+    // The review thread's IF-only proposal as a read mask: it breaks
     // the shipped baseline (no get_rflags after the first run), so this
     // test of the mask proves a small baseline of its own.
     let baseline = pvgate_codegen::Baseline::from_text(

@@ -85,7 +85,7 @@ pub(super) fn running_guest_state(out: &mut Vec<Finding>, rule: &IrRule, registr
                     rule: Some(rule.name.clone()),
                     span: rule.spans.resource.clone(),
                     label: String::from("observes a running guest"),
-                    help: String::from("pKVM-IA allows these; the review thread proposes `inject_irq_if_allowed`, which checks and injects without telling the host"),
+                    help: String::from("pKVM-IA allows these: KVM needs `interrupt_allowed` for `kvm_vcpu_has_events` (waking a halted vCPU); the review thread's `inject_irq_if_allowed` would not hide the answer (it still says whether the interrupt was taken) and saves exits only without APICv"),
                 });
             }
         }
