@@ -9,6 +9,7 @@ use std::ops::Range;
 use pvgate_gate::{Access, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
 
 use crate::invariant::Invariant;
+use crate::support::SupportEntry;
 
 /// Which array a rule came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -189,6 +190,10 @@ pub struct Ir {
     pub included: Vec<String>,
     /// The baseline proven (always one).
     pub baseline: BaselineInfo,
+    /// The hypervisor's supported CPUID (`policy/registry/hypervisor-cpuid.toml`),
+    /// the same for every policy: emitted with the tables, covered by the
+    /// digest.
+    pub supported: Vec<SupportEntry>,
 }
 
 impl Ir {

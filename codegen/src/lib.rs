@@ -31,6 +31,7 @@ pub mod reason;
 pub mod registry;
 mod resolve;
 pub mod sample;
+pub mod support;
 
 use std::path::Path;
 
@@ -39,6 +40,7 @@ pub use diagnostic::{Diagnostic, ErrorKind};
 pub use interp::Interpreter;
 pub use ir::{BaselineInfo, Ir, IrRule, Resources, RuleClass};
 pub use registry::Registry;
+pub use support::{SupportEntry, SupportTable};
 
 use pvgate_gate::RuleId;
 
@@ -365,6 +367,13 @@ fn lower(
             }
         }
     }
+    let supported = match SupportTable::builtin() {
+        Ok(t) => t.entries.clone(),
+        Err(errors) => {
+            diagnostics.extend(errors.iter().cloned());
+            Vec::new()
+        }
+    };
     if diagnostics.is_empty() {
         diagnostics = overlap::check(&rules, registry);
     }
@@ -383,6 +392,7 @@ fn lower(
         invariants,
         included,
         baseline,
+        supported,
     };
     ir.tabulate();
     Ok(ir)
