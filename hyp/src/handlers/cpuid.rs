@@ -34,12 +34,17 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
     table
 }
 
+/// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
+/// returns information for an EAX input in 0x40000000-0x4FFFFFFF.
+pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4fff_ffff;
+
 /// The supported base for a VM kind, before any policy: every leaf of the
 /// CPU model masked by the hypervisor's supported CPUID (`(hardware &
 /// pass) | set`; a protected VM's unlisted leaves read as zero, a normal
 /// VM's are the hardware's), then, for a protected VM, the hypervisor's
-/// own leaves the hardware lacks (an entry for one leaf that sets bits,
-/// e.g. the 0x40000000 signature). Sorted by (leaf, subleaf).
+/// own leaves the hardware lacks (each entry of the table for one leaf in
+/// [`HYPERVISOR_LEAVES`], with its `set` bits: the 0x40000000 signature,
+/// the zeroed 0x40000001 paravirt features). Sorted by (leaf, subleaf).
 pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
     let table = policy.cpuid_support();
     let mut out = CpuidTable::new();
@@ -55,7 +60,7 @@ pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKi
     if kind == VmKind::Protected {
         for own in table
             .iter()
-            .filter(|s| s.leaf_first == s.leaf_last && s.regs.iter().any(|r| r.set != 0))
+            .filter(|s| s.leaf_first == s.leaf_last && HYPERVISOR_LEAVES.contains(&s.leaf_first))
         {
             let subleaf = own.subleaf.unwrap_or(0);
             if find_entry(&out, own.leaf_first, subleaf).is_some() {
