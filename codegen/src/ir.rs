@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use pvgate_gate::{Access, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
+use pvgate_gate::{
+    Access, CpuidSupport, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind,
+};
 
 use crate::invariant::Invariant;
-use crate::support::SupportEntry;
 
 /// Which array a rule came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,4 +267,17 @@ fn merge_adjacent(sorted: &[MsrRange]) -> Vec<MsrRange> {
         }
     }
     out
+}
+
+/// One resolved entry and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SupportEntry {
+    /// What it supports.
+    pub support: CpuidSupport,
+    /// Why.
+    pub reason: String,
+    /// 1-based line of its `[[leaf]]` header.
+    pub line: u32,
+    /// The span of its leaf selector (for overlap errors).
+    pub span: Range<usize>,
 }

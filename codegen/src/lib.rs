@@ -38,9 +38,10 @@ use std::path::Path;
 pub use baseline::Baseline;
 pub use diagnostic::{Diagnostic, ErrorKind};
 pub use interp::Interpreter;
+pub use ir::SupportEntry;
 pub use ir::{BaselineInfo, Ir, IrRule, Resources, RuleClass};
 pub use registry::Registry;
-pub use support::{SupportEntry, SupportTable};
+pub use support::SupportTable;
 
 use pvgate_gate::RuleId;
 

@@ -6,16 +6,14 @@
 //! carried in every [`crate::Ir`]: emitted into the image's tables, served
 //! by the interpreter, covered by the digest, shown by `report`.
 
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use pvgate_gate::CpuidSupport;
-use serde::Deserialize;
-use toml::Spanned;
 
 use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::ir::SupportEntry;
 use crate::load::toml_error;
-use crate::model::RawValue;
+use crate::model::SupportFile;
 use crate::registry::Registry;
 use crate::resolve::Resolver;
 
@@ -23,70 +21,6 @@ use crate::resolve::Resolver;
 pub const SUPPORT_PATH: &str = "policy/registry/hypervisor-cpuid.toml";
 /// The table's source, compiled into this crate like the registries.
 pub const SUPPORT_TOML: &str = include_str!("../../policy/registry/hypervisor-cpuid.toml");
-
-/// The file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SupportFile {
-    /// The format version, 1.
-    pub format: Spanned<i64>,
-    /// The entries.
-    #[serde(default)]
-    pub leaf: Vec<Spanned<SupportLeaf>>,
-}
-
-/// One `[[leaf]]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SupportLeaf {
-    /// A leaf number or an inclusive range `[first, last]`.
-    pub leaf: RawValue,
-    /// A subleaf number, or `"all"` (the default).
-    #[serde(default)]
-    pub subleaf: Option<RawValue>,
-    /// EAX's support; absent: not supported.
-    #[serde(default)]
-    pub eax: Option<Spanned<SupportReg>>,
-    /// EBX's support.
-    #[serde(default)]
-    pub ebx: Option<Spanned<SupportReg>>,
-    /// ECX's support.
-    #[serde(default)]
-    pub ecx: Option<Spanned<SupportReg>>,
-    /// EDX's support.
-    #[serde(default)]
-    pub edx: Option<Spanned<SupportReg>>,
-    /// Why, citing the source.
-    pub reason: Option<Spanned<String>>,
-}
-
-/// One register's support as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SupportReg {
-    /// Hardware bits passed through: `"all"`, a number or a bit list.
-    #[serde(default)]
-    pub pass: Option<RawValue>,
-    /// Bits taken out of `pass`.
-    #[serde(default)]
-    pub except: Option<RawValue>,
-    /// Bits the hypervisor sets whatever the hardware says.
-    #[serde(default)]
-    pub set: Option<RawValue>,
-}
-
-/// One resolved entry and where it was written.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SupportEntry {
-    /// What it supports.
-    pub support: CpuidSupport,
-    /// Why.
-    pub reason: String,
-    /// 1-based line of its `[[leaf]]` header.
-    pub line: u32,
-    /// The span of its leaf selector (for overlap errors).
-    pub span: Range<usize>,
-}
 
 /// The resolved table, in file order.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use toml::Spanned;
 
 use super::Resolver;
 use crate::diagnostic::{Diagnostic, ErrorKind, line_col};
+use crate::ir::SupportEntry;
 use crate::model::RawValue;
+use crate::model::{SupportFile, SupportLeaf, SupportReg};
 use crate::reason;
-use crate::support::{SupportEntry, SupportFile, SupportLeaf, SupportReg};
 
 impl Resolver<'_> {
     /// Every entry of the table, checked one by one and against each
