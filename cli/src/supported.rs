@@ -10,10 +10,14 @@ use pvgate_gate::{RegSupport, Register, VmKind};
 use pvgate_review::describe;
 use serde_json::{Value, json};
 
+/// One entry of the reference comparison: (leaf, subleaf), the hardware's
+/// EAX..EDX, the protected base's EAX..EDX.
+type BaseRow = ((u32, u32), [u32; 4], [u32; 4]);
+
 /// The reference CPU's hardware CPUID and a protected VM's supported base
 /// on it, entry by entry: ((leaf, subleaf), hardware, base). Empty if the
 /// reference model does not build (it is checked by its own tests).
-fn reference_base(interp: &Interpreter) -> Vec<((u32, u32), [u32; 4], [u32; 4])> {
+fn reference_base(interp: &Interpreter) -> Vec<BaseRow> {
     let Ok(cpu) = pvgate_trace::cpu_model("reference") else {
         return Vec::new();
     };

@@ -68,7 +68,13 @@ impl CpuidSupport {
 
     /// The support of one register.
     pub const fn reg(&self, reg: Register) -> RegSupport {
-        self.regs[reg as usize]
+        let [eax, ebx, ecx, edx] = self.regs;
+        match reg {
+            Register::Eax => eax,
+            Register::Ebx => ebx,
+            Register::Ecx => ecx,
+            Register::Edx => edx,
+        }
     }
 }
 
