@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use pvgate_codegen::{Interpreter, Registry, SupportEntry, support::SUPPORT_PATH};
+use pvgate_codegen::{Compiled, Interpreter, Registry, SupportEntry, support::SUPPORT_PATH};
 use pvgate_gate::{RegSupport, Register, VmKind};
 use pvgate_review::describe;
 use serde_json::{Value, json};
@@ -86,7 +86,8 @@ fn cell(registry: &Registry, e: &SupportEntry, reg: Register, s: RegSupport) -> 
 }
 
 /// The report's section.
-pub fn markdown(interp: &Interpreter, registry: &Registry) -> String {
+pub fn markdown(c: &Compiled, registry: &Registry) -> String {
+    let interp = Interpreter::new(c.ir.clone());
     let ir = interp.ir();
     let mut o = String::new();
     let _ = writeln!(o, "\n## Hypervisor-supported CPUID (protected VMs)\n");
@@ -120,7 +121,7 @@ pub fn markdown(interp: &Interpreter, registry: &Registry) -> String {
         "| leaf | register | hardware | protected base | hidden | added |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|");
-    for ((leaf, sub), hw, base) in reference_base(interp) {
+    for ((leaf, sub), hw, base) in reference_base(&interp) {
         for reg in Register::ALL {
             let (h, b) = (hw[reg as usize], base[reg as usize]);
             if h == b {
@@ -141,7 +142,8 @@ pub fn markdown(interp: &Interpreter, registry: &Registry) -> String {
 }
 
 /// The report's JSON member `supported_cpuid`.
-pub fn json(interp: &Interpreter) -> Value {
+pub fn json(c: &Compiled) -> Value {
+    let interp = Interpreter::new(c.ir.clone());
     let regs = |r: [RegSupport; 4]| {
         let mut m = serde_json::Map::new();
         for (reg, s) in Register::ALL.into_iter().zip(r) {
@@ -163,7 +165,7 @@ pub fn json(interp: &Interpreter) -> Value {
             "registers": regs(e.support.regs),
             "reason": e.reason,
         })).collect::<Vec<_>>(),
-        "protected_base_reference_cpu": reference_base(interp).into_iter().map(|((leaf, subleaf), hw, base)| json!({
+        "protected_base_reference_cpu": reference_base(&interp).into_iter().map(|((leaf, subleaf), hw, base)| json!({
             "leaf": format!("{leaf:#x}"),
             "subleaf": subleaf,
             "hardware": hex4(hw),
