@@ -169,3 +169,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn other_subleaves_and_hypervisor_leaves_cannot_smuggle_the_pmu_or_pv_features() {
+    // A hostile host aims at entries the supported base does not hold:
+    // leaf 0xA subleaf 1, the paravirt leaf with features set, and an
+    // invented hypervisor leaf; under a policy that hands it leaf 0xA.
+    let p = careless();
+    let h = hyp(&p);
+    let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
+    let mut t = h.supported_cpuid(VmKind::Protected);
+    for (leaf, subleaf) in [(0xa, 1), (0x4000_0002, 0)] {
+        t.push(CpuidEntry {
+            leaf,
+            subleaf,
+            eax: 0x0730_0404,
+            ebx: u32::MAX,
+            ecx: u32::MAX,
+            edx: 0x603,
+        })
+        .unwrap();
+    }
+    for e in t.iter_mut().filter(|e| e.leaf == 0x4000_0001) {
+        e.eax = u32::MAX;
+    }
+    let o = h.vcpu_after_set_cpuid(v, &mut t);
+    assert_eq!(o.effect, Effect::Filter, "{o:?}");
+    let eff = snapshot(&h, v).cpuid;
+    for (leaf, subleaf) in [(0xa, 0), (0xa, 1), (0x4000_0001, 0), (0x4000_0002, 0)] {
+        let e = eff
+            .iter()
+            .find(|e| e.leaf == leaf && e.subleaf == subleaf)
+            .unwrap();
+        assert_eq!(*e, CpuidEntry::zero(leaf, subleaf), "{leaf:#x}.{subleaf}");
+    }
+    assert_within_support(&p, &eff);
+}
