@@ -5,7 +5,9 @@
 //! `#![no_std]` outside tests; no heap, no locks, no indirect calls.
 #![cfg_attr(not(test), no_std)]
 
-use pvgate_gate::{Access, Phase, Policy, PvCall, Rule, RuleId, ViolationMode, VmKind};
+use pvgate_gate::{
+    Access, CpuidSupport, Phase, Policy, PvCall, Rule, RuleId, ViolationMode, VmKind,
+};
 
 /// The generated tables (`OUT_DIR/tables.rs`), made by `pvgate-codegen`.
 pub mod tables {
@@ -52,5 +54,10 @@ impl Policy for CompiledPolicy {
     #[inline]
     fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
         tables::RULES.get(usize::from(id.0)).copied()
+    }
+
+    #[inline]
+    fn cpuid_support(&self) -> &[CpuidSupport] {
+        &tables::CPUID_SUPPORT
     }
 }

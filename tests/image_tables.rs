@@ -167,3 +167,16 @@ fn the_default_image_reproduces_pkvm_ia() {
     assert_eq!(pvgate_gate::check_msr_write(c, 1), Ok(0x1801));
     assert!(pvgate_gate::check_msr_write(c, 1 << 3).is_err());
 }
+
+#[test]
+fn the_image_carries_the_hypervisors_supported_cpuid() {
+    let interp = interpreter();
+    assert_eq!(POLICY.cpuid_support(), interp.cpuid_support());
+    assert!(
+        POLICY
+            .cpuid_support()
+            .iter()
+            .any(|s| s.covers(0xa, 0) && s.regs == [pvgate_gate::RegSupport::NONE; 4]),
+        "the image hides the PMU from protected VMs"
+    );
+}

@@ -23,6 +23,7 @@ mod replay;
 mod report;
 mod sarif;
 mod schema;
+mod supported;
 
 use std::process::ExitCode;
 

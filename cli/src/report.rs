@@ -1,6 +1,6 @@
 //! `pvgate report POLICY`: a markdown review document, readable on GitHub
 //! as is: digest, the PV call matrix, MSR rules with their masks, CPUID
-//! control per leaf and register, lint findings and every rule's reason.
+//! control, the supported CPUID (`supported`), lint findings and reasons.
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::check::{baseline_json, baseline_line, invariants_json};
 use crate::error::{CliError, Outcome};
 use crate::format::Format;
-use crate::load;
+use crate::{load, supported};
 use pvgate_review::describe;
 use pvgate_review::lint::{self, Severity};
 
@@ -50,6 +50,7 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
                 "pv": pv_matrix(&c).into_iter().map(|(call, cells)| json!({"call": call.name(), "decisions": cells.iter().map(|(k, p, v)| json!({"vm": k.name(), "phase": p.name(), "verdict": v.name()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "rules": c.ir.rules.iter().map(|r| json!({"name": r.name, "class": r.class.name(), "verdict": r.verdict.name(), "line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
                 "findings": findings.iter().map(|f| json!({"lint": f.lint.name(), "severity": f.severity.name(), "message": f.message, "line": line_col(&c.text, f.span.start).0})).collect::<Vec<_>>(),
+                "supported_cpuid": supported::json(&c),
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
@@ -290,6 +291,7 @@ pub fn markdown(c: &Compiled, registry: &Registry) -> String {
         }
     }
 
+    o.push_str(&supported::markdown(c, registry));
     // Lint.
     let findings = lint::findings(c, registry);
     let _ = writeln!(o, "\n## Lint findings\n");

@@ -3,7 +3,9 @@
 //! it; any change to a decision, constraint, name or reason does, and so
 //! does any change to the set of invariants proven (the mandatory baseline
 //! included): two images with one digest were proven against the same
-//! invariants.
+//! invariants. It also covers the hypervisor's supported CPUID
+//! (`policy/registry/hypervisor-cpuid.toml`, entries and reasons): two
+//! images with one digest give a protected VM the same base.
 
 use std::fmt::Write;
 
@@ -16,7 +18,7 @@ use crate::ir::{Ir, IrRule};
 /// The canonical text the digest is computed over (one line per decided
 /// range, each with the full content of its rule).
 pub fn canonical_text(ir: &Ir) -> String {
-    let mut out = String::from("pvgate-ir/2\n");
+    let mut out = String::from("pvgate-ir/3\n");
     let _ = writeln!(out, "name {:?}", ir.name);
     let _ = writeln!(out, "description {:?}", ir.description);
     let _ = writeln!(out, "cpuid-violations {}", ir.violation_mode.name());
@@ -65,6 +67,26 @@ pub fn canonical_text(ir: &Ir) -> String {
                 rule(*id)
             );
         }
+    }
+    // The hypervisor's supported CPUID: what a protected VM's base is.
+    for e in &ir.supported {
+        let s = e.support;
+        let sub = s
+            .subleaf
+            .map_or_else(|| String::from("*"), |s| format!("{s:#x}"));
+        let regs: Vec<String> = s
+            .regs
+            .iter()
+            .map(|r| format!("{:#x}/{:#x}", r.pass, r.set))
+            .collect();
+        let _ = writeln!(
+            out,
+            "cpuid-support {:#x} {:#x} {sub} [{}] reason={:?}",
+            s.leaf_first,
+            s.leaf_last,
+            regs.join(" "),
+            e.reason
+        );
     }
     let mut invariants: Vec<String> = ir.invariants.iter().map(canonical_invariant).collect();
     invariants.sort();

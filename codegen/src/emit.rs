@@ -81,7 +81,51 @@ pub fn rust_shaped(ir: &Ir, path: &str, shape: Shape) -> String {
     emit_msr(&mut o, ir, path, shape);
     emit_cpuid(&mut o, ir, path);
     emit_pv(&mut o, ir, path);
+    emit_support(&mut o, ir);
     o
+}
+
+/// The hypervisor's supported CPUID, as `CPUID_SUPPORT` (the same table in
+/// every image; the digest covers it).
+fn emit_support(o: &mut String, ir: &Ir) {
+    let _ = writeln!(
+        o,
+        "\n/// The hypervisor's supported CPUID ({}): a protected VM's base is the\n\
+         /// hardware CPUID masked by it.",
+        crate::support::SUPPORT_PATH
+    );
+    let n = ir.supported.len();
+    if n == 0 {
+        o.push_str("pub static CPUID_SUPPORT: [pvgate_gate::CpuidSupport; 0] = [];\n");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "pub static CPUID_SUPPORT: [pvgate_gate::CpuidSupport; {n}] = ["
+    );
+    for e in &ir.supported {
+        let s = e.support;
+        let _ = writeln!(o, "    // {}:{}", crate::support::SUPPORT_PATH, e.line);
+        o.push_str("    pvgate_gate::CpuidSupport {\n");
+        let _ = writeln!(o, "        leaf_first: {:#x},", s.leaf_first);
+        let _ = writeln!(o, "        leaf_last: {:#x},", s.leaf_last);
+        match s.subleaf {
+            Some(sub) => {
+                let _ = writeln!(o, "        subleaf: Some({sub:#x}),");
+            }
+            None => o.push_str("        subleaf: None,\n"),
+        }
+        o.push_str("        regs: [\n");
+        for r in s.regs {
+            o.push_str("            pvgate_gate::RegSupport {\n");
+            let _ = writeln!(o, "                pass: {:#x},", r.pass);
+            let _ = writeln!(o, "                set: {:#x},", r.set);
+            o.push_str("            },\n");
+        }
+        o.push_str("        ],\n");
+        o.push_str("    },\n");
+    }
+    o.push_str("];\n");
 }
 
 /// The gate types the tables use, and only those: a policy without rules

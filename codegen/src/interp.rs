@@ -3,7 +3,9 @@
 //! emitter uses), so a mistake in tabulation or emission shows up as a
 //! disagreement with the generated tables.
 
-use pvgate_gate::{Access, Phase, Policy, PvCall, Rule, RuleId, ViolationMode, VmKind};
+use pvgate_gate::{
+    Access, CpuidSupport, Phase, Policy, PvCall, Rule, RuleId, ViolationMode, VmKind,
+};
 
 use crate::digest;
 use crate::ir::{Ir, IrRule};
@@ -13,13 +15,19 @@ use crate::ir::{Ir, IrRule};
 pub struct Interpreter {
     ir: Ir,
     digest: [u8; 32],
+    support: Vec<CpuidSupport>,
 }
 
 impl Interpreter {
     /// Interprets a compiled policy.
     pub fn new(ir: Ir) -> Interpreter {
         let digest = digest::digest(&ir);
-        Interpreter { ir, digest }
+        let support = ir.supported.iter().map(|e| e.support).collect();
+        Interpreter {
+            ir,
+            digest,
+            support,
+        }
     }
 
     /// The IR being interpreted.
@@ -75,5 +83,9 @@ impl Policy for Interpreter {
             line: r.line,
             detail: r.detail,
         })
+    }
+
+    fn cpuid_support(&self) -> &[CpuidSupport] {
+        &self.support
     }
 }

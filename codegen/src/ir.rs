@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use pvgate_gate::{Access, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
+use pvgate_gate::{
+    Access, CpuidSupport, Phase, PvCall, RuleDetail, RuleId, Verdict, ViolationMode, VmKind,
+};
 
 use crate::invariant::Invariant;
 
@@ -189,6 +191,10 @@ pub struct Ir {
     pub included: Vec<String>,
     /// The baseline proven (always one).
     pub baseline: BaselineInfo,
+    /// The hypervisor's supported CPUID (`policy/registry/hypervisor-cpuid.toml`),
+    /// the same for every policy: emitted with the tables, covered by the
+    /// digest.
+    pub supported: Vec<SupportEntry>,
 }
 
 impl Ir {
@@ -261,4 +267,17 @@ fn merge_adjacent(sorted: &[MsrRange]) -> Vec<MsrRange> {
         }
     }
     out
+}
+
+/// One resolved entry and where it was written.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SupportEntry {
+    /// What it supports.
+    pub support: CpuidSupport,
+    /// Why.
+    pub reason: String,
+    /// 1-based line of its `[[leaf]]` header.
+    pub line: u32,
+    /// The span of its leaf selector (for overlap errors).
+    pub span: Range<usize>,
 }

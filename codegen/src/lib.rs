@@ -31,14 +31,17 @@ pub mod reason;
 pub mod registry;
 mod resolve;
 pub mod sample;
+pub mod support;
 
 use std::path::Path;
 
 pub use baseline::Baseline;
 pub use diagnostic::{Diagnostic, ErrorKind};
 pub use interp::Interpreter;
+pub use ir::SupportEntry;
 pub use ir::{BaselineInfo, Ir, IrRule, Resources, RuleClass};
 pub use registry::Registry;
+pub use support::SupportTable;
 
 use pvgate_gate::RuleId;
 
@@ -365,6 +368,13 @@ fn lower(
             }
         }
     }
+    let supported = match SupportTable::builtin() {
+        Ok(t) => t.entries.clone(),
+        Err(errors) => {
+            diagnostics.extend(errors.iter().cloned());
+            Vec::new()
+        }
+    };
     if diagnostics.is_empty() {
         diagnostics = overlap::check(&rules, registry);
     }
@@ -383,6 +393,7 @@ fn lower(
         invariants,
         included,
         baseline,
+        supported,
     };
     ir.tabulate();
     Ok(ir)

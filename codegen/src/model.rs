@@ -525,3 +525,55 @@ fn pretty(schema: &schemars::Schema) -> String {
     text.push('\n');
     text
 }
+
+/// The hypervisor's supported-CPUID file as written
+/// (`policy/registry/hypervisor-cpuid.toml`, see `crate::support`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportFile {
+    /// The format version, 1.
+    pub format: Spanned<i64>,
+    /// The entries.
+    #[serde(default)]
+    pub leaf: Vec<Spanned<SupportLeaf>>,
+}
+
+/// One `[[leaf]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportLeaf {
+    /// A leaf number or an inclusive range `[first, last]`.
+    pub leaf: RawValue,
+    /// A subleaf number, or `"all"` (the default).
+    #[serde(default)]
+    pub subleaf: Option<RawValue>,
+    /// EAX's support; absent: not supported.
+    #[serde(default)]
+    pub eax: Option<Spanned<SupportReg>>,
+    /// EBX's support.
+    #[serde(default)]
+    pub ebx: Option<Spanned<SupportReg>>,
+    /// ECX's support.
+    #[serde(default)]
+    pub ecx: Option<Spanned<SupportReg>>,
+    /// EDX's support.
+    #[serde(default)]
+    pub edx: Option<Spanned<SupportReg>>,
+    /// Why, citing the source.
+    pub reason: Option<Spanned<String>>,
+}
+
+/// One register's support as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportReg {
+    /// Hardware bits passed through: `"all"`, a number or a bit list.
+    #[serde(default)]
+    pub pass: Option<RawValue>,
+    /// Bits taken out of `pass`.
+    #[serde(default)]
+    pub except: Option<RawValue>,
+    /// Bits the hypervisor sets whatever the hardware says.
+    #[serde(default)]
+    pub set: Option<RawValue>,
+}

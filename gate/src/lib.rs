@@ -12,6 +12,7 @@ pub mod msr;
 pub mod policy;
 pub mod pv;
 pub mod rule;
+pub mod support;
 pub mod vocab;
 
 pub use cpuid::{CpuidMerge, Register, merge_register, supported_register};
@@ -21,5 +22,8 @@ pub use pv::{PvCall, PvClass};
 pub use rule::{
     BitMode, CpuidControls, MsrConstraint, PvConstraint, RegControl, Rule, RuleDetail, RuleId,
     ViolationMode,
+};
+pub use support::{
+    CpuidSupport, RegSupport, merge_supported, offered_register, support_for, support_in,
 };
 pub use vocab::{Access, Phase, Verdict, VmKind};

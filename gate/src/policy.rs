@@ -2,6 +2,7 @@
 
 use crate::pv::PvCall;
 use crate::rule::{Rule, RuleDetail, RuleId, ViolationMode};
+use crate::support::CpuidSupport;
 use crate::vocab::{Access, Phase, Verdict, VmKind};
 
 /// A compiled policy: the generated const tables implement it, and so does
@@ -22,6 +23,9 @@ pub trait Policy {
     fn pv_rule(&self, kind: VmKind, phase: Phase, call: PvCall) -> Option<RuleId>;
     /// The rule with this id.
     fn rule(&self, id: RuleId) -> Option<Rule<'_>>;
+    /// The hypervisor's supported-CPUID table (protected VMs' base mask,
+    /// `policy/registry/hypervisor-cpuid.toml`), compiled with the policy.
+    fn cpuid_support(&self) -> &[CpuidSupport];
 }
 
 /// A borrowed policy is a policy, so a hypervisor that owns its policy can
@@ -47,6 +51,9 @@ impl<P: Policy + ?Sized> Policy for &P {
     }
     fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
         (**self).rule(id)
+    }
+    fn cpuid_support(&self) -> &[CpuidSupport] {
+        (**self).cpuid_support()
     }
 }
 
@@ -208,6 +215,9 @@ mod tests {
         }
         fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
             self.rules.get(usize::from(id.0)).copied()
+        }
+        fn cpuid_support(&self) -> &[CpuidSupport] {
+            &[]
         }
     }
 

@@ -1,5 +1,6 @@
-//! The CPU model: the hypervisor's base CPUID table (what the CPU and the
-//! hypervisor support, like QEMU `-cpu host`) and its machine-check
+//! The CPU model: the hardware's CPUID table (what the CPU has, like QEMU
+//! `-cpu host`; a protected VM's base is it masked by the hypervisor's
+//! supported CPUID, `handlers::cpuid::supported_base`) and its machine-check
 //! capability, read through raw-cpuid from real hardware or from a table of
 //! recorded CPUID entries (the image's reference CPU is a `const` table
 //! generated at build time; hyp parses no text).
@@ -62,11 +63,11 @@ pub const MCG_BANK_COUNT: u64 = 0xff;
 /// IA32_MCG_CAP bits 23:16: MCG_EXT_CNT, a count rather than a capability.
 pub const MCG_EXT_CNT: u64 = 0xff_0000;
 
-/// What the hypervisor offers its guests: the base CPUID table and the
-/// machine-check capability.
+/// The CPU the hypervisor runs on: its CPUID table (before the supported
+/// mask) and the machine-check capability.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuModel {
-    /// The base CPUID table, sorted by (leaf, subleaf).
+    /// The hardware's CPUID table, sorted by (leaf, subleaf).
     pub base: CpuidTable,
     /// The largest IA32_MCG_CAP a vCPU may be given (banks in bits 7:0,
     /// capability flags elsewhere); 0 when the CPU has no MCA.

@@ -41,7 +41,7 @@ pub use config::HypConfig;
 pub use cpu::{CpuModel, CpuModelError, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
 pub use decode::decode;
 pub use error::{CallError, CreateVcpuError, CreateVmError, ReleaseError};
-pub use handlers::cpuid::supported_cpuid;
+pub use handlers::cpuid::{supported_base, supported_cpuid};
 pub use hypervisor::Hyp;
 pub use outcome::Outcome;
 pub use state::{DescTable, Gpr, GprWrite, SegReg, Segment, VcpuState};

@@ -49,6 +49,9 @@ impl Policy for Lying {
     fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
         self.inner.rule(id)
     }
+    fn cpuid_support(&self) -> &[pvgate_gate::CpuidSupport] {
+        self.inner.cpuid_support()
+    }
 }
 
 fn default_policy() -> Interpreter {

@@ -23,6 +23,7 @@ pub fn findings(c: &Compiled, registry: &Registry) -> Vec<Finding> {
         msr::msr_attr_writes(&mut out, rule, registry);
         msr::allow_if_unchanged(&mut out, rule, &c.text, registry);
         cpuid::cpuid_security(&mut out, rule, registry);
+        cpuid::cpuid_unsupported(&mut out, rule, &c.ir);
         ignore::ignore_verdict(&mut out, rule, registry);
         running::running_guest_state(&mut out, rule, registry);
     }

@@ -33,4 +33,7 @@ pub use cpu_table::cpu_table_rust;
 pub use error::TraceError;
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
+/// hyp's supported base (the CPU model masked by the hypervisor's
+/// supported CPUID), for tools that show it (`pvgate report`).
+pub use pvgate_hyp::supported_base;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};

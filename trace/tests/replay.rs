@@ -181,3 +181,34 @@ fn malformed_traces_name_the_line_and_the_problem() {
     .to_string();
     assert!(err.starts_with("<bad>:17: unknown field `valu`"), "{err}");
 }
+
+#[test]
+fn the_pmu_is_hidden_from_a_protected_vm_and_the_host_cannot_re_enable_it() {
+    for r in [
+        replay_file(&interpreter("policy/default.toml"), "pmu-hidden-pvm.toml"),
+        replay_file(&pvgate::POLICY, "pmu-hidden-pvm.toml"),
+    ] {
+        assert_all_met(&r);
+        assert_every_call_expected(&r);
+        assert_eq!(r.steps[0].effect, "filter", "{}", r.steps[0]);
+    }
+    // strict.toml rejects the proposal; the corrected table still has no PMU.
+    let r = replay_file(&interpreter("policy/strict.toml"), "pmu-hidden-pvm.toml");
+    assert_eq!(r.steps[0].effect, "deny", "{}", r.steps[0]);
+    assert_eq!(
+        r.failures().count(),
+        1,
+        "only the `filter` expectation differs (strict rejects); every expect_effective holds"
+    );
+}
+
+#[test]
+fn a_normal_vm_gets_the_pmu_leaf_the_host_proposes() {
+    for r in [
+        replay_file(&interpreter("policy/default.toml"), "pmu-npvm.toml"),
+        replay_file(&pvgate::POLICY, "pmu-npvm.toml"),
+    ] {
+        assert_all_met(&r);
+        assert_every_call_expected(&r);
+    }
+}

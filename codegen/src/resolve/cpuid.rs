@@ -30,49 +30,8 @@ impl Resolver<'_> {
         }
 
         let leaf_span = r.leaf.span();
-        let leaves = match r.leaf.get_ref() {
-            toml::Value::String(s) if s == "all" => Some((0, u32::MAX)),
-            toml::Value::Array(items) if items.len() == 2 => {
-                let a = self.span_of_item(&leaf_span, &items[0]);
-                let b = self.span_of_item(&leaf_span, &items[1]);
-                let first = self.number(&items[0], a, "CPUID leaf", 32);
-                let last = self.number(&items[1], b, "CPUID leaf", 32);
-                match (first, last) {
-                    (Some(f), Some(l)) if f > l => {
-                        self.error(Diagnostic::new(
-                            ErrorKind::EmptyOrInverted,
-                            format!("inverted CPUID leaf range: {f:#x} is after {l:#x}"),
-                            leaf_span.clone(),
-                            "empty range",
-                        ));
-                        None
-                    }
-                    (Some(f), Some(l)) => Some((f as u32, l as u32)),
-                    _ => None,
-                }
-            }
-            toml::Value::Array(_) => {
-                self.error(Diagnostic::new(
-                    ErrorKind::BadSelector,
-                    "a CPUID leaf range must be `[first, last]`",
-                    leaf_span.clone(),
-                    "expected two leaves",
-                ));
-                None
-            }
-            value => self
-                .number(value, leaf_span.clone(), "CPUID leaf", 32)
-                .map(|l| (l as u32, l as u32)),
-        };
-        let subleaf = match &r.subleaf {
-            None => Some(None),
-            Some(s) => match s.get_ref() {
-                toml::Value::String(a) if a == "all" => Some(None),
-                value => self
-                    .number(value, s.span(), "CPUID subleaf", 32)
-                    .map(|n| Some(n as u32)),
-            },
-        };
+        let leaves = self.cpuid_leaves(&r.leaf);
+        let subleaf = self.cpuid_subleaf(&r.subleaf);
 
         let mut controls = [RegControl::FIXED; 4];
         for (reg, ctl) in [
@@ -128,6 +87,60 @@ impl Resolver<'_> {
             detail,
             leaf_span,
         )
+    }
+
+    /// A CPUID leaf selector: a number, `[first, last]` or `"all"`, as an
+    /// inclusive range. `None` after an error.
+    pub(super) fn cpuid_leaves(&mut self, raw: &model::RawValue) -> Option<(u32, u32)> {
+        let leaf_span = raw.span();
+        match raw.get_ref() {
+            toml::Value::String(s) if s == "all" => Some((0, u32::MAX)),
+            toml::Value::Array(items) if items.len() == 2 => {
+                let a = self.span_of_item(&leaf_span, &items[0]);
+                let b = self.span_of_item(&leaf_span, &items[1]);
+                let first = self.number(&items[0], a, "CPUID leaf", 32);
+                let last = self.number(&items[1], b, "CPUID leaf", 32);
+                match (first, last) {
+                    (Some(f), Some(l)) if f > l => {
+                        self.error(Diagnostic::new(
+                            ErrorKind::EmptyOrInverted,
+                            format!("inverted CPUID leaf range: {f:#x} is after {l:#x}"),
+                            leaf_span.clone(),
+                            "empty range",
+                        ));
+                        None
+                    }
+                    (Some(f), Some(l)) => Some((f as u32, l as u32)),
+                    _ => None,
+                }
+            }
+            toml::Value::Array(_) => {
+                self.error(Diagnostic::new(
+                    ErrorKind::BadSelector,
+                    "a CPUID leaf range must be `[first, last]`",
+                    leaf_span.clone(),
+                    "expected two leaves",
+                ));
+                None
+            }
+            value => self
+                .number(value, leaf_span.clone(), "CPUID leaf", 32)
+                .map(|l| (l as u32, l as u32)),
+        }
+    }
+
+    /// A CPUID subleaf selector: a number, or `"all"` / absent (every
+    /// subleaf, `Some(None)`). `None` after an error.
+    pub(super) fn cpuid_subleaf(&mut self, raw: &Option<model::RawValue>) -> Option<Option<u32>> {
+        match raw {
+            None => Some(None),
+            Some(s) => match s.get_ref() {
+                toml::Value::String(a) if a == "all" => Some(None),
+                value => self
+                    .number(value, s.span(), "CPUID subleaf", 32)
+                    .map(|n| Some(n as u32)),
+            },
+        }
     }
 
     fn register_control(
@@ -236,7 +249,7 @@ impl Resolver<'_> {
     /// Refuses named bits in a mask of a rule that covers every subleaf of
     /// a leaf with subleaves: a feature name means one subleaf, and the
     /// mask would apply its bit to all of them. Returns whether it refused.
-    fn named_bits_on_every_subleaf(&mut self, raw: &model::RawValue, leaf: u32) -> bool {
+    pub(super) fn named_bits_on_every_subleaf(&mut self, raw: &model::RawValue, leaf: u32) -> bool {
         if !self.registry.leaf_has_subleaves(leaf) {
             return false;
         }

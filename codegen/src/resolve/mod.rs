@@ -19,6 +19,7 @@ mod invariant;
 mod msr;
 mod name;
 mod pv;
+mod support;
 
 /// Resolves the header and every rule, collecting every error.
 pub(crate) struct Resolver<'a> {

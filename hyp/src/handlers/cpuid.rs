@@ -1,11 +1,13 @@
-//! CPUID: the supported table offered per VM kind, and
-//! `vcpu_after_set_cpuid` (the host's proposal merged register by register
-//! with the model's base under the policy's controls, filtered or rejected
-//! per the violation mode, and frozen once the vCPU has run).
+//! CPUID: the supported base (the CPU model masked by the hypervisor's
+//! supported CPUID, per VM kind), the supported table offered per VM kind,
+//! and `vcpu_after_set_cpuid` (the host's proposal merged register by
+//! register with the supported base under the policy's controls, never
+//! outside the supported mask, filtered or rejected per the violation
+//! mode, and frozen once the vCPU has run).
 
 use pvgate_gate::{
     Decision, Phase, Policy, RegControl, Register, RuleId, Verdict, ViolationMode, VmKind,
-    decide_cpuid, merge_register, supported_register,
+    decide_cpuid, merge_supported, offered_register, support_for,
 };
 
 use super::ctx::Ctx;
@@ -16,26 +18,67 @@ use crate::outcome::Outcome;
 use crate::state::VcpuState;
 
 /// The CPUID table the hypervisor offers as supported for a VM kind: the
-/// model's base with the forced values of the rules for (kind, `setup`)
-/// applied. Proposing it unchanged is always accepted.
+/// supported base ([`supported_base`]) with the forced values of the rules
+/// for (kind, `setup`) applied, inside the supported mask. Proposing it
+/// unchanged is always accepted.
 pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
-    let mut table = CpuidTable::new();
-    for base in &cpu.base {
-        let controls = cpuid_controls(&decide_cpuid(
-            policy,
-            kind,
-            Phase::Setup,
-            base.leaf,
-            base.subleaf,
-        ));
-        let mut e = *base;
-        for (reg, c) in Register::ALL.into_iter().zip(controls) {
-            e.set_reg(reg, supported_register(base.reg(reg), c));
+    let mut table = supported_base(policy, cpu, kind);
+    for e in table.iter_mut() {
+        let controls = cpuid_controls(&decide_cpuid(policy, kind, Phase::Setup, e.leaf, e.subleaf));
+        let hw = cpu.base_entry(e.leaf, e.subleaf);
+        let support = support_for(policy.cpuid_support(), kind, e.leaf, e.subleaf);
+        for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
+            e.set_reg(reg, offered_register(hw.reg(reg), c, s));
         }
-        // The base has at most MAX_CPUID_ENTRIES entries, so this fits.
-        let _ = table.push(e);
     }
     table
+}
+
+/// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
+/// returns information for an EAX input in 0x40000000-0x4FFFFFFF.
+pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4fff_ffff;
+
+/// The supported base for a VM kind, before any policy: every leaf of the
+/// CPU model masked by the hypervisor's supported CPUID (`(hardware &
+/// pass) | set`; a protected VM's unlisted leaves read as zero, a normal
+/// VM's are the hardware's), then, for a protected VM, the hypervisor's
+/// own leaves the hardware lacks (each entry of the table for one leaf in
+/// [`HYPERVISOR_LEAVES`], with its `set` bits: the 0x40000000 signature,
+/// the zeroed 0x40000001 paravirt features). Sorted by (leaf, subleaf).
+pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
+    let table = policy.cpuid_support();
+    let mut out = CpuidTable::new();
+    for hw in &cpu.base {
+        let support = support_for(table, kind, hw.leaf, hw.subleaf);
+        let mut e = *hw;
+        for (reg, s) in Register::ALL.into_iter().zip(support) {
+            e.set_reg(reg, s.base(hw.reg(reg)));
+        }
+        // The model has at most MAX_CPUID_ENTRIES entries, so this fits.
+        let _ = out.push(e);
+    }
+    if kind == VmKind::Protected {
+        for own in table
+            .iter()
+            .filter(|s| s.leaf_first == s.leaf_last && HYPERVISOR_LEAVES.contains(&s.leaf_first))
+        {
+            let subleaf = own.subleaf.unwrap_or(0);
+            if find_entry(&out, own.leaf_first, subleaf).is_some() {
+                continue;
+            }
+            let mut e = CpuidEntry::zero(own.leaf_first, subleaf);
+            for reg in Register::ALL {
+                e.set_reg(reg, own.reg(reg).set);
+            }
+            // A table too large for the buffer loses its own leaves, never
+            // a hardware leaf (fail closed: a missing leaf reads as zero).
+            if out.push(e).is_err() {
+                break;
+            }
+        }
+    }
+    sort_table(&mut out);
+    out
 }
 
 /// The per-register controls a CPUID decision gives the host: the rule's
@@ -113,12 +156,11 @@ pub(crate) fn set_cpuid<P: Policy>(
         );
     }
 
-    // The effective table covers the host's entries and every base entry
-    // (a base leaf the host leaves out is proposed as zeros).
+    // The effective table covers the host's entries and every entry of the
+    // supported base (a base leaf the host leaves out is proposed as zeros).
     let mut effective = CpuidTable::new();
-    let extra = ctx
-        .cpu
-        .base
+    let base = supported_base(ctx.policy, ctx.cpu, ctx.kind);
+    let extra = base
         .iter()
         .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
         .count();
@@ -129,9 +171,7 @@ pub(crate) fn set_cpuid<P: Policy>(
         });
     }
     let keys = table.iter().map(|e| (e.leaf, e.subleaf)).chain(
-        ctx.cpu
-            .base
-            .iter()
+        base.iter()
             .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
             .map(|b| (b.leaf, b.subleaf)),
     );
@@ -141,12 +181,15 @@ pub(crate) fn set_cpuid<P: Policy>(
         let host = find_entry(table, leaf, subleaf)
             .copied()
             .unwrap_or(CpuidEntry::zero(leaf, subleaf));
-        let base = ctx.cpu.base_entry(leaf, subleaf);
+        // The hardware's value; the merge masks it by the supported CPUID,
+        // and no bit outside that mask survives, whoever asks for it.
+        let hw = ctx.cpu.base_entry(leaf, subleaf);
+        let support = support_for(ctx.policy.cpuid_support(), ctx.kind, leaf, subleaf);
         let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
         let controls = cpuid_controls(&d);
         let mut e = CpuidEntry::zero(leaf, subleaf);
-        for (reg, c) in Register::ALL.into_iter().zip(controls) {
-            let m = merge_register(base.reg(reg), host.reg(reg), c);
+        for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
+            let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
             e.set_reg(reg, m.effective);
             // An `ignore` rule keeps the base silently.
             if m.violations != 0 && d.verdict != Verdict::Ignore {

@@ -37,6 +37,9 @@ pub enum LintId {
     AllowIfUnchanged,
     /// A protected VM's host may control a security-critical CPUID bit.
     CpuidSecurityBit,
+    /// A protected VM's rule gives the host (or forces on) CPUID bits the
+    /// hypervisor does not support.
+    CpuidUnsupportedBit,
     /// An `ignore` verdict.
     IgnoreVerdict,
     /// The host may read or write guest state after the first run.
@@ -58,6 +61,7 @@ impl LintId {
             LintId::MsrReadOnlyWrite => "msr-read-only-write",
             LintId::AllowIfUnchanged => "allow-if-unchanged",
             LintId::CpuidSecurityBit => "cpuid-security-bit",
+            LintId::CpuidUnsupportedBit => "cpuid-unsupported-bit",
             LintId::IgnoreVerdict => "ignore-verdict",
             LintId::RunningGuestState => "running-guest-state",
             LintId::RunningObservesGuest => "running-observes-guest",
@@ -79,7 +83,7 @@ pub struct Lint {
 }
 
 /// Every lint, in the order they run.
-pub const LINTS: [Lint; 10] = [
+pub const LINTS: [Lint; 11] = [
     Lint {
         id: LintId::MsrSideEffectWrite,
         severity: Severity::Error,
@@ -104,6 +108,11 @@ pub const LINTS: [Lint; 10] = [
         id: LintId::CpuidSecurityBit,
         severity: Severity::Error,
         summary: "the host of a protected VM may control a security-critical CPUID bit",
+    },
+    Lint {
+        id: LintId::CpuidUnsupportedBit,
+        severity: Severity::Warning,
+        summary: "a protected VM's CPUID rule gives the host, or forces on, bits the hypervisor does not support (they stay 0)",
     },
     Lint {
         id: LintId::IgnoreVerdict,
