@@ -43,7 +43,7 @@ pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4f
 /// pass) | set`; a protected VM's unlisted leaves read as zero, a normal
 /// VM's are the hardware's), then, for a protected VM, the hypervisor's
 /// own leaves the hardware lacks (each entry of the table for one leaf in
-/// [`HYPERVISOR_LEAVES`], with its `set` bits: the 0x40000000 signature,
+/// `HYPERVISOR_LEAVES`, with its `set` bits: the 0x40000000 signature,
 /// the zeroed 0x40000001 paravirt features). Sorted by (leaf, subleaf).
 pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
     let table = policy.cpuid_support();
