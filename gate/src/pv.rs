@@ -14,7 +14,7 @@ pub enum PvClass {
     Denied,
     /// Asked for by the review thread; not in pKVM-IA yet.
     Proposed,
-    /// VM lifecycle (`vm_destroy`).
+    /// VM lifecycle (`vm_finalize`, `vm_destroy`).
     Lifecycle,
 }
 
@@ -128,11 +128,13 @@ pub enum PvCall {
     InjectIrqIfAllowed = 52,
     /// `vm_destroy`: Destroy the VM: every vCPU moves to `teardown`.
     VmDestroy = 53,
+    /// `vm_finalize`: Finalize a protected VM: its boot vCPU becomes runnable (pKVM-IA `pkvm_vm_finalize`).
+    VmFinalize = 54,
 }
 
 impl PvCall {
     /// Every PV call, in ABI-number order.
-    pub const ALL: [PvCall; 53] = [
+    pub const ALL: [PvCall; 54] = [
         PvCall::EnableNmiWindow,
         PvCall::EnableIrqWindow,
         PvCall::InterruptAllowed,
@@ -186,6 +188,7 @@ impl PvCall {
         PvCall::DeliverSipiVector,
         PvCall::InjectIrqIfAllowed,
         PvCall::VmDestroy,
+        PvCall::VmFinalize,
     ];
 
     /// The call's name in policies and traces.
@@ -244,6 +247,7 @@ impl PvCall {
             PvCall::DeliverSipiVector => "deliver_sipi_vector",
             PvCall::InjectIrqIfAllowed => "inject_irq_if_allowed",
             PvCall::VmDestroy => "vm_destroy",
+            PvCall::VmFinalize => "vm_finalize",
         }
     }
 
@@ -301,7 +305,7 @@ impl PvCall {
             | PvCall::SetVirtualApicMode
             | PvCall::HwapicIrrUpdate => PvClass::Denied,
             PvCall::DeliverSipiVector | PvCall::InjectIrqIfAllowed => PvClass::Proposed,
-            PvCall::VmDestroy => PvClass::Lifecycle,
+            PvCall::VmDestroy | PvCall::VmFinalize => PvClass::Lifecycle,
         }
     }
 
