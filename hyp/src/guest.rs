@@ -77,7 +77,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         apic_id: u32,
         start_ip: u64,
     ) -> Result<(), GuestCallError> {
-        let (generation, slot) = {
+        {
             let locked = self
                 .lock_vcpu(caller)
                 .ok_or(GuestCallError::BadHandle { handle: caller.0 })?;
@@ -89,9 +89,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                     index: locked.index,
                 });
             }
-            let (generation, slot, _) = caller.split();
-            (generation, slot)
-        };
+        }
         if start_ip & !START_IP_MASK != 0 {
             return Err(GuestCallError::StartIp { start_ip });
         }
@@ -107,7 +105,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             .filter(|&i| i < VCPUS)
             .ok_or(unknown)?;
         let mut target = self
-            .lock_vcpu(VcpuHandle::new(generation, slot, index))
+            .lock_vcpu(caller.sibling(index))
             .ok_or(unknown)?;
         if target.vcpu.run_state != RunState::Uninitialized {
             return Err(GuestCallError::AlreadyStarted { apic_id });

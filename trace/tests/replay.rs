@@ -105,7 +105,7 @@ fn default_filters_vmx_and_x2apic_and_ignores_sysenter_while_strict_rejects_both
     assert_eq!(cpuid.resource, "CPUID.(EAX=0x1,ECX=0x0)");
     assert_eq!(cpuid.rule.as_ref().unwrap().name, "pvm-leaf1-topology");
     assert_eq!(
-        cpuid.outcome.replaced, 1,
+        cpuid.outcome.unwrap().replaced, 1,
         "one register (leaf 1 ECX) replaced"
     );
     assert_eq!(r.steps[1].effect, "ignore");
