@@ -27,7 +27,7 @@ fn both_crosvm_boots_meet_every_expectation_under_the_default_policy() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(
-            "tests/data/traces/crosvm-boot-pvm.toml: 27 calls, 27 of 27 expectations met\n"
+            "tests/data/traces/crosvm-boot-pvm.toml: 28 calls, 28 of 28 expectations met\n"
         ),
         "{}",
         run.stdout
@@ -81,19 +81,19 @@ fn a_wrong_expectation_exits_1_and_names_the_call() {
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert!(
         run.stdout
-            .contains("#2  get_rflags  vcpu 0  deny     call  expected allow: NOT MET: got deny\n"),
+            .contains("#3  get_rflags   vcpu 0  deny     call  expected allow: NOT MET: got deny\n"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("call at cli/tests/traces/wrong-expectation.toml:15\n"),
+            .contains("call at cli/tests/traces/wrong-expectation.toml:20\n"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout.contains(
-            "wrong-expectation.toml: 3 calls, 1 of 2 expectations met; 1 NOT MET: #2 get_rflags (line 15)\n"
+            "wrong-expectation.toml: 4 calls, 2 of 3 expectations met; 1 NOT MET: #3 get_rflags (line 20)\n"
         ),
         "{}",
         run.stdout
@@ -233,7 +233,7 @@ fn json_has_every_calls_effect_rule_and_expectation() {
     assert_eq!(call["met"], false);
     assert_eq!(call["rule"], serde_json::Value::Null);
     assert_eq!(call["mismatches"][0], "got deny");
-    assert_eq!(call["location"], format!("{WRONG}:15"));
+    assert_eq!(call["location"], format!("{WRONG}:20"));
     assert_eq!(wrong["steps"][2]["met"], serde_json::Value::Null);
 }
 
@@ -259,7 +259,7 @@ fn the_protected_boot_under_the_strict_policy_misses_the_tsc_offset_after_run() 
     assert_eq!(human.code, 1);
     assert!(
         human.stdout.contains(
-            "crosvm-boot-pvm.toml: 27 calls, 26 of 27 expectations met; 1 NOT MET: #26 write_tsc_offset (line 199)\n"
+            "crosvm-boot-pvm.toml: 28 calls, 27 of 28 expectations met; 1 NOT MET: #27 write_tsc_offset (line 204)\n"
         ),
         "{}",
         human.stdout
