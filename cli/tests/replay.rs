@@ -80,8 +80,9 @@ fn a_wrong_expectation_exits_1_and_names_the_call() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert!(
-        run.stdout
-            .contains("#3  get_rflags   vcpu 0  deny     call  expected allow: NOT MET: got deny\n"),
+        run.stdout.contains(
+            "#3  get_rflags   vcpu 0  deny     call  expected allow: NOT MET: got deny\n"
+        ),
         "{}",
         run.stdout
     );

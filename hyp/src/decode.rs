@@ -6,8 +6,8 @@ use pvgate_gate::PvCall;
 
 use crate::abi::{
     HC_AUDIT_COUNT, HC_AUDIT_EVENT, HC_CREATE_VCPU, HC_CREATE_VM, HC_DESTROY_VCPU, HC_FREE_VM,
-    HC_GET_SUPPORTED_CPUID, HC_GUEST_START_SECONDARY, HC_POLICY_DIGEST, HypercallRegs,
-    PVMFW_NONE, Request,
+    HC_GET_SUPPORTED_CPUID, HC_GUEST_START_SECONDARY, HC_POLICY_DIGEST, HypercallRegs, PVMFW_NONE,
+    Request,
 };
 use crate::args::{
     ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,

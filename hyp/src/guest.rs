@@ -104,9 +104,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             .ok()
             .filter(|&i| i < VCPUS)
             .ok_or(unknown)?;
-        let mut target = self
-            .lock_vcpu(caller.sibling(index))
-            .ok_or(unknown)?;
+        let mut target = self.lock_vcpu(caller.sibling(index)).ok_or(unknown)?;
         if target.vcpu.run_state != RunState::Uninitialized {
             return Err(GuestCallError::AlreadyStarted { apic_id });
         }

@@ -23,9 +23,9 @@ mod config;
 pub mod cpu;
 mod decode;
 pub mod error;
-pub mod guest;
 #[cfg(feature = "examples")]
 mod examples;
+pub mod guest;
 mod handlers;
 mod hypercall;
 mod hypervisor;

@@ -9,7 +9,7 @@ use pvgate_codegen::Registry;
 use pvgate_codegen::number::{self, NumberError};
 use pvgate_gate::{PvCall, Register, VmKind};
 use pvgate_hyp::error::errno_from_name;
-use pvgate_hyp::{Call, DescTable, GuestCall, Gpr, GprWrite, SegReg, Segment};
+use pvgate_hyp::{Call, DescTable, Gpr, GprWrite, GuestCall, SegReg, Segment};
 use serde::Deserialize;
 
 use crate::error::TraceError;
@@ -316,7 +316,11 @@ fn convert_guest(raw: &RawCall, name: &str) -> Result<GuestCall, String> {
         ));
     }
     let need_key = |v: &Option<Num>, key: &str| -> Result<u64, String> {
-        num(v.as_ref().ok_or_else(|| format!("`{name}` needs `{key}`"))?, key)
+        num(
+            v.as_ref()
+                .ok_or_else(|| format!("`{name}` needs `{key}`"))?,
+            key,
+        )
     };
     let apic_id = u32::try_from(need_key(&raw.apic_id, "apic_id")?)
         .map_err(|_| "`apic_id` is out of range (at most 0xffffffff)".to_string())?;
@@ -371,7 +375,9 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
             });
         }
         (Some(_), Some(_)) => {
-            return Err("a call is either a host `pv` call or a `guest` call, not both".to_string());
+            return Err(
+                "a call is either a host `pv` call or a `guest` call, not both".to_string(),
+            );
         }
         (None, None) => return Err("a call needs `pv` (or `guest`)".to_string()),
     };
@@ -383,7 +389,10 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         ));
     }
     if raw.pvmfw.is_some() && pv != PvCall::VmFinalize {
-        return Err(format!("`pvmfw` is for `vm_finalize` only, not `{}`", pv.name()));
+        return Err(format!(
+            "`pvmfw` is for `vm_finalize` only, not `{}`",
+            pv.name()
+        ));
     }
     let value = || need::<u64>(&raw.value, pv, "value");
     let seg = || -> Result<SegReg, String> {

@@ -310,7 +310,12 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
             }
         };
         let (effect, status, error, out0) = match (&outcome, guest_result) {
-            (Some(o), _) => (o.effect, o.status(), o.error.map(|e| e.to_string()), o.out[0]),
+            (Some(o), _) => (
+                o.effect,
+                o.status(),
+                o.error.map(|e| e.to_string()),
+                o.out[0],
+            ),
             (None, Some(Ok(()))) => (Effect::Allow, 0, None, 0),
             (None, Some(Err(e))) => (
                 Effect::Invalid,
