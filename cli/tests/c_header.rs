@@ -127,7 +127,7 @@ fn queries(ir: &Ir) -> (String, String) {
         let _ = writeln!(q, "m {k} {p} {x} 1a0");
         let _ = writeln!(a, "-1 0");
     }
-    for (k, p, c) in [(2, 0, 16), (0, 3, 16), (0, 0, 0), (0, 0, 54), (1, 0, 999)] {
+    for (k, p, c) in [(2, 0, 16), (0, 3, 16), (0, 0, 0), (0, 0, 55), (1, 0, 999)] {
         let _ = writeln!(q, "p {k} {p} {c}");
         let _ = writeln!(a, "-1");
     }

@@ -44,7 +44,7 @@ fn both_crosvm_boots_meet_every_expectation_under_the_default_policy() {
     // The deciding rule is named with its file:line:col.
     assert!(
         run.stdout
-            .contains("rule `pvm-misc-enable-write` at policy/default.toml:104:1"),
+            .contains("rule `pvm-misc-enable-write` at policy/default.toml:112:1"),
         "{}",
         run.stdout
     );
@@ -205,10 +205,10 @@ fn json_has_every_calls_effect_rule_and_expectation() {
     assert_eq!(pvm["kind"], "protected");
     assert_eq!(pvm["cpu"], "reference");
     assert_eq!(pvm["all_met"], true);
-    assert_eq!(pvm["summary"]["calls"], 27);
+    assert_eq!(pvm["summary"]["calls"], 28);
     assert_eq!(pvm["summary"]["not_met"], 0);
     let steps = pvm["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 27);
+    assert_eq!(steps.len(), 28);
     for s in steps {
         assert_eq!(s["effect"], "allow", "{s}");
         assert_eq!(s["met"], true, "{s}");
@@ -222,20 +222,20 @@ fn json_has_every_calls_effect_rule_and_expectation() {
     assert_eq!(misc["expect"], "allow");
     assert_eq!(misc["rule"]["name"], "pvm-misc-enable-write");
     assert_eq!(misc["rule"]["verdict"], "allow");
-    assert_eq!(misc["rule"]["location"], "policy/default.toml:104:1");
+    assert_eq!(misc["rule"]["location"], "policy/default.toml:112:1");
     assert_eq!(misc["location"], format!("{PVM}:{}", misc["line"]));
 
     let wrong = &traces[1];
     assert_eq!(wrong["all_met"], false);
     assert_eq!(wrong["summary"]["not_met"], 1);
-    let call = &wrong["steps"][1];
+    let call = &wrong["steps"][2];
     assert_eq!(call["pv"], "get_rflags");
     assert_eq!(call["effect"], "deny");
     assert_eq!(call["met"], false);
     assert_eq!(call["rule"], serde_json::Value::Null);
     assert_eq!(call["mismatches"][0], "got deny");
     assert_eq!(call["location"], format!("{WRONG}:20"));
-    assert_eq!(wrong["steps"][2]["met"], serde_json::Value::Null);
+    assert_eq!(wrong["steps"][3]["met"], serde_json::Value::Null);
 }
 
 #[test]
