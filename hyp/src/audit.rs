@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use pvgate_gate::{PvCall, RuleId};
 
-use crate::guest::GuestCall;
+use crate::guest_call::GuestCall;
 
 /// What became of one PV call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -26,6 +26,7 @@ pub mod error;
 #[cfg(feature = "examples")]
 mod examples;
 pub mod guest;
+mod guest_call;
 mod handlers;
 mod hypercall;
 mod hypervisor;

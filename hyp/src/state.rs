@@ -37,16 +37,6 @@ pub const RFLAGS_RESET: u64 = 0x2;
 /// The reset vector's RIP (with CS.base 0xFFFF0000).
 pub const RESET_RIP: u64 = 0xfff0;
 
-/// CR0.ET (bit 4): set at every reset.
-pub const CR0_ET: u64 = 1 << 4;
-/// CR0.PE (bit 0): protected mode.
-pub const CR0_PE: u64 = 1;
-/// CR0.NW | CR0.CD (bits 29, 30): kept by INIT (SDM Vol. 3A Table 10-1).
-pub const CR0_CD_NW: u64 = 0x6000_0000;
-/// CR8 (TPR\[7:4\]) a protected APIC's vCPU gets after every reset: TPR 0x10
-/// masks vectors 16–31 until the guest sets its own (pKVM-IA).
-pub const PROTECTED_APIC_CR8: u64 = 1;
-
 /// Whether a vCPU may be entered (KVM's `mp_state`, as pKVM-IA uses it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RunState {
@@ -280,40 +270,6 @@ impl VcpuState {
             return true;
         }
         self.msrs.push((index, value)).is_ok()
-    }
-
-    /// INIT (SDM Vol. 3A §10.1, Table 10-1, the INIT column): general
-    /// registers 0 but RDX = `signature` (CPUID.1:EAX), RIP 0xFFF0, RFLAGS
-    /// 0x2, CS 0xF000/0xFFFF0000 and the other segments at reset, GDTR and
-    /// IDTR base 0 limit 0xFFFF, CR0 = ET with CD and NW kept, CR3 (the
-    /// page-table root and level), CR4, CR8 and EFER 0, DR7 0x400, nothing
-    /// queued, no interrupt shadow, NMIs unmasked. INIT keeps what the SDM
-    /// says it keeps: MSRs (MTRRs, PAT, MISC_ENABLE), the x87/SSE state
-    /// (here its buffer size), the TSC (offset and multiplier), the
-    /// machine-check banks (MCG_CAP); and the hypervisor's own records
-    /// (phase, run count, run state, CPUID table, exception bitmap, the
-    /// guest's SIPI vector, the APIC's setup).
-    pub fn init(&mut self, signature: u64) {
-        let keep = core::mem::replace(self, VcpuState::RESET);
-        self.phase = keep.phase;
-        self.runs = keep.runs;
-        self.run_state = keep.run_state;
-        self.pvmfw_entry = keep.pvmfw_entry;
-        self.guest_sipi = keep.guest_sipi;
-        self.cr0 = CR0_ET | (keep.cr0 & CR0_CD_NW);
-        self.exception_bitmap = keep.exception_bitmap;
-        self.msrs = keep.msrs;
-        self.cpuid = keep.cpuid;
-        self.cpuid_set = keep.cpuid_set;
-        self.tsc_offset = keep.tsc_offset;
-        self.tsc_multiplier = keep.tsc_multiplier;
-        self.mcg_cap = keep.mcg_cap;
-        self.fpstate_size = keep.fpstate_size;
-        self.irq.tpr_threshold = keep.irq.tpr_threshold;
-        self.irq.eoi_exitmap = keep.irq.eoi_exitmap;
-        self.irq.apicv_active = keep.irq.apicv_active;
-        self.irq.apic_mode = keep.irq.apic_mode;
-        self.set_gpr(Gpr::Rdx, signature);
     }
 
     /// Moves the phase forward to `to`; never backwards.

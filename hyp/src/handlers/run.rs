@@ -5,7 +5,7 @@
 use pvgate_gate::{Phase, Policy, VmKind};
 
 use super::ctx::Ctx;
-use super::entry::{ap_entry, force_protected, force_protected_tpr, pvmfw_entry};
+use super::entry::{ap_entry, force_protected, force_protected_tpr, init, pvmfw_entry};
 use super::msr::force_first_run_bits;
 use crate::error::CallError;
 use crate::outcome::Outcome;
@@ -75,7 +75,7 @@ fn first_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
             (_, _, Some(vector)) => ap_entry(v, vector, signature),
             // Not reached: only the guest's `start_secondary` makes a
             // secondary runnable, and it sets the vector. Fail closed.
-            (_, _, None) => v.init(signature),
+            (_, _, None) => init(v, signature),
         }
         force_protected(v, &ctx.config);
     }

@@ -6,8 +6,9 @@ use pvgate_gate::{Policy, VmKind};
 
 use crate::error::{CreateVcpuError, ReleaseError};
 use crate::handlers::cpuid::supported_cpuid;
+use crate::handlers::entry::PROTECTED_APIC_CR8;
 use crate::hypervisor::Hyp;
-use crate::state::{Gpr, PROTECTED_APIC_CR8, RESET_MSRS, RunState, VcpuState};
+use crate::state::{Gpr, RESET_MSRS, RunState, VcpuState};
 use crate::vm::handle::{VcpuHandle, VmHandle};
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
