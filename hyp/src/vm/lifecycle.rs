@@ -171,7 +171,8 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             if size == 0 {
                 return fail(CallError::NoPvmfw { addr });
             }
-            if u64::MAX - addr < size {
+            // pKVM-IA's `U64_MAX - addr < pvmfw_size`: U64_MAX - addr is !addr.
+            if !addr < size {
                 return fail(CallError::PvmfwOverflow { addr, size });
             }
         }
