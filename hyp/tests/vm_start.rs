@@ -399,3 +399,72 @@ fn the_new_calls_through_the_hypercall_abi() {
         0
     );
 }
+
+#[test]
+fn racing_finalizes_and_guest_starts_against_host_runs_start_each_vcpu_once() {
+    use std::sync::Arc;
+    for _ in 0..20 {
+        let h: Arc<SmallHyp<pvgate::CompiledPolicy>> = Arc::from(hyp(pvgate::POLICY));
+        let (vm, v) = pvm(&h, 4);
+        // Four hosts finalize at once: exactly one succeeds, the others -EBUSY.
+        let finals: Vec<i64> = (0..4)
+            .map(|_| {
+                let h = Arc::clone(&h);
+                std::thread::spawn(move || h.vm_finalize(vm, None).status())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(finals.iter().filter(|&&s| s == 0).count(), 1, "{finals:?}");
+        assert!(finals.iter().all(|&s| s == 0 || s == -EBUSY), "{finals:?}");
+        assert!(h.call(v[0], Call::VcpuRun).ok());
+        // The host hammers the secondaries while the guest starts them.
+        let runners: Vec<_> = v[1..]
+            .iter()
+            .map(|&s| {
+                let h = Arc::clone(&h);
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        let o = h.call(s, Call::VcpuRun);
+                        if o.ok() {
+                            return true;
+                        }
+                        assert_eq!(o.status(), -EPERM, "{o:?}");
+                    }
+                    false
+                })
+            })
+            .collect();
+        let starts: Vec<_> = (1..4u32)
+            .map(|id| {
+                let h = Arc::clone(&h);
+                let caller = v[0];
+                std::thread::spawn(move || {
+                    (0..2)
+                        .map(|_| h.guest_call(caller, start(id, u64::from(id) << 12)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (i, t) in starts.into_iter().enumerate() {
+            let r = t.join().unwrap();
+            let id = i as u32 + 1;
+            assert_eq!(
+                r,
+                [Ok(()), Err(GuestCallError::AlreadyStarted { apic_id: id })]
+            );
+        }
+        for t in runners {
+            let _ = t.join().unwrap();
+        }
+        for (i, &s) in v.iter().enumerate().skip(1) {
+            if h.phase(s) == Some(Phase::Running) {
+                let cs = h
+                    .inspect(s, |st| st.segment(pvgate_hyp::SegReg::Cs))
+                    .unwrap();
+                assert_eq!(cs.base, (i as u64) << 12, "entered at the guest's vector");
+            }
+        }
+    }
+}
