@@ -4,6 +4,9 @@
 //!
 //! * `image/tests/c/crosvm_boot.c` (release build): crosvm's protected
 //!   boot, then a denied write after the first run;
+//! * `image/tests/c/vm_start.c` (release build): `vm_finalize`, the
+//!   host's refused runs and the guest's `start_secondary`, through the
+//!   exported functions and the hypercall numbers.
 //! * `image/tests/c/bad_args.c` against a debug and a release build: a
 //!   buggy caller passing every bad argument the C ABI can receive (NULL
 //!   and misaligned pointers, huge counts, garbage handles, unknown calls).
@@ -119,6 +122,29 @@ fn a_c_program_links_the_image_and_replays_the_protected_crosvm_boot() {
         .find_map(|l| l.strip_prefix("digest "))
         .expect("digest line");
     assert_eq!(digest, pvgate::POLICY_DIGEST_HEX);
+}
+
+#[test]
+fn a_c_program_starts_a_protected_vm_as_pkvm_ia_does() {
+    if skip() {
+        return;
+    }
+    let lib = build_image("release");
+    let stdout = run_c("vm_start", &lib, "vm_start");
+    for check in [
+        "ok   the boot vcpu does not run before vm_finalize",
+        "ok   the host cannot run a secondary",
+        "ok   start address not a page -> -EFAULT",
+        "ok   the guest starts vcpu 1",
+        "ok   vcpu 1 starts vcpu 2 (hypercall)",
+        "ok   start_secondary in a normal vm -> -EINVAL",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == check),
+            "missing `{check}`:
+{stdout}"
+        );
+    }
 }
 
 /// The checks `bad_args.c` must report, so a check dropped from the

@@ -95,6 +95,9 @@ fn the_default_image_reproduces_pkvm_ia() {
         for phase in Phase::ALL {
             let got = decide_pv(&POLICY, VmKind::Protected, phase, call).verdict;
             let want = match (call.class(), phase) {
+                (PvClass::Lifecycle, Phase::Setup) => Verdict::Allow,
+                // `vm_finalize` comes before any run; `vm_destroy` always.
+                (PvClass::Lifecycle, _) if call == PvCall::VmFinalize => Verdict::Deny,
                 (PvClass::Lifecycle, _) => Verdict::Allow,
                 (_, Phase::Teardown) => Verdict::Deny,
                 (PvClass::Always, _) => Verdict::Allow,

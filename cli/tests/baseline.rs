@@ -91,7 +91,7 @@ fn check_and_report_name_the_shipped_baseline_and_its_sha256() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains(&format!(
-            "  baseline: policy/invariants/protected-baseline.toml (sha256 {sha}, 9 invariants)"
+            "  baseline: policy/invariants/protected-baseline.toml (sha256 {sha}, 10 invariants)"
         )),
         "{}",
         run.stdout
@@ -99,7 +99,7 @@ fn check_and_report_name_the_shipped_baseline_and_its_sha256() {
     let report = pvgate(&["report", "policy/default.toml"]);
     assert!(
         report.stdout.contains(&format!(
-            "| baseline proven | `policy/invariants/protected-baseline.toml (sha256 {sha}, 9 invariants)` |"
+            "| baseline proven | `policy/invariants/protected-baseline.toml (sha256 {sha}, 10 invariants)` |"
         )),
         "{}",
         report.stdout

@@ -127,7 +127,7 @@ fn queries(ir: &Ir) -> (String, String) {
         let _ = writeln!(q, "m {k} {p} {x} 1a0");
         let _ = writeln!(a, "-1 0");
     }
-    for (k, p, c) in [(2, 0, 16), (0, 3, 16), (0, 0, 0), (0, 0, 54), (1, 0, 999)] {
+    for (k, p, c) in [(2, 0, 16), (0, 3, 16), (0, 0, 0), (0, 0, 55), (1, 0, 999)] {
         let _ = writeln!(q, "p {k} {p} {c}");
         let _ = writeln!(a, "-1");
     }
@@ -250,7 +250,7 @@ fn c_header_agrees_with_the_interpreter_on_the_fixtures() {
 #[test]
 fn c_header_uses_a_sorted_table_for_large_policies_and_still_agrees() {
     let mut text = String::from(
-        "[policy]\nname = \"large\"\ndescription = \"generated: many MSR ranges\"\nformat = 1\ncpuid-violations = \"filter\"\n\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the protected-VM baseline requires these\"\n",
+        "[policy]\nname = \"large\"\ndescription = \"generated: many MSR ranges\"\nformat = 1\ncpuid-violations = \"filter\"\n\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the protected-VM baseline requires these\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n",
     );
     for i in 0..100u32 {
         let first = 0x4000_0000 + i * 16;

@@ -580,7 +580,7 @@ fn report_is_markdown_with_matrix_masks_cpuid_lint_and_digest() {
     assert!(md.contains("| warning | `ignore-verdict` |"));
     let v = json(&pvgate(&["report", "--format", "json", DEFAULT]).stdout);
     assert_eq!(v["digest"], digest.trim());
-    assert_eq!(v["pv"].as_array().unwrap().len(), 53);
+    assert_eq!(v["pv"].as_array().unwrap().len(), 54);
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn compiler(lit: &str, bits: u32) -> Option<u64> {
     };
     let text = format!(
         "{HEADER}{rule}vm = [\"normal\"]\nphase = [\"setup\"]\naccess = [\"write\"]\nverdict = \"allow\"\nreason = \"the numeric grammar test\"\n\
-         [[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n"
+         [[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n"
     );
     let ir = compile(&text).ok()?;
     let rule = ir.rules.first().unwrap();

@@ -27,7 +27,7 @@ fn both_crosvm_boots_meet_every_expectation_under_the_default_policy() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(
-            "tests/data/traces/crosvm-boot-pvm.toml: 27 calls, 27 of 27 expectations met\n"
+            "tests/data/traces/crosvm-boot-pvm.toml: 28 calls, 28 of 28 expectations met\n"
         ),
         "{}",
         run.stdout
@@ -44,7 +44,7 @@ fn both_crosvm_boots_meet_every_expectation_under_the_default_policy() {
     // The deciding rule is named with its file:line:col.
     assert!(
         run.stdout
-            .contains("rule `pvm-misc-enable-write` at policy/default.toml:104:1"),
+            .contains("rule `pvm-misc-enable-write` at policy/default.toml:112:1"),
         "{}",
         run.stdout
     );
@@ -80,20 +80,21 @@ fn a_wrong_expectation_exits_1_and_names_the_call() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert!(
-        run.stdout
-            .contains("#2  get_rflags  vcpu 0  deny     call  expected allow: NOT MET: got deny\n"),
+        run.stdout.contains(
+            "#3  get_rflags   vcpu 0  deny     call  expected allow: NOT MET: got deny\n"
+        ),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout
-            .contains("call at cli/tests/traces/wrong-expectation.toml:15\n"),
+            .contains("call at cli/tests/traces/wrong-expectation.toml:20\n"),
         "{}",
         run.stdout
     );
     assert!(
         run.stdout.contains(
-            "wrong-expectation.toml: 3 calls, 1 of 2 expectations met; 1 NOT MET: #2 get_rflags (line 15)\n"
+            "wrong-expectation.toml: 4 calls, 2 of 3 expectations met; 1 NOT MET: #3 get_rflags (line 20)\n"
         ),
         "{}",
         run.stdout
@@ -204,10 +205,10 @@ fn json_has_every_calls_effect_rule_and_expectation() {
     assert_eq!(pvm["kind"], "protected");
     assert_eq!(pvm["cpu"], "reference");
     assert_eq!(pvm["all_met"], true);
-    assert_eq!(pvm["summary"]["calls"], 27);
+    assert_eq!(pvm["summary"]["calls"], 28);
     assert_eq!(pvm["summary"]["not_met"], 0);
     let steps = pvm["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 27);
+    assert_eq!(steps.len(), 28);
     for s in steps {
         assert_eq!(s["effect"], "allow", "{s}");
         assert_eq!(s["met"], true, "{s}");
@@ -221,20 +222,20 @@ fn json_has_every_calls_effect_rule_and_expectation() {
     assert_eq!(misc["expect"], "allow");
     assert_eq!(misc["rule"]["name"], "pvm-misc-enable-write");
     assert_eq!(misc["rule"]["verdict"], "allow");
-    assert_eq!(misc["rule"]["location"], "policy/default.toml:104:1");
+    assert_eq!(misc["rule"]["location"], "policy/default.toml:112:1");
     assert_eq!(misc["location"], format!("{PVM}:{}", misc["line"]));
 
     let wrong = &traces[1];
     assert_eq!(wrong["all_met"], false);
     assert_eq!(wrong["summary"]["not_met"], 1);
-    let call = &wrong["steps"][1];
+    let call = &wrong["steps"][2];
     assert_eq!(call["pv"], "get_rflags");
     assert_eq!(call["effect"], "deny");
     assert_eq!(call["met"], false);
     assert_eq!(call["rule"], serde_json::Value::Null);
     assert_eq!(call["mismatches"][0], "got deny");
-    assert_eq!(call["location"], format!("{WRONG}:15"));
-    assert_eq!(wrong["steps"][2]["met"], serde_json::Value::Null);
+    assert_eq!(call["location"], format!("{WRONG}:20"));
+    assert_eq!(wrong["steps"][3]["met"], serde_json::Value::Null);
 }
 
 #[test]
@@ -259,7 +260,7 @@ fn the_protected_boot_under_the_strict_policy_misses_the_tsc_offset_after_run() 
     assert_eq!(human.code, 1);
     assert!(
         human.stdout.contains(
-            "crosvm-boot-pvm.toml: 27 calls, 26 of 27 expectations met; 1 NOT MET: #26 write_tsc_offset (line 199)\n"
+            "crosvm-boot-pvm.toml: 28 calls, 27 of 28 expectations met; 1 NOT MET: #27 write_tsc_offset (line 204)\n"
         ),
         "{}",
         human.stdout

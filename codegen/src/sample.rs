@@ -206,11 +206,11 @@ fn random_text(seed: u64, size: SampleSize) -> String {
     // random groups.
     let _ = write!(
         o,
-        "\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n"
+        "\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n"
     );
     let mut calls: Vec<PvCall> = PvCall::ALL
         .into_iter()
-        .filter(|c| !matches!(c, PvCall::VcpuRun | PvCall::VmDestroy))
+        .filter(|c| !matches!(c, PvCall::VcpuRun | PvCall::VmDestroy | PvCall::VmFinalize))
         .collect();
     while !calls.is_empty() {
         let n = (1 + rng.below(6) as usize).min(calls.len());

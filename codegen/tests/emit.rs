@@ -148,13 +148,13 @@ fn the_shape_follows_the_size() {
 #[test]
 fn shipped_table_sizes_are_pinned() {
     let d = compile(&shipped("default.toml")).unwrap();
-    assert_eq!(d.rules.len(), 20);
+    assert_eq!(d.rules.len(), 21);
     let ranges: usize = d.msr.values().map(Vec::len).sum();
     // Protected setup: 1 read range (every MSR, as pKVM-IA's get_msr) and
     // 6 write ranges; normal: one range in each of 3 phases × 2 accesses.
     assert_eq!(ranges, 1 + 6 + 6);
     let s = compile(&shipped("strict.toml")).unwrap();
-    assert_eq!(s.rules.len(), 21);
+    assert_eq!(s.rules.len(), 22);
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn only_error(body: &str) -> (Diagnostic, (usize, usize), String) {
 /// and the calls the baseline requires allowed on protected VMs.
 fn compile_accepted(text: &str) -> Result<pvgate_codegen::Ir, pvgate_codegen::PolicyErrors> {
     compile(&format!(
-        "{}\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n",
+        "{}\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n",
         text.replace("vm = [\"protected\"]", "vm = [\"normal\"]")
     ))
 }

@@ -78,7 +78,7 @@ fn assert_violates(extra: &str, invariant: &str, rule_text: &str) {
 fn shipped_policies_satisfy_the_baseline() {
     for name in ["policy/default.toml", "policy/strict.toml"] {
         let c = compile_file(root().join(name)).unwrap_or_else(|e| panic!("{}", e.render()));
-        assert_eq!(c.ir.invariants.len(), 9, "{name}");
+        assert_eq!(c.ir.invariants.len(), 10, "{name}");
         assert!(c.ir.included[0].ends_with("invariants/protected-baseline.toml"));
     }
 }

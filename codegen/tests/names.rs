@@ -77,7 +77,7 @@ const MSR: &str = "[[msr]]\nmsr = 0x10\nvm = [\"normal\"]\nphase = [\"setup\"]\n
 const CPUID: &str = "[[cpuid]]\nleaf = 0x1\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"deny\"\nreason = \"leaf 1 is fixed, as in pKVM-IA's pkvm_init_cpuid\"\n";
 /// The calls the mandatory baseline requires on protected VMs, so every
 /// test policy here is valid but for the name under test.
-const PV: &str = "[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the host runs and destroys its vCPUs (pKVM-IA handle_vcpu_run)\"\n";
+const PV: &str = "[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the host runs and destroys its vCPUs (pKVM-IA handle_vcpu_run)\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n";
 const INVARIANT: &str = "[[invariant]]\nvm = [\"protected\"]\nphase = [\"running\"]\nforbid = \"pv-call\"\ncall = \"set_regs\"\nreason = \"a running protected vCPU's registers are its own\"\n";
 
 /// Names the grammar refuses, with why.
@@ -174,7 +174,8 @@ fn derived_rule_names_need_no_grammar_and_stay_accepted() {
     // numbers): trusted text, escaped by the emitters like every string.
     let text = format!("{}{MSR}{CPUID}{PV}", header("t"));
     let ir = compile(&text).unwrap();
-    assert_eq!(ir.rules.len(), 3);
+    // MSR, CPUID and the two PV rules the baseline requires.
+    assert_eq!(ir.rules.len(), 4);
 }
 
 /// The `Name` definition of a committed schema file.

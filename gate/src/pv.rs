@@ -16,7 +16,7 @@ pub enum PvClass {
     /// (proposed in the review thread, deferred by pKVM-IA) and
     /// `deliver_sipi_vector` (pKVM-IA's, for normal VMs only).
     Proposed,
-    /// VM lifecycle (`vm_destroy`).
+    /// VM lifecycle (`vm_finalize`, `vm_destroy`).
     Lifecycle,
 }
 
@@ -130,11 +130,13 @@ pub enum PvCall {
     InjectIrqIfAllowed = 52,
     /// `vm_destroy`: Destroy the VM: every vCPU moves to `teardown`.
     VmDestroy = 53,
+    /// `vm_finalize`: Finalize a protected VM: its boot vCPU becomes runnable (pKVM-IA `pkvm_vm_finalize`).
+    VmFinalize = 54,
 }
 
 impl PvCall {
     /// Every PV call, in ABI-number order.
-    pub const ALL: [PvCall; 53] = [
+    pub const ALL: [PvCall; 54] = [
         PvCall::EnableNmiWindow,
         PvCall::EnableIrqWindow,
         PvCall::InterruptAllowed,
@@ -188,6 +190,7 @@ impl PvCall {
         PvCall::DeliverSipiVector,
         PvCall::InjectIrqIfAllowed,
         PvCall::VmDestroy,
+        PvCall::VmFinalize,
     ];
 
     /// The call's name in policies and traces.
@@ -246,6 +249,7 @@ impl PvCall {
             PvCall::DeliverSipiVector => "deliver_sipi_vector",
             PvCall::InjectIrqIfAllowed => "inject_irq_if_allowed",
             PvCall::VmDestroy => "vm_destroy",
+            PvCall::VmFinalize => "vm_finalize",
         }
     }
 
@@ -303,7 +307,7 @@ impl PvCall {
             | PvCall::SetVirtualApicMode
             | PvCall::HwapicIrrUpdate => PvClass::Denied,
             PvCall::DeliverSipiVector | PvCall::InjectIrqIfAllowed => PvClass::Proposed,
-            PvCall::VmDestroy => PvClass::Lifecycle,
+            PvCall::VmDestroy | PvCall::VmFinalize => PvClass::Lifecycle,
         }
     }
 

@@ -6,6 +6,7 @@
 //! [`crate::Hyp::hypercall`].
 
 use crate::call::Call;
+use crate::guest::GuestCall;
 use crate::vm::handle::{VcpuHandle, VmHandle};
 
 /// `create_vm`: RBX = VM kind (0 protected, 1 normal); out 0 = VM handle.
@@ -31,6 +32,16 @@ pub const HC_POLICY_DIGEST: u64 = 0x106;
 /// policy's forced values: sending it unchanged is always accepted); out 0
 /// = entries. `-ENOSPC` when the buffer is shorter than the table.
 pub const HC_GET_SUPPORTED_CPUID: u64 = 0x107;
+
+/// `vm_finalize` (PV call 54): RBX = VM handle, RCX = the pvmfw load
+/// address, or this value for "no pvmfw" (pKVM-IA's `INVALID_GPA`).
+pub const PVMFW_NONE: u64 = u64::MAX;
+
+/// Guest call `start_secondary` (not a host PV call; not decided by the
+/// policy): RBX = the calling vCPU's handle (the vCPU that made the
+/// VMCALL), RCX = the target's APIC ID (u32), RDX = its start address (a
+/// 4 KiB page below 1 MiB). The status is 0 or `-errno`; no outputs.
+pub const HC_GUEST_START_SECONDARY: u64 = 0x200;
 
 /// The registers a hypercall reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -81,6 +92,20 @@ pub enum Request {
     },
     /// `vm_destroy`.
     VmDestroy(VmHandle),
+    /// `vm_finalize`, with the pvmfw load address (`None`: [`PVMFW_NONE`]).
+    VmFinalize {
+        /// The VM.
+        vm: VmHandle,
+        /// The pvmfw load address.
+        pvmfw: Option<u64>,
+    },
+    /// A guest call made on `caller`.
+    Guest {
+        /// The calling vCPU.
+        caller: VcpuHandle,
+        /// The call.
+        call: GuestCall,
+    },
     /// [`HC_CREATE_VM`] with the raw VM kind (checked when carried out).
     CreateVm(u64),
     /// [`HC_CREATE_VCPU`].

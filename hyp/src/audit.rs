@@ -7,6 +7,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use pvgate_gate::{PvCall, RuleId};
 
+use crate::guest_call::GuestCall;
+
 /// What became of one PV call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -117,6 +119,13 @@ pub const AUDIT_RING_CAPACITY: usize = 32;
 /// Counter slots: index 0 counts unknown call numbers, `n` counts PV call `n`.
 pub const AUDIT_CALL_SLOTS: usize = PvCall::ALL.len() + 1;
 
+/// A guest call's counter row.
+const fn guest_slot(call: GuestCall) -> usize {
+    match call {
+        GuestCall::StartSecondary { .. } => 0,
+    }
+}
+
 struct Ring {
     events: [Option<AuditEvent>; AUDIT_RING_CAPACITY],
     next_seq: u64,
@@ -125,6 +134,9 @@ struct Ring {
 /// The audit state: lock-free counters, and a small locked ring.
 pub struct Audit {
     counters: [[AtomicU64; Effect::ALL.len()]; AUDIT_CALL_SLOTS],
+    /// Guest calls, per (guest call, effect): `allow` or `invalid` (their
+    /// own rules, no policy decision, so never in the ring).
+    guest: [[AtomicU64; Effect::ALL.len()]; GuestCall::NAMES.len()],
     ring: spin::Mutex<Ring>,
 }
 
@@ -140,6 +152,8 @@ impl Audit {
         Audit {
             counters: [const { [const { AtomicU64::new(0) }; Effect::ALL.len()] };
                 AUDIT_CALL_SLOTS],
+            guest: [const { [const { AtomicU64::new(0) }; Effect::ALL.len()] };
+                GuestCall::NAMES.len()],
             ring: spin::Mutex::new(Ring {
                 events: [None; AUDIT_RING_CAPACITY],
                 next_seq: 1,
@@ -166,6 +180,25 @@ impl Audit {
     pub fn counter(&self, call: Option<PvCall>, effect: Effect) -> u64 {
         self.counters
             .get(Audit::slot(call))
+            .and_then(|row| row.get(effect as usize))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counts one guest call.
+    pub fn count_guest(&self, call: GuestCall, effect: Effect) {
+        if let Some(c) = self
+            .guest
+            .get(guest_slot(call))
+            .and_then(|row| row.get(effect as usize))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counter of (guest call, effect).
+    pub fn guest_counter(&self, call: GuestCall, effect: Effect) -> u64 {
+        self.guest
+            .get(guest_slot(call))
             .and_then(|row| row.get(effect as usize))
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }

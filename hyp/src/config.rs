@@ -2,14 +2,17 @@
 //! the machine and the hypervisor build provide, which pKVM-IA reads from
 //! hardware capabilities and its own configuration.
 
-use crate::state::RESET_RIP;
+/// The pvmfw image size of [`HypConfig::DEFAULT`]: 2 MiB.
+pub const PVMFW_DEFAULT_SIZE: u64 = 0x20_0000;
 
 /// Settings of the hypervisor that are not policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HypConfig {
-    /// RIP the boot vCPU (index 0) of a protected VM is given at first run:
-    /// the hypervisor, not the VMM, chooses the firmware entry point.
-    pub pvm_boot_rip: u64,
+    /// Size in bytes of the protected-VM firmware (pvmfw) image the
+    /// hypervisor holds; 0 = no firmware. `vm_finalize` with a pvmfw load
+    /// address needs one, and the image must fit below 2^64 at that
+    /// address (pKVM-IA `pkvm_vm_finalize`: `pvmfw_present`, `pvmfw_size`).
+    pub pvmfw_size: u64,
     /// VMs have an in-kernel (hypervisor-emulated) local APIC. pKVM-IA's
     /// secondary start and `refresh_apicv_exec_ctrl` need one
     /// (`lapic_in_kernel`).
@@ -28,11 +31,10 @@ pub struct HypConfig {
 }
 
 impl HypConfig {
-    /// The default: the boot vCPU of a protected VM starts at the reset
-    /// vector; in-kernel APIC, APICv, a protected APIC for protected VMs
+    /// The default: a 2 MiB pvmfw image; in-kernel APIC, APICv, a protected APIC for protected VMs
     /// and TSC scaling all present (a current Intel server).
     pub const DEFAULT: HypConfig = HypConfig {
-        pvm_boot_rip: RESET_RIP,
+        pvmfw_size: PVMFW_DEFAULT_SIZE,
         in_kernel_lapic: true,
         apicv_enabled: true,
         protected_apic: true,

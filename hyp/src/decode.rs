@@ -6,7 +6,8 @@ use pvgate_gate::PvCall;
 
 use crate::abi::{
     HC_AUDIT_COUNT, HC_AUDIT_EVENT, HC_CREATE_VCPU, HC_CREATE_VM, HC_DESTROY_VCPU, HC_FREE_VM,
-    HC_GET_SUPPORTED_CPUID, HC_POLICY_DIGEST, HypercallRegs, Request,
+    HC_GET_SUPPORTED_CPUID, HC_GUEST_START_SECONDARY, HC_POLICY_DIGEST, HypercallRegs, PVMFW_NONE,
+    Request,
 };
 use crate::args::{
     ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
@@ -14,6 +15,7 @@ use crate::args::{
 use crate::call::Call;
 use crate::cpu::MAX_CPUID_ENTRIES;
 use crate::error::CallError;
+use crate::guest::GuestCall;
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 use crate::vm::handle::{VcpuHandle, VmHandle};
 
@@ -63,6 +65,18 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         HC_AUDIT_EVENT => return Ok(Request::AuditEvent { back: r.rbx }),
         HC_POLICY_DIGEST => return Ok(Request::PolicyDigest),
         HC_GET_SUPPORTED_CPUID => return Ok(Request::SupportedCpuid(r.rbx)),
+        HC_GUEST_START_SECONDARY => {
+            // An APIC ID beyond 32 bits names no vCPU, as u32::MAX does
+            // not: the call refuses it (-EINVAL, unknown target).
+            let apic_id = u32::try_from(r.rcx).unwrap_or(u32::MAX);
+            return Ok(Request::Guest {
+                caller: VcpuHandle(r.rbx),
+                call: GuestCall::StartSecondary {
+                    apic_id,
+                    start_ip: r.rdx,
+                },
+            });
+        }
         _ => {}
     }
     let pv = PvCall::from_number(r.rax).ok_or(CallError::UnknownCall { number: r.rax })?;
@@ -70,6 +84,12 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
     let (a, b, c, d, e) = (r.rcx, r.rdx, r.rsi, r.rdi, r.r8);
     let call = match pv {
         PvCall::VmDestroy => return Ok(Request::VmDestroy(VmHandle(r.rbx))),
+        PvCall::VmFinalize => {
+            return Ok(Request::VmFinalize {
+                vm: VmHandle(r.rbx),
+                pvmfw: (a != PVMFW_NONE).then_some(a),
+            });
+        }
         PvCall::VcpuAfterSetCpuid => {
             if a > MAX_CPUID_ENTRIES as u64 {
                 return Err(CallError::CpuidTooLarge { count: a });

@@ -175,6 +175,31 @@ pub enum CallError {
         /// The vCPU's phase.
         phase: Phase,
     },
+    /// `vcpu_run` on a protected vCPU that is not runnable yet: the boot
+    /// vCPU before `vm_finalize`, a secondary before the guest started it
+    /// (pKVM-IA `pkvm_vcpu_run`: -EPERM unless `KVM_MP_STATE_RUNNABLE`).
+    NotStarted {
+        /// The vCPU's index in its VM (0 = the boot vCPU).
+        index: usize,
+    },
+    /// `vm_finalize` on a VM already finalized.
+    AlreadyFinalized,
+    /// `vm_finalize` of a VM that has no boot vCPU (index 0) to make runnable.
+    NoBootVcpu,
+    /// `vm_finalize` with a pvmfw load address, but the hypervisor holds no
+    /// pvmfw image.
+    NoPvmfw {
+        /// The load address asked for.
+        addr: u64,
+    },
+    /// `vm_finalize`: the pvmfw image does not fit below 2^64 at the load
+    /// address.
+    PvmfwOverflow {
+        /// The load address asked for.
+        addr: u64,
+        /// The image size.
+        size: u64,
+    },
     /// A call for protected VMs only, made for a normal VM.
     NotProtected {
         /// The call.
@@ -215,7 +240,8 @@ impl CallError {
             | CallError::CpuidRejected { .. }
             | CallError::VectorTooLow { .. }
             | CallError::SoftInterrupt { .. } => EPERM,
-            CallError::IrqPending { .. } => EBUSY,
+            CallError::NotStarted { .. } => EPERM,
+            CallError::IrqPending { .. } | CallError::AlreadyFinalized => EBUSY,
             CallError::MsrStoreFull { .. } => ENOSPC,
             CallError::BufferTooSmall { .. } => EFAULT,
             CallError::UnknownCall { .. }
@@ -225,6 +251,9 @@ impl CallError {
             | CallError::CpuidTooLarge { .. }
             | CallError::CpuidDuplicate { .. }
             | CallError::NotRunnable { .. }
+            | CallError::NoBootVcpu
+            | CallError::NoPvmfw { .. }
+            | CallError::PvmfwOverflow { .. }
             | CallError::NotProtected { .. }
             | CallError::FpstateSize { .. }
             | CallError::McgCapBanks { .. }
@@ -234,7 +263,8 @@ impl CallError {
 
     /// Whether this is a policy refusal (`deny`) or a bad request (`invalid`).
     pub const fn effect(&self) -> Effect {
-        if self.errno() == EPERM {
+        // A vCPU that is not started yet is hyp's rule, not the policy's.
+        if self.errno() == EPERM && !matches!(self, CallError::NotStarted { .. }) {
             Effect::Deny
         } else {
             Effect::Invalid
@@ -333,6 +363,27 @@ impl fmt::Display for CallError {
                     phase.name()
                 )
             }
+            CallError::NotStarted { index: 0 } => write!(
+                f,
+                "`vcpu_run`: protected vcpu 0 (the boot vcpu) is not runnable: the vm is not finalized (`vm_finalize` first)"
+            ),
+            CallError::NotStarted { index } => write!(
+                f,
+                "`vcpu_run`: protected vcpu {index} is not runnable: the guest has not started it (`start_secondary`); the host cannot"
+            ),
+            CallError::AlreadyFinalized => write!(f, "`vm_finalize`: the vm is already finalized"),
+            CallError::NoBootVcpu => write!(
+                f,
+                "`vm_finalize`: the vm has no boot vcpu (index 0) to make runnable"
+            ),
+            CallError::NoPvmfw { addr } => write!(
+                f,
+                "`vm_finalize`: pvmfw load address {addr:#x} given, but the hypervisor holds no pvmfw image"
+            ),
+            CallError::PvmfwOverflow { addr, size } => write!(
+                f,
+                "`vm_finalize`: a pvmfw image of {size:#x} bytes at {addr:#x} runs past 2^64"
+            ),
             CallError::NotProtected { call } => {
                 write!(f, "`{}` is for protected vms only", call.name())
             }
@@ -347,6 +398,101 @@ impl fmt::Display for CallError {
             CallError::McgCapFlags { asked, extra } => write!(
                 f,
                 "`setup_mce`: IA32_MCG_CAP {asked:#x} sets bits {extra:#x} the cpu model lacks"
+            ),
+        }
+    }
+}
+
+/// Why a guest call (a call the guest makes, not the host) failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestCallError {
+    /// No live vCPU has the caller's handle.
+    BadHandle {
+        /// The handle as given.
+        handle: u64,
+    },
+    /// The caller is not a vCPU that is running (it has not run, or its VM
+    /// is being destroyed): only a running guest makes guest calls.
+    CallerNotRunning {
+        /// The caller's index.
+        index: usize,
+    },
+    /// `start_secondary` is for protected VMs only (pKVM-IA: -EINVAL).
+    NotProtected,
+    /// `start_secondary`: the start address is not a 4 KiB page below
+    /// 1 MiB (`start_ip & !0xff000 != 0`; pKVM-IA: -EFAULT).
+    StartIp {
+        /// The start address asked for.
+        start_ip: u64,
+    },
+    /// `start_secondary` of the boot vCPU (APIC ID 0), which only
+    /// `vm_finalize` starts (pKVM-IA: -EINVAL).
+    TargetIsBoot,
+    /// `start_secondary` without an in-kernel local APIC (pKVM-IA:
+    /// -EOPNOTSUPP).
+    NoInKernelLapic,
+    /// `start_secondary` of an APIC ID no vCPU of the VM has.
+    UnknownTarget {
+        /// The APIC ID asked for.
+        apic_id: u32,
+    },
+    /// `start_secondary` of a vCPU that is not UNINITIALIZED any more
+    /// (pKVM-IA: -EBUSY).
+    AlreadyStarted {
+        /// The APIC ID asked for.
+        apic_id: u32,
+    },
+}
+
+impl GuestCallError {
+    /// The errno the guest gets (negated in the status).
+    pub const fn errno(&self) -> i64 {
+        match self {
+            GuestCallError::CallerNotRunning { .. } => EPERM,
+            GuestCallError::StartIp { .. } => EFAULT,
+            GuestCallError::NoInKernelLapic => EOPNOTSUPP,
+            GuestCallError::AlreadyStarted { .. } => EBUSY,
+            GuestCallError::BadHandle { .. }
+            | GuestCallError::NotProtected
+            | GuestCallError::TargetIsBoot
+            | GuestCallError::UnknownTarget { .. } => EINVAL,
+        }
+    }
+}
+
+impl fmt::Display for GuestCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            GuestCallError::BadHandle { handle } => {
+                write!(f, "`start_secondary`: no live vcpu has handle {handle:#x}")
+            }
+            GuestCallError::CallerNotRunning { index } => write!(
+                f,
+                "`start_secondary`: the caller, vcpu {index}, is not running"
+            ),
+            GuestCallError::NotProtected => {
+                write!(f, "`start_secondary` is for protected vms only")
+            }
+            GuestCallError::StartIp { start_ip } => write!(
+                f,
+                "`start_secondary`: start address {start_ip:#x} is not a 4 KiB page below 1 MiB (bits {:#x} outside 0xff000)",
+                start_ip & !0xff000
+            ),
+            GuestCallError::TargetIsBoot => write!(
+                f,
+                "`start_secondary`: APIC ID 0 is the boot vcpu, started by `vm_finalize`"
+            ),
+            GuestCallError::NoInKernelLapic => write!(
+                f,
+                "`start_secondary` needs an in-kernel local APIC, which this hypervisor does not have"
+            ),
+            GuestCallError::UnknownTarget { apic_id } => write!(
+                f,
+                "`start_secondary`: no vcpu of the vm has APIC ID {apic_id}"
+            ),
+            GuestCallError::AlreadyStarted { apic_id } => write!(
+                f,
+                "`start_secondary`: the vcpu with APIC ID {apic_id} is not UNINITIALIZED (already started)"
             ),
         }
     }

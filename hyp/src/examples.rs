@@ -13,7 +13,7 @@ use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 impl Call {
     /// A call of this kind with harmless, always-valid arguments (used by
     /// conformance tests to ask every call once, and by trace replay for
-    /// arguments a trace does not name); `None` for `vm_destroy` and
+    /// arguments a trace does not name); `None` for `vm_destroy`, `vm_finalize` and
     /// `vcpu_after_set_cpuid`, which are not a [`Call`]. Test data: only
     /// with the `examples` feature, never in the image.
     pub fn example(pv: PvCall) -> Option<Call> {
@@ -100,7 +100,7 @@ impl Call {
                 vector: 0x31,
                 soft: false,
             },
-            PvCall::VmDestroy | PvCall::VcpuAfterSetCpuid => return None,
+            PvCall::VmDestroy | PvCall::VmFinalize | PvCall::VcpuAfterSetCpuid => return None,
         })
     }
 }

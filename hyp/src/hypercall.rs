@@ -83,6 +83,17 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                     out: [0; 4],
                 }
             }
+            Request::VmFinalize { vm, pvmfw } => {
+                let o = self.vm_finalize(vm, pvmfw);
+                HypercallOut {
+                    status: o.status(),
+                    out: [0; 4],
+                }
+            }
+            Request::Guest { caller, call } => match self.guest_call(caller, call) {
+                Ok(()) => done([0; 4]),
+                Err(e) => fail(e.errno()),
+            },
             Request::CreateVm(raw) => match VmKind::from_u64(raw)
                 .ok_or(CreateVmError::UnknownKind { raw })
                 .and_then(|kind| self.create_vm(kind))

@@ -32,8 +32,22 @@ pub const RESET_MSRS: [(u32, u64); 3] = [
 
 /// RFLAGS.IF.
 pub const RFLAGS_IF: u64 = 1 << 9;
+/// RFLAGS at reset (only the reserved bit 1 set).
+pub const RFLAGS_RESET: u64 = 0x2;
 /// The reset vector's RIP (with CS.base 0xFFFF0000).
 pub const RESET_RIP: u64 = 0xfff0;
+
+/// Whether a vCPU may be entered (KVM's `mp_state`, as pKVM-IA uses it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RunState {
+    /// Created, not started: a protected VM's vCPUs start here; only
+    /// `vm_finalize` (the boot vCPU) or the guest's `start_secondary`
+    /// make one runnable.
+    #[default]
+    Uninitialized,
+    /// May be entered with `vcpu_run`.
+    Runnable,
+}
 
 /// A vCPU's interrupt and event state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -75,6 +89,15 @@ pub struct InterruptState {
 pub struct VcpuState {
     /// Lifecycle phase: only moves forward.
     pub phase: Phase,
+    /// Whether `vcpu_run` may enter it (a protected VM's vCPUs are
+    /// created [`RunState::Uninitialized`]; a normal VM's runnable).
+    pub run_state: RunState,
+    /// For the boot vCPU of a protected VM finalized with firmware: the
+    /// pvmfw load address, its entry point at the first run.
+    pub pvmfw_entry: Option<u64>,
+    /// The SIPI vector the guest chose when it started this vCPU
+    /// (`start_secondary`); a protected secondary enters there.
+    pub guest_sipi: Option<u8>,
     /// How many times the vCPU was entered.
     pub runs: u64,
     /// General registers and RIP, in [`Gpr`] order.
@@ -91,6 +114,8 @@ pub struct VcpuState {
     pub cr0: u64,
     /// CR4.
     pub cr4: u64,
+    /// CR8: the task priority (TPR\[7:4\]).
+    pub cr8: u64,
     /// IA32_EFER.
     pub efer: u64,
     /// DR7.
@@ -140,9 +165,12 @@ impl VcpuState {
         }
         VcpuState {
             phase: Phase::Setup,
+            run_state: RunState::Uninitialized,
+            pvmfw_entry: None,
+            guest_sipi: None,
             runs: 0,
             gprs,
-            rflags: 0x2,
+            rflags: RFLAGS_RESET,
             segments: [
                 Segment {
                     selector: 0xf000,
@@ -178,6 +206,7 @@ impl VcpuState {
             },
             cr0: 0x6000_0010,
             cr4: 0,
+            cr8: 0,
             efer: 0,
             dr7: 0x400,
             exception_bitmap: 0,

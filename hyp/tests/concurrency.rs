@@ -522,6 +522,14 @@ verdict = "allow"
 reason = "the baseline requires that the host may always destroy a protected VM"
 
 [[pv]]
+name = "pvm-finalize"
+call = "vm_finalize"
+vm = ["protected"]
+phase = ["setup"]
+verdict = "allow"
+reason = "the baseline requires that the host may finalize a protected VM"
+
+[[pv]]
 name = "npvm-destroy-in-setup"
 call = "vm_destroy"
 vm = ["normal"]

@@ -58,7 +58,7 @@ mod real {
     };
     use kvm_ioctls::{Kvm, VcpuExit};
     use pvgate_gate::{Phase, PvCall};
-    use pvgate_hyp::abi::{HC_AUDIT_COUNT, HC_CREATE_VCPU, HC_CREATE_VM};
+    use pvgate_hyp::abi::{HC_AUDIT_COUNT, HC_CREATE_VCPU, HC_CREATE_VM, PVMFW_NONE};
     use pvgate_hyp::cpu::{NativeReader, find_entry};
     use pvgate_hyp::error::EPERM;
     use pvgate_hyp::{
@@ -556,7 +556,15 @@ mod real {
             "ignored: success"
         );
 
-        // The first run seals the state (and applies forced MSR bits).
+        // The first run seals the state (and applies forced MSR bits); a
+        // protected vCPU runs only once its VM is finalized.
+        assert_eq!(
+            hc(&hyp, PvCall::VcpuRun.number(), vcpu.0, 0, 0).status,
+            -EPERM,
+            "not runnable before vm_finalize"
+        );
+        let fin = hc(&hyp, PvCall::VmFinalize.number(), vm.out[0], PVMFW_NONE, 0);
+        assert_eq!(fin.status, 0, "vm_finalize");
         assert_eq!(hc(&hyp, PvCall::VcpuRun.number(), vcpu.0, 0, 0).status, 0);
         assert_eq!(hyp.phase(vcpu), Some(Phase::Running));
         assert_eq!(set_msr(&hyp, vcpu, MISC_ENABLE, 1), -EPERM, "sealed");

@@ -185,6 +185,13 @@ phase = ["setup"]
 verdict = "allow"
 reason = "the test needs a running vCPU"
 [[pv]]
+call = "vm_finalize"
+vm = ["protected"]
+phase = ["setup"]
+verdict = "allow"
+reason = "the host finalizes the VM so its boot vCPU can run"
+
+[[pv]]
 call = "get_rflags"
 vm = ["protected"]
 phase = ["running"]

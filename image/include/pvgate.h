@@ -26,6 +26,10 @@ extern "C" {
 #define PVGATE_EBUSY 16  /* in use / not torn down yet / an interrupt already queued */
 #define PVGATE_EINVAL 22 /* unknown call, bad handle, bad argument or state, nshared > 256 */
 #define PVGATE_ENOSPC 28 /* a fixed-capacity table is full */
+#define PVGATE_EOPNOTSUPP 95 /* not supported on this machine or vCPU (e.g. no in-kernel LAPIC) */
+
+/* vm_finalize's RCX (pvgate_vm_finalize's pvmfw) for "no pvmfw". */
+#define PVGATE_PVMFW_NONE UINT64_MAX
 
 /* pvgate_init() CPU models. */
 #define PVGATE_CPU_REFERENCE 0u /* recorded Intel Xeon Gold 6252 (Cascade Lake), a built-in table */
@@ -90,6 +94,7 @@ enum pvgate_call {
     PVGATE_DELIVER_SIPI_VECTOR = 51,
     PVGATE_INJECT_IRQ_IF_ALLOWED = 52,
     PVGATE_VM_DESTROY = 53,
+    PVGATE_VM_FINALIZE = 54, /* RBX VM handle, RCX pvmfw load address or PVGATE_PVMFW_NONE */
     /* Management calls (not PV calls: not decided by the policy). */
     PVGATE_HC_CREATE_VM = 0x100,
     PVGATE_HC_CREATE_VCPU = 0x101,
@@ -99,6 +104,9 @@ enum pvgate_call {
     PVGATE_HC_AUDIT_EVENT = 0x105,
     PVGATE_HC_POLICY_DIGEST = 0x106,
     PVGATE_HC_GET_SUPPORTED_CPUID = 0x107,
+    /* Guest calls (made by a running guest on a vCPU; hyp's own rules, not
+     * the policy): RBX the calling vCPU, RCX APIC ID, RDX start address. */
+    PVGATE_HC_GUEST_START_SECONDARY = 0x200,
 };
 
 /* Effects, as counted by the audit. */
@@ -169,6 +177,17 @@ int64_t pvgate_create_vcpu(uint64_t vm, uint64_t *handle);
 int64_t pvgate_destroy_vcpu(uint64_t vcpu);
 /* vm_destroy (decided by the policy) and release of the VM's slot. */
 int64_t pvgate_destroy_vm(uint64_t vm);
+/* vm_finalize (decided by the policy): protected VMs only (-EINVAL), once
+ * (-EBUSY); pvmfw is the pvmfw load address or PVGATE_PVMFW_NONE (-EINVAL
+ * without a pvmfw image or when it does not fit below 2^64). Then the boot
+ * vCPU (index 0) may run; a secondary only once the guest starts it. */
+int64_t pvgate_vm_finalize(uint64_t vm, uint64_t pvmfw);
+/* The guest call start_secondary, made by the running vCPU `caller`: starts
+ * the vCPU with APIC ID apic_id (= its index) at start_ip (a 4 KiB page below
+ * 1 MiB, else -EFAULT). -EINVAL for a normal VM, the boot vCPU or an unknown
+ * APIC ID, -EBUSY if already started, -EOPNOTSUPP without an in-kernel LAPIC,
+ * -EPERM if the caller is not running. */
+int64_t pvgate_guest_start_secondary(uint64_t caller, uint32_t apic_id, uint64_t start_ip);
 /* The hypercall entry. Returns the status and stores it in out->status.
  * regs: non-NULL, 8-byte aligned, readable (else -EFAULT); copied first, so
  *       it may overlap out or shared.

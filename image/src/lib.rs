@@ -187,6 +187,25 @@ pub extern "C" fn pvgate_destroy_vm(vm: u64) -> i64 {
     }
 }
 
+/// `vm_finalize` (decided by the policy): `pvmfw` is the pvmfw load
+/// address, or `PVGATE_PVMFW_NONE` (`u64::MAX`) for none.
+#[unsafe(no_mangle)]
+pub extern "C" fn pvgate_vm_finalize(vm: u64, pvmfw: u64) -> i64 {
+    let pvmfw = (pvmfw != pvgate_hyp::abi::PVMFW_NONE).then_some(pvmfw);
+    HYP.vm_finalize(VmHandle(vm), pvmfw).status()
+}
+
+/// The guest call `start_secondary`, made by the running vCPU `caller`
+/// (hyp's own rules, not the policy's).
+#[unsafe(no_mangle)]
+pub extern "C" fn pvgate_guest_start_secondary(caller: u64, apic_id: u32, start_ip: u64) -> i64 {
+    let call = pvgate_hyp::GuestCall::StartSecondary { apic_id, start_ip };
+    match HYP.guest_call(VcpuHandle(caller), call) {
+        Ok(()) => 0,
+        Err(e) => e.errno().wrapping_neg(),
+    }
+}
+
 /// The hypercall entry (see `docs/hypervisor.md`). `shared` is the host's
 /// CPUID buffer of `nshared` entries (may be null when `nshared` is 0).
 /// Returns the status, which is also stored in `out->status` whenever

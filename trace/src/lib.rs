@@ -23,6 +23,7 @@ mod cpu;
 mod cpu_dump;
 mod cpu_table;
 mod error;
+mod guest_state;
 mod load;
 mod model;
 mod replay;
@@ -31,6 +32,7 @@ pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
 pub use cpu_dump::{CpuDump, CpuDumpError};
 pub use cpu_table::cpu_table_rust;
 pub use error::TraceError;
+pub use guest_state::{GuestExpect, GuestField, KEYS_HELP, SegPart};
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
 /// hyp's supported base (the CPU model masked by the hypervisor's

@@ -8,10 +8,12 @@ use std::path::Path;
 use pvgate_codegen::Registry;
 use pvgate_codegen::number::{self, NumberError};
 use pvgate_gate::{PvCall, Register, VmKind};
-use pvgate_hyp::{Call, DescTable, Gpr, GprWrite, SegReg, Segment};
+use pvgate_hyp::error::errno_from_name;
+use pvgate_hyp::{Call, DescTable, Gpr, GprWrite, GuestCall, SegReg, Segment};
 use serde::Deserialize;
 
 use crate::error::TraceError;
+use crate::guest_state::{GuestExpect, GuestField};
 use crate::model::{
     CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall,
 };
@@ -52,7 +54,13 @@ type Num = toml::Value;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawCall {
-    pv: String,
+    pv: Option<String>,
+    guest: Option<String>,
+    pvmfw: Option<Num>,
+    apic_id: Option<Num>,
+    start_ip: Option<Num>,
+    errno: Option<Num>,
+    expect_guest: Option<BTreeMap<String, Num>>,
     vcpu: Option<Num>,
     msr: Option<Num>,
     value: Option<Num>,
@@ -265,8 +273,64 @@ fn bits(b: &RawBits) -> Result<CpuidBits, String> {
     })
 }
 
+/// The errno an `errno` key names: a name of hyp's table (`EPERM`, …) or
+/// its number.
+fn errno(v: &Num) -> Result<i64, String> {
+    let known = || {
+        pvgate_hyp::error::ERRNOS
+            .iter()
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match v {
+        toml::Value::String(name) if !number::looks_numeric(name) => errno_from_name(name)
+            .ok_or_else(|| format!("errno `{name}` is not one of {} (or a number)", known())),
+        v => {
+            let n: i64 = num(v, "errno")?;
+            pvgate_hyp::error::errno_name(n)
+                .map(|_| n)
+                .ok_or_else(|| format!("errno {n} is not one hyp returns ({})", known()))
+        }
+    }
+}
+
+fn expect_guest(raw: &RawCall) -> Result<Vec<GuestExpect>, String> {
+    let mut out = Vec::new();
+    for (key, v) in raw.expect_guest.iter().flatten() {
+        out.push(GuestExpect {
+            key: key.clone(),
+            field: GuestField::parse(key)?,
+            value: num(v, key)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A guest call (`guest = "start_secondary"`): no host PV call keys.
+fn convert_guest(raw: &RawCall, name: &str) -> Result<GuestCall, String> {
+    if name != "start_secondary" {
+        return Err(format!(
+            "unknown guest call `{name}` (known: {})",
+            GuestCall::NAMES.join(", ")
+        ));
+    }
+    let need_key = |v: &Option<Num>, key: &str| -> Result<u64, String> {
+        num(
+            v.as_ref()
+                .ok_or_else(|| format!("`{name}` needs `{key}`"))?,
+            key,
+        )
+    };
+    let apic_id = u32::try_from(need_key(&raw.apic_id, "apic_id")?)
+        .map_err(|_| "`apic_id` is out of range (at most 0xffffffff)".to_string())?;
+    Ok(GuestCall::StartSecondary {
+        apic_id,
+        start_ip: need_key(&raw.start_ip, "start_ip")?,
+    })
+}
+
 fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, String> {
-    let pv = PvCall::from_name(&raw.pv).ok_or_else(|| format!("unknown pv call `{}`", raw.pv))?;
     let vcpu: u64 = opt(&raw.vcpu, "vcpu")?.unwrap_or(0);
     let vcpu = usize::try_from(vcpu).unwrap_or(usize::MAX);
     if vcpu >= vcpus {
@@ -279,6 +343,57 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
                 .ok_or_else(|| format!("expect `{e}` is not one of allow, deny, ignore, filter"))?,
         ),
     };
+    let errno = raw.errno.as_ref().map(errno).transpose()?;
+    if let (Some(_), Some(e)) = (errno, expect)
+        && e != Expect::Deny
+    {
+        return Err(format!(
+            "`errno` says the call fails, but `expect = \"{}\"` says it succeeds",
+            e.name()
+        ));
+    }
+    let pv_name = match (&raw.pv, &raw.guest) {
+        (Some(pv), None) => pv,
+        (None, Some(g)) => {
+            if raw.pvmfw.is_some() {
+                return Err("`pvmfw` is for `vm_finalize` only".to_string());
+            }
+            return Ok(TraceCall {
+                line,
+                vcpu,
+                pv: None,
+                guest: Some(convert_guest(raw, g)?),
+                pvmfw: None,
+                call: None,
+                cpuid_edits: Vec::new(),
+                expect_effective: Vec::new(),
+                expect,
+                expect_value: opt(&raw.expect_value, "expect_value")?,
+                errno,
+                expect_guest: expect_guest(raw)?,
+                note: raw.note.clone(),
+            });
+        }
+        (Some(_), Some(_)) => {
+            return Err(
+                "a call is either a host `pv` call or a `guest` call, not both".to_string(),
+            );
+        }
+        (None, None) => return Err("a call needs `pv` (or `guest`)".to_string()),
+    };
+    let pv = PvCall::from_name(pv_name).ok_or_else(|| format!("unknown pv call `{pv_name}`"))?;
+    if raw.apic_id.is_some() || raw.start_ip.is_some() {
+        return Err(format!(
+            "`apic_id` and `start_ip` are for `guest = \"start_secondary\"`, not `{}`",
+            pv.name()
+        ));
+    }
+    if raw.pvmfw.is_some() && pv != PvCall::VmFinalize {
+        return Err(format!(
+            "`pvmfw` is for `vm_finalize` only, not `{}`",
+            pv.name()
+        ));
+    }
     let value = || need::<u64>(&raw.value, pv, "value");
     let seg = || -> Result<SegReg, String> {
         let name = raw
@@ -301,7 +416,7 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         expect_effective.push(bits(b)?);
     }
     let call = match pv {
-        PvCall::VmDestroy => None,
+        PvCall::VmDestroy | PvCall::VmFinalize => None,
         PvCall::SetMsr => Some(Call::SetMsr {
             index: msr_index(raw.msr.as_ref().ok_or("`set_msr` needs `msr`")?)?,
             value: value()?,
@@ -414,12 +529,16 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
     Ok(TraceCall {
         line,
         vcpu,
-        pv,
+        pv: Some(pv),
+        guest: None,
+        pvmfw: opt(&raw.pvmfw, "pvmfw")?,
         call,
         cpuid_edits,
         expect_effective,
         expect,
         expect_value: opt(&raw.expect_value, "expect_value")?,
+        errno,
+        expect_guest: expect_guest(raw)?,
         note: raw.note.clone(),
     })
 }

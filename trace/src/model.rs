@@ -1,7 +1,9 @@
 //! The validated trace: what `load`/`parse` produce and `replay` consumes.
 
 use pvgate_gate::{PvCall, Register, VmKind};
-use pvgate_hyp::Call;
+use pvgate_hyp::{Call, GuestCall};
+
+use crate::guest_state::GuestExpect;
 use serde::Serialize;
 
 /// The most vCPUs a trace may declare.
@@ -101,12 +103,18 @@ pub struct CpuidBits {
 pub struct TraceCall {
     /// 1-based line of its `[[call]]` header.
     pub line: usize,
-    /// The vCPU index (0 for `vm_destroy`).
+    /// The vCPU index (0 for the VM-level `vm_destroy` and `vm_finalize`;
+    /// for a guest call, the calling vCPU).
     pub vcpu: usize,
-    /// The PV call.
-    pub pv: PvCall,
-    /// The typed call (`None` for `vm_destroy` and `vcpu_after_set_cpuid`,
-    /// which have their own entry points).
+    /// The host's PV call (`None` for a guest call).
+    pub pv: Option<PvCall>,
+    /// The guest's call (`guest = "start_secondary"`; `None` for a PV call).
+    pub guest: Option<GuestCall>,
+    /// For `vm_finalize`: the pvmfw load address.
+    pub pvmfw: Option<u64>,
+    /// The typed call (`None` for `vm_destroy`, `vm_finalize`,
+    /// `vcpu_after_set_cpuid` and guest calls, which have their own entry
+    /// points).
     pub call: Option<Call>,
     /// For `vcpu_after_set_cpuid`: edits of the supported table.
     pub cpuid_edits: Vec<CpuidEdit>,
@@ -116,6 +124,10 @@ pub struct TraceCall {
     pub expect: Option<Expect>,
     /// For getters: the value output 0 must have.
     pub expect_value: Option<u64>,
+    /// The errno the call must fail with (`errno = "EPERM"`).
+    pub errno: Option<i64>,
+    /// What the hypervisor's copy of the vCPU must hold after the call.
+    pub expect_guest: Vec<GuestExpect>,
     /// Free text.
     pub note: Option<String>,
 }
@@ -137,4 +149,15 @@ pub struct Trace {
     pub vcpus: usize,
     /// The calls, in order.
     pub calls: Vec<TraceCall>,
+}
+
+impl TraceCall {
+    /// The call's name: the PV call's, or the guest call's.
+    pub fn name(&self) -> &'static str {
+        match (self.pv, self.guest) {
+            (Some(pv), _) => pv.name(),
+            (None, Some(g)) => g.name(),
+            (None, None) => "?",
+        }
+    }
 }

@@ -5,13 +5,16 @@ use std::fmt;
 
 use pvgate_codegen::Registry;
 use pvgate_gate::{Policy, PvCall, Register};
+use pvgate_hyp::error::errno_name;
 use pvgate_hyp::{
     CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
+    VcpuState,
 };
 use serde::Serialize;
 
 use crate::cpu::cpu_model;
 use crate::error::TraceError;
+use crate::guest_state::GuestExpect;
 use crate::model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Trace};
 
 /// The rule that decided a call.
@@ -59,9 +62,10 @@ pub struct Step {
     /// that the hypervisor replaced (filtered, or reported as the
     /// correction of a rejected table).
     pub cpuid_changes: Vec<CpuidChange>,
-    /// The full outcome.
+    /// The full outcome of a host PV call (`None` for a guest call, which
+    /// has only a status).
     #[serde(skip)]
-    pub outcome: Outcome,
+    pub outcome: Option<Outcome>,
 }
 
 /// One CPUID register where the table the host proposed and the table the
@@ -226,6 +230,31 @@ fn check_bits(table: &[CpuidEntry], b: &CpuidBits, mismatches: &mut Vec<String>)
     }
 }
 
+/// An errno as `EPERM (1)`.
+fn errno_text(errno: i64) -> String {
+    match errno_name(errno) {
+        Some(name) => format!("{name} ({errno})"),
+        None => errno.to_string(),
+    }
+}
+
+/// Checks `expect_guest` against the hypervisor's copy of the vCPU.
+fn check_guest(v: &VcpuState, expects: &[GuestExpect], mismatches: &mut Vec<String>) {
+    for e in expects {
+        match e.field.read(v) {
+            Some(got) if got == e.value => {}
+            Some(got) => mismatches.push(format!(
+                "guest {} = {got:#x}, expected {:#x}",
+                e.key, e.value
+            )),
+            None => mismatches.push(format!(
+                "guest {}: the vcpu's msr store does not hold it",
+                e.key
+            )),
+        }
+    }
+}
+
 /// Replays a trace through a fresh hypervisor over `policy`, with the CPU
 /// model the trace names.
 pub fn replay<P: Policy + ?Sized>(policy: &P, trace: &Trace) -> Result<Replay, TraceError> {
@@ -253,54 +282,93 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
     for (i, tc) in trace.calls.iter().enumerate() {
         let mut table = CpuidTable::new();
         let mut proposed = CpuidTable::new();
-        let outcome = match (tc.pv, tc.call, vcpus.get(tc.vcpu)) {
-            (PvCall::VmDestroy, _, _) => hyp.vm_destroy(vm),
-            (PvCall::VcpuAfterSetCpuid, _, Some(&h)) => {
+        let Some(&h) = vcpus.get(tc.vcpu) else {
+            return Err(setup(format!(
+                "call #{}: vcpu {} does not exist",
+                i + 1,
+                tc.vcpu
+            )));
+        };
+        // A guest call has a status only; a host PV call an outcome.
+        let (outcome, guest_result) = match (tc.pv, tc.guest, tc.call) {
+            (None, Some(g), _) => (None, Some(hyp.guest_call(h, g))),
+            (Some(PvCall::VmDestroy), _, _) => (Some(hyp.vm_destroy(vm)), None),
+            (Some(PvCall::VmFinalize), _, _) => (Some(hyp.vm_finalize(vm, tc.pvmfw)), None),
+            (Some(PvCall::VcpuAfterSetCpuid), _, _) => {
                 table = hyp.supported_cpuid(trace.kind);
                 apply_edits(&mut table, &tc.cpuid_edits);
                 proposed = table.clone();
-                hyp.vcpu_after_set_cpuid(h, &mut table)
+                (Some(hyp.vcpu_after_set_cpuid(h, &mut table)), None)
             }
-            (_, Some(call), Some(&h)) => hyp.call(h, call),
-            (_, _, None) => {
-                return Err(setup(format!(
-                    "call #{}: vcpu {} does not exist",
-                    i + 1,
-                    tc.vcpu
-                )));
-            }
-            (_, None, Some(_)) => {
+            (Some(_), _, Some(call)) => (Some(hyp.call(h, call)), None),
+            _ => {
                 return Err(setup(format!(
                     "call #{}: `{}` has no arguments to replay",
                     i + 1,
-                    tc.pv.name()
+                    tc.name()
                 )));
             }
         };
+        let (effect, status, error, out0) = match (&outcome, guest_result) {
+            (Some(o), _) => (
+                o.effect,
+                o.status(),
+                o.error.map(|e| e.to_string()),
+                o.out[0],
+            ),
+            (None, Some(Ok(()))) => (Effect::Allow, 0, None, 0),
+            (None, Some(Err(e))) => (
+                Effect::Invalid,
+                e.errno().wrapping_neg(),
+                Some(e.to_string()),
+                0,
+            ),
+            (None, None) => (Effect::Invalid, 0, None, 0),
+        };
+        let ok = status == 0;
         let mut mismatches = Vec::new();
         if let Some(expect) = tc.expect {
-            let ok = match expect {
-                Expect::Allow => outcome.effect == Effect::Allow && outcome.ok(),
-                Expect::Deny => !outcome.ok(),
-                Expect::Ignore => outcome.effect == Effect::Ignore && outcome.ok(),
-                Expect::Filter => outcome.effect == Effect::Filter && outcome.ok(),
+            let met = match expect {
+                Expect::Allow => effect == Effect::Allow && ok,
+                Expect::Deny => !ok,
+                Expect::Ignore => effect == Effect::Ignore && ok,
+                Expect::Filter => effect == Effect::Filter && ok,
             };
-            if !ok {
-                mismatches.push(format!("got {}", outcome.effect.name()));
+            if !met {
+                mismatches.push(format!("got {}", effect.name()));
             }
         }
-        if let Some(v) = tc.expect_value
-            && outcome.out[0] != v
+        if let Some(want) = tc.errno
+            && status != want.wrapping_neg()
         {
-            mismatches.push(format!("value {:#x}, expected {v:#x}", outcome.out[0]));
+            let got = if ok {
+                "success".to_string()
+            } else {
+                errno_text(status.wrapping_neg())
+            };
+            mismatches.push(format!("errno {got}, expected {}", errno_text(want)));
+        }
+        if let Some(v) = tc.expect_value
+            && out0 != v
+        {
+            mismatches.push(format!("value {out0:#x}, expected {v:#x}"));
         }
         for b in &tc.expect_effective {
             check_bits(&table, b, &mut mismatches);
         }
-        let has_expectation =
-            tc.expect.is_some() || tc.expect_value.is_some() || !tc.expect_effective.is_empty();
+        if !tc.expect_guest.is_empty() {
+            match hyp.inspect(h, |v| v.clone()) {
+                Some(v) => check_guest(&v, &tc.expect_guest, &mut mismatches),
+                None => mismatches.push(format!("vcpu {} is gone: no guest state", tc.vcpu)),
+            }
+        }
+        let has_expectation = tc.expect.is_some()
+            || tc.expect_value.is_some()
+            || tc.errno.is_some()
+            || !tc.expect_effective.is_empty()
+            || !tc.expect_guest.is_empty();
         let rule = outcome
-            .rule
+            .and_then(|o| o.rule)
             .and_then(|id| policy.rule(id))
             .map(|r| RuleRef {
                 id: r.id.0,
@@ -310,13 +378,13 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
         steps.push(Step {
             index: i + 1,
             line: tc.line,
-            pv: tc.pv.name(),
+            pv: tc.name(),
             vcpu: tc.vcpu,
-            effect: outcome.effect.name(),
-            status: outcome.status(),
+            effect: effect.name(),
+            status,
             rule,
-            resource: resource_text(outcome.resource),
-            error: outcome.error.map(|e| e.to_string()),
+            resource: resource_text(outcome.map_or(Resource::Call, |o| o.resource)),
+            error,
             expect: tc.expect,
             met: has_expectation.then_some(mismatches.is_empty()),
             mismatches,

@@ -43,7 +43,7 @@ fn the_protected_crosvm_boot_meets_every_expectation_under_the_default_policy() 
     ] {
         assert_all_met(&r);
         assert_every_call_expected(&r);
-        assert_eq!(r.steps.len(), 27);
+        assert_eq!(r.steps.len(), 28);
         // The MISC_ENABLE write is decided by its MSR rule, not the PV rule.
         let misc = r
             .steps
@@ -85,6 +85,10 @@ msr = "IA32_SYSENTER_CS"
 value = 0x10
 
 [[call]]
+pv = "vm_finalize"
+expect = "allow"
+
+[[call]]
 pv = "vcpu_run"
 expect = "allow"
 
@@ -105,7 +109,8 @@ fn default_filters_vmx_and_x2apic_and_ignores_sysenter_while_strict_rejects_both
     assert_eq!(cpuid.resource, "CPUID.(EAX=0x1,ECX=0x0)");
     assert_eq!(cpuid.rule.as_ref().unwrap().name, "pvm-leaf1-topology");
     assert_eq!(
-        cpuid.outcome.replaced, 1,
+        cpuid.outcome.unwrap().replaced,
+        1,
         "one register (leaf 1 ECX) replaced"
     );
     assert_eq!(r.steps[1].effect, "ignore");
@@ -137,7 +142,7 @@ fn an_unmet_expectation_is_reported_with_the_reason() {
     assert!(!r.all_met());
     let failed: Vec<_> = r.failures().collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].index, 4);
+    assert_eq!(failed[0].index, 5);
     assert_eq!(failed[0].mismatches, ["got deny"]);
     assert!(failed[0].to_string().contains("NOT MET"), "{}", failed[0]);
 }
@@ -167,19 +172,133 @@ fn malformed_traces_name_the_line_and_the_problem() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.ends_with("call #3: unknown pv call `vcpu_runn`"),
+        err.ends_with("call #4: unknown pv call `vcpu_runn`"),
         "{err}"
     );
     let err = pvgate_trace::parse(
         &VMX_TRACE.replace(
-            "value = 0x10\n\n[[call]]\npv = \"vcpu_run\"",
-            "valu = 0x10\n\n[[call]]\npv = \"vcpu_run\"",
+            "value = 0x10\n\n[[call]]\npv = \"vm_finalize\"",
+            "valu = 0x10\n\n[[call]]\npv = \"vm_finalize\"",
         ),
         "<bad>",
     )
     .unwrap_err()
     .to_string();
     assert!(err.starts_with("<bad>:17: unknown field `valu`"), "{err}");
+}
+
+#[test]
+fn the_guest_starts_a_protected_secondary_and_it_enters_at_the_guests_vector_with_reset_state() {
+    for r in [
+        replay_file(
+            &interpreter("policy/default.toml"),
+            "pvm-secondary-start.toml",
+        ),
+        replay_file(&pvgate::POLICY, "pvm-secondary-start.toml"),
+        replay_file(
+            &interpreter("policy/default.toml"),
+            "npvm-start-secondary.toml",
+        ),
+    ] {
+        assert_all_met(&r);
+        assert_every_call_expected(&r);
+    }
+    let r = replay_file(&pvgate::POLICY, "pvm-secondary-start.toml");
+    // The host's run of the un-started secondary fails with -EPERM, and
+    // the guest's own call has no host outcome.
+    let first = r.steps.iter().find(|s| s.pv == "vcpu_run" && s.vcpu == 1);
+    assert_eq!(first.map(|s| s.status), Some(-1));
+    let start = r
+        .steps
+        .iter()
+        .find(|s| s.pv == "start_secondary" && s.status == 0)
+        .unwrap();
+    assert!(start.outcome.is_none());
+}
+
+/// The secondary-start trace with one call's text replaced.
+fn secondary_trace_with(from: &str, to: &str) -> String {
+    let text =
+        std::fs::read_to_string(root().join("tests/data/traces/pvm-secondary-start.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn expect_guest_reports_a_wrong_value_and_errno_a_wrong_error() {
+    let text = secondary_trace_with("cs_selector = 0x9f00", "cs_selector = 0x9e00");
+    let t = pvgate_trace::parse(&text, "<t>").unwrap();
+    let r = replay(&pvgate::POLICY, &t).unwrap();
+    let failed: Vec<_> = r.failures().collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].mismatches,
+        ["guest cs_selector = 0x9f00, expected 0x9e00"]
+    );
+    let text = secondary_trace_with(
+        "note = \"not a page: -EFAULT\"\nexpect = \"deny\"\nerrno = \"EFAULT\"",
+        "note = \"not a page: -EFAULT\"\nexpect = \"deny\"\nerrno = \"EINVAL\"",
+    );
+    let r = replay(&pvgate::POLICY, &pvgate_trace::parse(&text, "<t>").unwrap()).unwrap();
+    let failed: Vec<_> = r.failures().collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].mismatches,
+        ["errno EFAULT (14), expected EINVAL (22)"]
+    );
+}
+
+#[test]
+fn hostile_trace_files_for_the_additions_name_the_line_and_the_problem() {
+    let cases = [
+        (
+            (
+                "expect = \"deny\"\nerrno = \"EBUSY\"",
+                "expect = \"allow\"\nerrno = \"EBUSY\"",
+            ),
+            "`errno` says the call fails, but `expect = \"allow\"` says it succeeds",
+        ),
+        (
+            ("cs_selector = 0x9f00", "cs_sel = 0x9f00"),
+            "unknown key `cs_sel`",
+        ),
+        (
+            (
+                "rflags = 0x2, cr0 = 0x10",
+                "rflags = 0x2, \"msr.NOPE\" = 1, cr0 = 0x10",
+            ),
+            "unknown key `msr.NOPE`",
+        ),
+        (
+            ("errno = \"EBUSY\"", "errno = \"EAGAIN\""),
+            "errno `EAGAIN` is not one of",
+        ),
+        (
+            ("guest = \"start_secondary\"", "guest = \"stop_secondary\""),
+            "unknown guest call `stop_secondary`",
+        ),
+        (("apic_id = 0\n", ""), "`start_secondary` needs `apic_id`"),
+        (
+            (
+                "pv = \"set_efer\"\nvalue = 0x500\nexpect",
+                "pv = \"set_efer\"\npvmfw = 0x1000\nvalue = 0x500\nexpect",
+            ),
+            "`pvmfw` is for `vm_finalize` only",
+        ),
+    ];
+    for ((from, to), want) in cases {
+        let text = secondary_trace_with(from, to);
+        let err = pvgate_trace::parse(&text, "<bad>").unwrap_err().to_string();
+        assert!(err.starts_with("<bad>:"), "{err}");
+        assert!(err.contains(want), "{to}: {err}");
+    }
+    // Both a host call and a guest call in one entry.
+    let text = secondary_trace_with(
+        "guest = \"start_secondary\"\nvcpu = 0\napic_id = 7",
+        "guest = \"start_secondary\"\npv = \"vcpu_run\"\nvcpu = 0\napic_id = 7",
+    );
+    let err = pvgate_trace::parse(&text, "<bad>").unwrap_err().to_string();
+    assert!(err.contains("not both"), "{err}");
 }
 
 #[test]
@@ -200,15 +319,4 @@ fn the_pmu_is_hidden_from_a_protected_vm_and_the_host_cannot_re_enable_it() {
         1,
         "only the `filter` expectation differs (strict rejects); every expect_effective holds"
     );
-}
-
-#[test]
-fn a_normal_vm_gets_the_pmu_leaf_the_host_proposes() {
-    for r in [
-        replay_file(&interpreter("policy/default.toml"), "pmu-npvm.toml"),
-        replay_file(&pvgate::POLICY, "pmu-npvm.toml"),
-    ] {
-        assert_all_met(&r);
-        assert_every_call_expected(&r);
-    }
 }

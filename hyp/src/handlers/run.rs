@@ -5,18 +5,22 @@
 use pvgate_gate::{Phase, Policy, VmKind};
 
 use super::ctx::Ctx;
-use super::events::sipi_entry;
+use super::entry::{ap_entry, force_protected, force_protected_tpr, init, pvmfw_entry};
 use super::msr::force_first_run_bits;
 use crate::error::CallError;
 use crate::outcome::Outcome;
-use crate::state::{Gpr, VcpuState};
+use crate::state::{Gpr, RunState, VcpuState};
 
-/// `vcpu_run`: refused in `teardown`; the first run forces state and
-/// moves the vCPU to `running`; entering the guest delivers what was
-/// queued.
+/// `vcpu_run`: refused in `teardown`, and for a protected vCPU that is
+/// not runnable (-EPERM, pKVM-IA `pkvm_vcpu_run`); the first run forces
+/// state and moves the vCPU to `running`; entering the guest delivers
+/// what was queued.
 pub(crate) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
     if v.phase == Phase::Teardown {
         return ctx.fail(CallError::NotRunnable { phase: v.phase });
+    }
+    if ctx.kind == VmKind::Protected && v.run_state != RunState::Runnable {
+        return ctx.fail(CallError::NotStarted { index: ctx.index });
     }
     if v.phase == Phase::Setup {
         first_run(ctx, v);
@@ -45,28 +49,35 @@ pub(crate) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outc
     v.fpstate_size = keep.fpstate_size;
     v.tsc_offset = keep.tsc_offset;
     v.tsc_multiplier = keep.tsc_multiplier;
+    v.run_state = keep.run_state;
+    v.pvmfw_entry = keep.pvmfw_entry;
+    v.guest_sipi = keep.guest_sipi;
     v.set_gpr(Gpr::Rdx, u64::from(ctx.cpu.base_entry(1, 0).eax));
+    if ctx.kind == VmKind::Protected {
+        force_protected_tpr(v, &ctx.config);
+    }
     ctx.ok()
 }
 
-/// State forced at the first run, overriding what the host set.
+/// State forced at the first run, overriding what the host set (pKVM-IA
+/// `pkvm_vcpu_run`, docs/hypervisor.md "Forced at first run"): a
+/// protected boot vCPU finalized with firmware enters pvmfw; one without
+/// keeps the registers the host seeded (RIP included); a secondary enters
+/// at its guest-chosen SIPI vector after a full INIT; then R15 = 0 and,
+/// with a protected APIC, TPR 0x10. Every VM kind: the policy's forced MSR
+/// bits.
 fn first_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
     if ctx.kind == VmKind::Protected {
-        // R15 is reserved for the hypervisor (pKVM-IA).
-        v.set_gpr(Gpr::R15, 0);
-        if ctx.index == 0 {
-            // The hypervisor chooses the firmware entry point.
-            v.set_gpr(Gpr::Rip, ctx.config.pvm_boot_rip);
-        } else {
-            // Secondaries start from reset and wait for their SIPI.
-            let keep_rdx = v.gpr(Gpr::Rdx);
-            v.gprs = VcpuState::RESET.gprs;
-            v.segments = VcpuState::RESET.segments;
-            v.set_gpr(Gpr::Rdx, keep_rdx);
-            if let Some(vector) = v.irq.sipi_vector {
-                sipi_entry(v, vector);
-            }
+        let signature = u64::from(ctx.cpu.base_entry(1, 0).eax);
+        match (ctx.index, v.pvmfw_entry, v.guest_sipi) {
+            (0, Some(load_addr), _) => pvmfw_entry(v, load_addr),
+            (0, None, _) => {}
+            (_, _, Some(vector)) => ap_entry(v, vector, signature),
+            // Not reached: only the guest's `start_secondary` makes a
+            // secondary runnable, and it sets the vector. Fail closed.
+            (_, _, None) => init(v, signature),
         }
+        force_protected(v, &ctx.config);
     }
     // Policy-declared forced MSR bits.
     force_first_run_bits(ctx, v);

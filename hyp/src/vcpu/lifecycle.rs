@@ -2,17 +2,21 @@
 //! `setup`, with the supported CPUID table) and `destroy_vcpu` (once
 //! torn down).
 
-use pvgate_gate::Policy;
+use pvgate_gate::{Policy, VmKind};
 
 use crate::error::{CreateVcpuError, ReleaseError};
 use crate::handlers::cpuid::supported_cpuid;
+use crate::handlers::entry::PROTECTED_APIC_CR8;
 use crate::hypervisor::Hyp;
-use crate::state::{Gpr, RESET_MSRS, VcpuState};
+use crate::state::{Gpr, RESET_MSRS, RunState, VcpuState};
 use crate::vm::handle::{VcpuHandle, VmHandle};
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Creates a vCPU in a VM, in phase `setup`, at architectural reset,
-    /// with the supported CPUID table for the VM's kind.
+    /// with the supported CPUID table for the VM's kind. A protected VM's
+    /// vCPU is created not runnable (pKVM-IA: UNINITIALIZED until
+    /// `vm_finalize` or the guest starts it), with TPR 0x10 when its APIC
+    /// is protected; a normal VM's is runnable (KVM).
     pub fn create_vcpu(&self, vm: VmHandle) -> Result<VcpuHandle, CreateVcpuError> {
         let bad = CreateVcpuError::BadHandle { handle: vm.0 };
         let locked = self.lock_vm(vm).ok_or(bad)?;
@@ -37,6 +41,11 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             v.cpuid = supported_cpuid(&self.policy, cpu, meta.kind);
             // RDX at reset holds the processor signature (CPUID.1:EAX).
             v.set_gpr(Gpr::Rdx, u64::from(cpu.base_entry(1, 0).eax));
+        }
+        match meta.kind {
+            VmKind::Normal => v.run_state = RunState::Runnable,
+            VmKind::Protected if self.config.protected_apic => v.cr8 = PROTECTED_APIC_CR8,
+            VmKind::Protected => {}
         }
         for (index, value) in RESET_MSRS {
             v.set_msr(index, value);

@@ -57,4 +57,11 @@ impl VcpuHandle {
     pub fn index(self) -> usize {
         self.split().2
     }
+
+    /// The handle of vCPU `index` of the same VM (`index` below 2^16;
+    /// whether it exists is for `lock_vcpu` to say).
+    pub(crate) fn sibling(self, index: usize) -> VcpuHandle {
+        let (generation, slot, _) = self.split();
+        VcpuHandle::new(generation, slot, index)
+    }
 }

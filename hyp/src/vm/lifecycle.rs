@@ -1,15 +1,17 @@
-//! A VM's lifecycle: `create_vm`, `vm_destroy` (the move to
-//! `teardown`, decided by the gate), `free_vm`, and the one accessor that
+//! A VM's lifecycle: `create_vm`, `vm_finalize` (a protected VM's boot
+//! vCPU becomes runnable) and `vm_destroy` (the move to `teardown`), both
+//! decided by the gate, `free_vm`, and the one accessor that
 //! looks a VM up by handle and takes its lifecycle lock ([`LockedVm`]).
 
 use pvgate_gate::{Policy, PvCall, Rule, VmKind, decide_pv};
 
-use super::handle::VmHandle;
+use super::handle::{VcpuHandle, VmHandle};
 use super::slot::{Claim, VmSlot};
 use crate::audit::{Effect, Resource};
 use crate::error::{CallError, CreateVmError, ReleaseError};
 use crate::hypervisor::Hyp;
 use crate::outcome::{Outcome, decided};
+use crate::state::RunState;
 
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Creates a VM of a fixed kind in the first free slot; "full" only
@@ -113,6 +115,79 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             }
             return Outcome::new(call, Effect::Allow, d.rule.map(|r| r.id), Resource::Call);
         }
+    }
+}
+
+impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
+    /// `vm_finalize`: asks the gate (kind, the VM's most advanced vCPU
+    /// phase), then, as pKVM-IA `pkvm_vm_finalize`: protected VMs only
+    /// (-EINVAL), once (-EBUSY); a pvmfw load address needs a pvmfw image
+    /// that fits below 2^64 there (`!pvmfw_present || U64_MAX - addr <
+    /// pvmfw_size` is -EINVAL; pKVM-IA asks no alignment); then the boot
+    /// vCPU (index 0) becomes runnable and the VM is marked finalized.
+    /// Serialised with the other lifecycle writers on the VM's lifecycle
+    /// lock; takes the boot vCPU's lock under it, as `create_vcpu` does.
+    pub fn vm_finalize(&self, vm: VmHandle, pvmfw: Option<u64>) -> Outcome {
+        let call = PvCall::VmFinalize;
+        let outcome = self.vm_finalize_inner(vm, pvmfw);
+        self.account(call, vm.0, &outcome);
+        outcome
+    }
+
+    fn vm_finalize_inner(&self, vm: VmHandle, pvmfw: Option<u64>) -> Outcome {
+        let call = PvCall::VmFinalize;
+        let bad = Outcome::failed(
+            call,
+            CallError::BadHandle { handle: vm.0 },
+            None,
+            Resource::Call,
+        );
+        let Some(locked) = self.lock_vm(vm) else {
+            return bad;
+        };
+        let Some(meta) = locked.slot.live(locked.generation) else {
+            return bad;
+        };
+        let phase = meta.phase();
+        let d = decide_pv(&self.policy, meta.kind, phase, call);
+        let denied = || CallError::Denied {
+            call,
+            kind: meta.kind,
+            phase,
+        };
+        if let Err(outcome) = decided(call, &d, Rule::pv_constraint, Resource::Call, denied) {
+            return outcome;
+        }
+        let rule = d.rule.map(|r| r.id);
+        let fail = |error| Outcome::failed(call, error, rule, Resource::Call);
+        if meta.kind != VmKind::Protected {
+            return fail(CallError::NotProtected { call });
+        }
+        if meta.finalized {
+            return fail(CallError::AlreadyFinalized);
+        }
+        if let Some(addr) = pvmfw {
+            let size = self.config.pvmfw_size;
+            if size == 0 {
+                return fail(CallError::NoPvmfw { addr });
+            }
+            // pKVM-IA's `U64_MAX - addr < pvmfw_size`: U64_MAX - addr is !addr.
+            if !addr < size {
+                return fail(CallError::PvmfwOverflow { addr, size });
+            }
+        }
+        let boot = VcpuHandle::new(locked.generation, locked.index, 0);
+        let Some(mut bsp) = self.lock_vcpu(boot) else {
+            return fail(CallError::NoBootVcpu);
+        };
+        // Recorded first, under the lifecycle lock: nothing else can
+        // finalize, destroy or free the VM meanwhile.
+        if !locked.slot.finalize(locked.generation) {
+            return bad;
+        }
+        bsp.vcpu.pvmfw_entry = pvmfw;
+        bsp.vcpu.run_state = RunState::Runnable;
+        Outcome::new(call, Effect::Allow, rule, Resource::Call)
     }
 }
 

@@ -27,6 +27,8 @@ const RUNNING: u64 = 1 << 2;
 const RETIRED: u64 = 1 << 3;
 /// State word bit: the VM is a normal VM (clear: protected).
 const NORMAL: u64 = 1 << 4;
+/// State word bit: `vm_finalize` succeeded (protected VMs only; once).
+const FINALIZED: u64 = 1 << 5;
 /// State word bits 63:32: the generation of the slot's current (or last) VM.
 const GENERATION_SHIFT: u32 = 32;
 
@@ -42,6 +44,8 @@ pub(crate) struct VmMeta {
     /// Whether a vCPU of the VM has reached `running`.
     pub(crate) running: bool,
     pub(crate) retired: bool,
+    /// Whether `vm_finalize` succeeded.
+    pub(crate) finalized: bool,
 }
 
 impl VmMeta {
@@ -57,6 +61,7 @@ impl VmMeta {
             destroyed: raw & DESTROYED != 0,
             running: raw & RUNNING != 0,
             retired: raw & RETIRED != 0,
+            finalized: raw & FINALIZED != 0,
         }
     }
 
@@ -190,6 +195,28 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
         self.state
             .compare_exchange(raw, raw | DESTROYED, ORDER, ORDER)
             .is_ok()
+    }
+
+    /// Records `vm_finalize` of generation `generation` (caller: holding
+    /// the lifecycle lock, the VM live and not finalized). `false` when
+    /// the VM is gone, destroyed or already finalized. Bounded like
+    /// [`VmSlot::publish_running`]: the word moves under it only by a first
+    /// run (at most once) or by `vm_destroy`/`free_vm`, which end the loop.
+    pub(crate) fn finalize(&self, generation: u32) -> bool {
+        let mut raw = self.state.load(ORDER);
+        loop {
+            let meta = VmMeta::decode(raw);
+            if !meta.live || meta.generation != generation || meta.destroyed || meta.finalized {
+                return false;
+            }
+            match self
+                .state
+                .compare_exchange(raw, raw | FINALIZED, ORDER, ORDER)
+            {
+                Ok(_) => return true,
+                Err(now) => raw = now,
+            }
+        }
     }
 
     /// Records a vCPU's first run: `false` (nothing recorded) when the VM

@@ -31,11 +31,15 @@ pub fn hyp<P: Policy>(policy: P) -> Box<SmallHyp<P>> {
     Box::new(Hyp::with_cpu(policy, reference_cpu(), HypConfig::DEFAULT))
 }
 
-/// A vCPU of a fresh VM of `kind`, driven to `phase` with `vcpu_run` /
+/// A vCPU of a fresh VM of `kind`, driven to `phase` with `vm_finalize`
+/// (protected VMs: the boot vCPU becomes runnable), `vcpu_run` /
 /// `vm_destroy` (which the shipped policies allow).
 pub fn vcpu_in<P: Policy>(h: &SmallHyp<P>, kind: VmKind, phase: Phase) -> VcpuHandle {
     let vm = h.create_vm(kind).unwrap();
     let v = h.create_vcpu(vm).unwrap();
+    if kind == VmKind::Protected {
+        assert!(h.vm_finalize(vm, None).ok());
+    }
     if phase >= Phase::Running {
         assert!(h.call(v, Call::VcpuRun).ok());
     }

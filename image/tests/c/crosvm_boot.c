@@ -105,6 +105,8 @@ int main(void) {
     CHECK(o.status == 0 && o.out[0] == 0x1801, "misc_enable reads back %#llx (bts/pebs_unavail forced)",
           (unsigned long long)o.out[0]);
 
+    CHECK(call(PVGATE_VCPU_RUN, 0, 0, 0, 0, 0).status == -PVGATE_EPERM, "vcpu_run before vm_finalize -> -EPERM");
+    CHECK(pvgate_vm_finalize(vm, PVGATE_PVMFW_NONE) == 0, "vm_finalize (no pvmfw)");
     CHECK(call(PVGATE_VCPU_RUN, 0, 0, 0, 0, 0).status == 0, "vcpu_run: first entry");
     CHECK(call(PVGATE_INTERRUPT_ALLOWED, 0, 0, 0, 0, 0).status == 0, "interrupt_allowed");
     CHECK(call(PVGATE_INJECT_IRQ, 0x30, 0, 0, 0, 0).status == 0, "inject_irq 0x30");
