@@ -1,5 +1,5 @@
 //! Audit: counters per (PV call, effect) and a fixed ring of the most
-//! recent denials, ignores and filters. Both are readable by the host: they
+//! recent failures (with their errno), ignores and filters. Both are readable by the host: they
 //! name calls, vCPU handles, resources (MSR index, CPUID leaf, vector) and
 //! rule ids, never a value of protected state.
 
@@ -21,7 +21,7 @@ pub enum Effect {
     /// not control (CPUID in `filter` mode).
     Filter = 3,
     /// Not a policy decision: a bad handle, argument or state (-EINVAL,
-    /// -EBUSY, -ENOSPC, -EFAULT).
+    /// -EBUSY, -ENOSPC, -EFAULT, -EOPNOTSUPP, -ENOMEM).
     Invalid = 4,
 }
 
@@ -53,9 +53,11 @@ impl Effect {
             .and_then(|i| Effect::ALL.get(i).copied())
     }
 
-    /// Whether the audit ring records this effect.
+    /// Whether the audit ring records this effect: every failure (deny,
+    /// invalid, each with its errno) and every call that did not do what
+    /// the host asked (ignore, filter).
     pub const fn is_recorded(self) -> bool {
-        matches!(self, Effect::Deny | Effect::Ignore | Effect::Filter)
+        !matches!(self, Effect::Allow)
     }
 }
 
@@ -94,7 +96,7 @@ impl Resource {
     }
 }
 
-/// One recorded denial, ignore or filter.
+/// One recorded failure, ignore or filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
     /// Sequence number (1 for the first event ever recorded).
@@ -109,6 +111,36 @@ pub struct AuditEvent {
     pub resource: Resource,
     /// The deciding rule; `None` for default deny.
     pub rule: Option<RuleId>,
+    /// The errno the call failed with (`EPERM`, `EBUSY`, …, named by
+    /// [`crate::error::errno_name`]); 0 when it succeeded (ignore,
+    /// filter).
+    pub errno: i64,
+}
+
+/// The `audit_event` hypercall's output 1 keeps the errno in 7 bits
+/// (31:25); every errno the ABI returns fits.
+pub const AUDIT_ERRNO_BITS: u32 = 7;
+// Const evaluation checks these indices at compile time.
+#[allow(clippy::indexing_slicing)]
+const _: () = {
+    let mut i = 0;
+    while i < crate::error::ERRNOS.len() {
+        let errno = crate::error::ERRNOS[i].0;
+        assert!(errno > 0 && errno < 1 << AUDIT_ERRNO_BITS);
+        i += 1;
+    }
+};
+
+impl AuditEvent {
+    /// The `audit_event` hypercall's output 1: call | effect << 16 |
+    /// has-rule << 24 | errno << 25 | rule << 32.
+    pub fn encode_word(&self) -> u64 {
+        self.call.number()
+            | (self.effect as u64) << 16
+            | u64::from(self.rule.is_some()) << 24
+            | (u64::try_from(self.errno).unwrap_or(0) & ((1 << AUDIT_ERRNO_BITS) - 1)) << 25
+            | self.rule.map_or(0, |r| u64::from(r.0)) << 32
+    }
 }
 
 /// How many events the ring keeps.
@@ -170,7 +202,8 @@ impl Audit {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Records an event in the ring, overwriting the oldest.
+    /// Records an event in the ring, overwriting the oldest (`errno` 0
+    /// for a call that succeeded).
     pub fn record(
         &self,
         call: PvCall,
@@ -178,6 +211,7 @@ impl Audit {
         effect: Effect,
         resource: Resource,
         rule: Option<RuleId>,
+        errno: i64,
     ) {
         let mut ring = self.ring.lock();
         let seq = ring.next_seq;
@@ -191,6 +225,7 @@ impl Audit {
                 effect,
                 resource,
                 rule,
+                errno,
             });
         }
     }

@@ -32,6 +32,71 @@ pub const RESET_MSRS: [(u32, u64); 3] = [
 
 /// RFLAGS.IF.
 pub const RFLAGS_IF: u64 = 1 << 9;
+/// Interrupt shadow bit 1: blocking by MOV SS (SDM Vol. 3C §25.4.2).
+pub const SHADOW_MOV_SS: u8 = 1 << 1;
+
+/// IA32_MCG_CAP.MCG_CTL_P (bit 8): IA32_MCG_CTL is present (SDM Vol. 3B
+/// §17.3.1.1).
+pub const MCG_CTL_P: u64 = 1 << 8;
+/// IA32_MCG_CAP.MCG_SER_P (bit 24): software error recovery is supported.
+pub const MCG_SER_P: u64 = 1 << 24;
+/// The capability flags a vCPU's IA32_MCG_CAP may carry: what pKVM-IA's
+/// hypervisor supports (`kvm_caps.supported_mce_cap`, set in
+/// `pkvm_x86_vendor_init`).
+pub const MCG_SUPPORTED_FLAGS: u64 = MCG_CTL_P | MCG_SER_P;
+/// The most machine-check banks a vCPU may have, and what it has at
+/// creation (KVM's `KVM_MAX_MCE_BANKS`; pKVM-IA's vCPU creation sets
+/// `mcg_cap = KVM_MAX_MCE_BANKS`).
+pub const MAX_MCE_BANKS: u64 = 32;
+
+/// The #GP vector (SDM Vol. 3A §6.15).
+pub const VECTOR_GP: u8 = 13;
+/// The length of RDMSR (0F 32) and WRMSR (0F 30) (SDM Vol. 2B): what the
+/// hypervisor skips when it completes a successfully emulated access.
+pub const MSR_INSN_LEN: u64 = 2;
+
+/// Why an event cannot be injected now (`-EBUSY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// An event is still in the hypervisor's injection slot
+    /// ([`InterruptState::needs_reinjection`]).
+    NeedsReinjection,
+    /// An exception is queued ([`InterruptState::pending_exception`]).
+    ExceptionPending,
+    /// The host reported a failed MSR emulation that the next entry turns
+    /// into #GP ([`VcpuState::emulated_msr_error`]).
+    MsrErrorPending,
+    /// The guest cannot take an interrupt: RFLAGS.IF is 0 or an interrupt
+    /// shadow is active.
+    InterruptsBlocked,
+    /// The guest cannot take an NMI: NMIs are masked or MOV SS blocks them.
+    NmiBlocked,
+}
+
+impl Busy {
+    /// What the reason says, for error messages.
+    pub const fn text(self) -> &'static str {
+        match self {
+            Busy::NeedsReinjection => "an injected event has not reached the guest yet",
+            Busy::ExceptionPending => "an exception is pending",
+            Busy::MsrErrorPending => "a failed msr emulation is pending",
+            Busy::InterruptsBlocked => "the guest blocks interrupts (RFLAGS.IF = 0 or a shadow)",
+            Busy::NmiBlocked => "the guest blocks nmis (masked or MOV SS shadow)",
+        }
+    }
+}
+
+/// What one entry into the guest delivered (the queued events at that
+/// entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Delivered {
+    /// The interrupt vector, and whether it was a software interrupt.
+    pub irq: Option<(u8, bool)>,
+    /// An NMI.
+    pub nmi: bool,
+    /// An exception (vector, error code).
+    pub exception: Option<(u8, Option<u32>)>,
+}
 /// The reset vector's RIP (with CS.base 0xFFFF0000).
 pub const RESET_RIP: u64 = 0xfff0;
 
@@ -68,6 +133,23 @@ pub struct InterruptState {
     pub apic_mode: u8,
     /// The last SIPI vector delivered.
     pub sipi_vector: Option<u8>,
+    /// What the last entry into the guest delivered.
+    pub delivered: Delivered,
+}
+
+impl InterruptState {
+    /// Whether an event still needs to reach the guest through the
+    /// hypervisor's injection slot, as KVM's `kvm_event_needs_reinjection`
+    /// (which pKVM-IA's `pkvm_interrupt_allowed`/`pkvm_nmi_allowed`
+    /// consult). It arises two ways: the host injected an interrupt or an
+    /// NMI that no entry has delivered yet (KVM marks an event injected
+    /// as it writes it for the next entry), or `cancel_injection` left a
+    /// protected VM's software interrupt (or exception) with the
+    /// hypervisor, which delivers it at the next entry. The next
+    /// `vcpu_run` clears it.
+    pub const fn needs_reinjection(&self) -> bool {
+        self.pending_irq.is_some() || self.pending_nmi
+    }
 }
 
 /// Everything hyp keeps for one vCPU.
@@ -117,8 +199,14 @@ pub struct VcpuState {
     pub mmu_level: u8,
     /// TLB flushes requested.
     pub tlb_flushes: u64,
-    /// The last complete_emulated_msr injected #GP.
-    pub emulated_msr_error: bool,
+    /// The guest's last exit was an RDMSR/WRMSR the host emulates
+    /// (pKVM-IA forwards those, `pkvm_host_can_emulate_msr`): the next
+    /// entry completes it, by skipping the instruction or injecting #GP.
+    pub msr_exit: bool,
+    /// The host's result for the emulated MSR access
+    /// (`complete_emulated_msr`, protected VMs; 0 = success), until the
+    /// next entry applies it (pKVM-IA `host_emulated_msr_err`).
+    pub emulated_msr_error: Option<i32>,
     /// Interrupt and event state.
     pub irq: InterruptState,
 }
@@ -186,12 +274,13 @@ impl VcpuState {
             cpuid_set: false,
             tsc_offset: 0,
             tsc_multiplier: 1 << 48,
-            mcg_cap: 0,
+            mcg_cap: MAX_MCE_BANKS,
             fpstate_size: 0,
             mmu_root: 0,
             mmu_level: 0,
             tlb_flushes: 0,
-            emulated_msr_error: false,
+            msr_exit: false,
+            emulated_msr_error: None,
             irq: InterruptState {
                 pending_irq: None,
                 pending_irq_soft: false,
@@ -208,6 +297,11 @@ impl VcpuState {
                 apicv_active: false,
                 apic_mode: 0,
                 sipi_vector: None,
+                delivered: Delivered {
+                    irq: None,
+                    nmi: false,
+                    exception: None,
+                },
             },
         }
     };
@@ -250,16 +344,31 @@ impl VcpuState {
         }
     }
 
-    /// Whether an interrupt could be injected now (RFLAGS.IF set, no
-    /// interrupt shadow, nothing already queued).
+    /// Whether the guest can take an interrupt (RFLAGS.IF set, no
+    /// interrupt shadow), as VMX's `interrupt_allowed` answers it.
     pub fn interrupt_allowed(&self) -> bool {
-        self.rflags & RFLAGS_IF != 0
-            && self.irq.interrupt_shadow == 0
-            && self.irq.pending_irq.is_none()
+        self.rflags & RFLAGS_IF != 0 && self.irq.interrupt_shadow == 0
     }
 
-    /// Whether an NMI could be injected now.
+    /// Whether the guest can take an NMI (not masked, no MOV SS shadow).
     pub fn nmi_allowed(&self) -> bool {
-        !self.irq.nmi_mask && !self.irq.pending_nmi && self.irq.interrupt_shadow & 0x2 == 0
+        !self.irq.nmi_mask && self.irq.interrupt_shadow & SHADOW_MOV_SS == 0
+    }
+
+    /// Why no event may be injected now, whatever the guest's flags
+    /// (pKVM-IA `pkvm_event_injection_allowed`): an event needs
+    /// reinjection, an exception is pending, or a failed MSR emulation is
+    /// pending. `None` when injection may proceed to the guest's own
+    /// interrupt or NMI blocking.
+    pub fn injection_busy(&self) -> Option<Busy> {
+        if self.irq.needs_reinjection() {
+            Some(Busy::NeedsReinjection)
+        } else if self.irq.pending_exception.is_some() {
+            Some(Busy::ExceptionPending)
+        } else if self.emulated_msr_error.is_some_and(|e| e != 0) {
+            Some(Busy::MsrErrorPending)
+        } else {
+            None
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! Event injection: NMI and interrupt windows, the "allowed" queries,
-//! injecting interrupts (checked against the call's minimum vector and
-//! soft-interrupt permission), NMIs and exceptions, cancelling them, the
-//! NMI mask, the interrupt shadow, the exception bitmap, and SIPI delivery.
+//! Event injection: NMI and interrupt windows, the "allowed" queries
+//! (with pKVM-IA's -EBUSY for injection), injecting interrupts (busy
+//! first, then the call's minimum vector and soft-interrupt permission),
+//! NMIs and exceptions, handing them back on cancel, delivering them at
+//! entry, the NMI mask, the interrupt shadow, the exception bitmap, and
+//! SIPI delivery.
 
-use pvgate_gate::Policy;
+use pvgate_gate::{Policy, VmKind};
 
 use super::ctx::Ctx;
 use super::regs::set_segment;
@@ -11,7 +13,7 @@ use crate::args::{ExceptionVector, InterruptShadow};
 use crate::audit::Resource;
 use crate::error::CallError;
 use crate::outcome::Outcome;
-use crate::state::{Gpr, SegReg, VcpuState};
+use crate::state::{Busy, Delivered, Gpr, SegReg, VcpuState};
 
 /// `enable_nmi_window`.
 pub(crate) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
@@ -25,13 +27,32 @@ pub(crate) fn enable_irq_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) 
     ctx.ok()
 }
 
-/// `interrupt_allowed`: output 0 is 1 when an interrupt could be injected.
-pub(crate) fn interrupt_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+/// `interrupt_allowed`: output 0 is 1 when the guest can take an
+/// interrupt. With `for_injection`, -EBUSY while an event needs
+/// reinjection, an exception is pending or a failed MSR emulation is
+/// pending (pKVM-IA `pkvm_interrupt_allowed`).
+pub(crate) fn interrupt_allowed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &VcpuState,
+    for_injection: bool,
+) -> Outcome {
+    if for_injection && let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
     ctx.out([u64::from(v.interrupt_allowed()), 0, 0, 0])
 }
 
-/// `nmi_allowed`: output 0 is 1 when an NMI could be injected.
-pub(crate) fn nmi_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+/// `nmi_allowed`: output 0 is 1 when the guest can take an NMI; with
+/// `for_injection`, -EBUSY as for `interrupt_allowed` (pKVM-IA
+/// `pkvm_nmi_allowed`).
+pub(crate) fn nmi_allowed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &VcpuState,
+    for_injection: bool,
+) -> Outcome {
+    if for_injection && let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
     ctx.out([u64::from(v.nmi_allowed()), 0, 0, 0])
 }
 
@@ -46,18 +67,25 @@ pub(crate) fn set_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: bo
     ctx.ok()
 }
 
-/// `inject_irq`: queues an interrupt; refused while one is already queued.
+/// `inject_irq`: -EBUSY unless `interrupt_allowed` for injection says
+/// yes (no event needing reinjection, no pending exception or MSR error,
+/// RFLAGS.IF set, no shadow), then -EPERM for a vector or software
+/// interrupt the policy's constraint refuses; pKVM-IA `pkvm_inject_irq`
+/// checks in that order.
 pub(crate) fn inject_irq<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
     soft: bool,
 ) -> Outcome {
+    if let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
+    if !v.interrupt_allowed() {
+        return busy(ctx, Busy::InterruptsBlocked);
+    }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
-    }
-    if let Some(pending) = v.irq.pending_irq {
-        return ctx.fail(CallError::IrqPending { vector: pending });
     }
     v.irq.pending_irq = Some(vector);
     v.irq.pending_irq_soft = soft;
@@ -67,14 +95,23 @@ pub(crate) fn inject_irq<P: Policy>(
     }
 }
 
-/// `inject_irq_if_allowed`: queues an interrupt when the guest can take
-/// it, otherwise requests an interrupt window; output 0 says which.
+/// `inject_irq_if_allowed`: `interrupt_allowed` for injection and
+/// `inject_irq` in one call. -EBUSY when injection is busy (as
+/// `interrupt_allowed` for injection), -EPERM for a vector the policy
+/// refuses (whether or not the guest could take it); otherwise output 0
+/// is 1 when the interrupt was queued, or 0 when the guest blocks
+/// interrupts (RFLAGS.IF = 0 or a shadow), in which case an interrupt
+/// window is requested instead. Output 0 thus tells the host what
+/// `interrupt_allowed` would have.
 pub(crate) fn inject_irq_if_allowed<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
     soft: bool,
 ) -> Outcome {
+    if let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
     }
@@ -93,8 +130,16 @@ pub(crate) fn inject_irq_if_allowed<P: Policy>(
     }
 }
 
-/// `inject_nmi`.
+/// `inject_nmi`: -EBUSY unless `nmi_allowed` for injection says yes (so a
+/// second NMI while one waits for the guest is -EBUSY); pKVM-IA
+/// `pkvm_inject_nmi`.
 pub(crate) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    if let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
+    if !v.nmi_allowed() {
+        return busy(ctx, Busy::NmiBlocked);
+    }
     v.irq.pending_nmi = true;
     ctx.ok()
 }
@@ -110,17 +155,77 @@ pub(crate) fn inject_exception<P: Policy>(
     ctx.ok()
 }
 
-/// `cancel_injection`: drops every queued interrupt, NMI and exception.
+/// `cancel_injection` output 0 bits: what went back to the host's queue.
+pub const CANCELLED_NMI: u64 = 1 << 0;
+/// An interrupt went back (output 1: vector | soft << 8).
+pub const CANCELLED_IRQ: u64 = 1 << 1;
+/// An exception went back (output 2: vector | has-error-code << 8 |
+/// error code << 32); normal VMs only.
+pub const CANCELLED_EXCEPTION: u64 = 1 << 2;
+
+/// `cancel_injection`: hands the events waiting for the next entry back
+/// to the host, which re-injects them later (pKVM-IA
+/// `pkvm_cancel_injection`): an NMI and an interrupt always, except a
+/// protected VM's software interrupt, and an exception only for a normal
+/// VM. A protected VM's software interrupt and exception stay with the
+/// hypervisor, which delivers them at the next entry (they keep needing
+/// reinjection). Outputs: 0 = the `CANCELLED_*` bits, 1 = the interrupt
+/// (vector | soft << 8), 2 = the exception (vector | has-error-code << 8
+/// | error code << 32), zero where nothing went back.
 pub(crate) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    let protected = ctx.kind == VmKind::Protected;
+    let (mut handed, mut irq, mut exception) = (0u64, 0u64, 0u64);
+    if v.irq.pending_nmi {
+        v.irq.pending_nmi = false;
+        handed |= CANCELLED_NMI;
+    }
+    if let Some(vector) = v.irq.pending_irq {
+        let soft = v.irq.pending_irq_soft;
+        if !(protected && soft) {
+            v.irq.pending_irq = None;
+            v.irq.pending_irq_soft = false;
+            handed |= CANCELLED_IRQ;
+            irq = u64::from(vector) | u64::from(soft) << 8;
+        }
+    }
+    if !protected && let Some((vector, code)) = v.irq.pending_exception {
+        v.irq.pending_exception = None;
+        handed |= CANCELLED_EXCEPTION;
+        exception =
+            u64::from(vector) | u64::from(code.is_some()) << 8 | u64::from(code.unwrap_or(0)) << 32;
+    }
+    Outcome {
+        out: [handed, irq, exception, 0],
+        ..ctx.ok()
+    }
+}
+
+/// Entering the guest: what is queued is delivered (and recorded in
+/// [`crate::state::InterruptState::delivered`]), and nothing needs
+/// reinjection afterwards.
+pub(crate) fn deliver_at_entry(v: &mut VcpuState) {
+    v.irq.delivered = Delivered {
+        irq: v
+            .irq
+            .pending_irq
+            .map(|vector| (vector, v.irq.pending_irq_soft)),
+        nmi: v.irq.pending_nmi,
+        exception: v.irq.pending_exception,
+    };
     v.irq.pending_irq = None;
     v.irq.pending_irq_soft = false;
     v.irq.pending_nmi = false;
     v.irq.pending_exception = None;
-    ctx.ok()
 }
 
-/// `protected_apic_has_interrupt`: output 0 is 1 when an interrupt is queued.
+/// `protected_apic_has_interrupt`: -EOPNOTSUPP unless the vCPU has an
+/// in-kernel, protected APIC (pKVM-IA
+/// `pkvm_protected_apic_has_interrupt`); output 0 is 1 when an interrupt
+/// is queued.
 pub(crate) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    if !ctx.config.in_kernel_lapic || !ctx.config.apic_protected(ctx.kind) {
+        return ctx.fail(CallError::ApicNotProtected);
+    }
     ctx.out([u64::from(v.irq.pending_irq.is_some()), 0, 0, 0])
 }
 
@@ -172,6 +277,14 @@ pub(crate) fn sipi_entry(v: &mut VcpuState, vector: u8) {
     cs.base = u64::from(vector) << 12;
     set_segment(v, SegReg::Cs, cs);
     v.set_gpr(Gpr::Rip, 0);
+}
+
+/// -EBUSY for `ctx`'s call, naming why.
+fn busy<P: Policy>(ctx: &Ctx<'_, P>, reason: Busy) -> Outcome {
+    ctx.fail(CallError::InjectionBusy {
+        call: ctx.call,
+        reason,
+    })
 }
 
 /// Checks an interrupt vector against the call's constraint: the minimum

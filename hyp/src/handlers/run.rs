@@ -5,8 +5,8 @@
 use pvgate_gate::{Phase, Policy, VmKind};
 
 use super::ctx::Ctx;
-use super::events::sipi_entry;
-use super::msr::force_first_run_bits;
+use super::events::{deliver_at_entry, sipi_entry};
+use super::msr::{complete_at_entry, force_first_run_bits};
 use crate::error::CallError;
 use crate::outcome::Outcome;
 use crate::state::{Gpr, VcpuState};
@@ -22,11 +22,10 @@ pub(crate) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcom
         first_run(ctx, v);
     }
     v.runs = v.runs.wrapping_add(1);
-    // Entering the guest delivers what was queued.
-    v.irq.pending_irq = None;
-    v.irq.pending_irq_soft = false;
-    v.irq.pending_nmi = false;
-    v.irq.pending_exception = None;
+    // The hypervisor completes an emulated MSR access, then entering the
+    // guest delivers what was queued.
+    complete_at_entry(ctx, v);
+    deliver_at_entry(v);
     ctx.ok()
 }
 
@@ -45,6 +44,7 @@ pub(crate) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outc
     v.fpstate_size = keep.fpstate_size;
     v.tsc_offset = keep.tsc_offset;
     v.tsc_multiplier = keep.tsc_multiplier;
+    v.irq.apicv_active = keep.irq.apicv_active;
     v.set_gpr(Gpr::Rdx, u64::from(ctx.cpu.base_entry(1, 0).eax));
     ctx.ok()
 }

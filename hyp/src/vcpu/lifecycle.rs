@@ -38,6 +38,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             // RDX at reset holds the processor signature (CPUID.1:EAX).
             v.set_gpr(Gpr::Rdx, u64::from(cpu.base_entry(1, 0).eax));
         }
+        v.irq.apicv_active = self.config.apicv_active_at_creation();
         for (index, value) in RESET_MSRS {
             v.set_msr(index, value);
         }
