@@ -39,6 +39,18 @@ pub const ERRNOS: [(i64, &str); 7] = [
     (EOPNOTSUPP, "EOPNOTSUPP"),
 ];
 
+// Every errno fits the audit's 7-bit field (`audit_event` output 1).
+// Const evaluation checks these indices at compile time.
+#[allow(clippy::indexing_slicing)]
+const _: () = {
+    let mut i = 0;
+    while i < ERRNOS.len() {
+        let errno = ERRNOS[i].0;
+        assert!(errno > 0 && errno < 1 << crate::audit::AUDIT_ERRNO_BITS);
+        i += 1;
+    }
+};
+
 /// The name of an errno (`EPERM`, …), `None` for one the ABI never returns.
 pub fn errno_name(errno: i64) -> Option<&'static str> {
     ERRNOS

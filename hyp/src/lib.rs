@@ -28,6 +28,7 @@ mod examples;
 mod handlers;
 mod hypercall;
 mod hypervisor;
+pub mod interrupts;
 mod outcome;
 pub mod registers;
 pub mod state;

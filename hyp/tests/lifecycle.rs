@@ -124,7 +124,14 @@ fn protected_cpuid_gets_x2apic_forced_on_and_vmx_off_whatever_the_host_sends() {
 #[test]
 fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
     let h = hyp(pvgate::POLICY);
-    let p = vcpu_in(&h, VmKind::Protected, Phase::Running);
+    // RFLAGS.IF set, so the guest can take interrupts (else -EBUSY first).
+    let running_with_if = |kind| {
+        let v = vcpu_in(&h, kind, Phase::Setup);
+        assert!(h.call(v, Call::SetRflags(0x202)).ok());
+        assert!(h.call(v, Call::VcpuRun).ok());
+        v
+    };
+    let p = running_with_if(VmKind::Protected);
     let o = h.call(
         p,
         Call::InjectIrq {
@@ -174,7 +181,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
         -16,
         "busy: one is queued"
     );
-    let n = vcpu_in(&h, VmKind::Normal, Phase::Running);
+    let n = running_with_if(VmKind::Normal);
     assert!(
         h.call(
             n,
@@ -188,7 +195,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
 }
 
 #[test]
-fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model() {
+fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_as_pkvm_ia_bounds_it() {
     let h = hyp(pvgate::POLICY);
     let n = vcpu_in(&h, VmKind::Normal, Phase::Setup);
     let o = h.call(n, Call::VcpuAddFpstate { size: 0x3000 });

@@ -33,4 +33,6 @@ pub use cpu_table::cpu_table_rust;
 pub use error::TraceError;
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
+/// The errno names replay prints (`EPERM`, `EBUSY`, …), from hyp's table.
+pub use pvgate_hyp::error::errno_name;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};

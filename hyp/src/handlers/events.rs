@@ -1,11 +1,11 @@
 //! Event injection: NMI and interrupt windows, the "allowed" queries
 //! (with pKVM-IA's -EBUSY for injection), injecting interrupts (busy
 //! first, then the call's minimum vector and soft-interrupt permission),
-//! NMIs and exceptions, handing them back on cancel, delivering them at
-//! entry, the NMI mask, the interrupt shadow, the exception bitmap, and
+//! NMIs and exceptions (handing back and delivery: [`super::delivery`]),
+//! the NMI mask, the interrupt shadow, the exception bitmap, and
 //! SIPI delivery.
 
-use pvgate_gate::{Policy, VmKind};
+use pvgate_gate::Policy;
 
 use super::ctx::Ctx;
 use super::regs::set_segment;
@@ -13,7 +13,7 @@ use crate::args::{ExceptionVector, InterruptShadow};
 use crate::audit::Resource;
 use crate::error::CallError;
 use crate::outcome::Outcome;
-use crate::state::{Busy, Delivered, Gpr, SegReg, VcpuState};
+use crate::state::{Busy, Gpr, SegReg, VcpuState};
 
 /// `enable_nmi_window`.
 pub(crate) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
@@ -78,11 +78,15 @@ pub(crate) fn inject_irq<P: Policy>(
     vector: u8,
     soft: bool,
 ) -> Outcome {
+    let about = |o: Outcome| Outcome {
+        resource: Resource::Vector(vector),
+        ..o
+    };
     if let Some(reason) = v.injection_busy() {
-        return busy(ctx, reason);
+        return about(busy(ctx, reason));
     }
     if !v.interrupt_allowed() {
-        return busy(ctx, Busy::InterruptsBlocked);
+        return about(busy(ctx, Busy::InterruptsBlocked));
     }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
@@ -110,7 +114,10 @@ pub(crate) fn inject_irq_if_allowed<P: Policy>(
     soft: bool,
 ) -> Outcome {
     if let Some(reason) = v.injection_busy() {
-        return busy(ctx, reason);
+        return Outcome {
+            resource: Resource::Vector(vector),
+            ..busy(ctx, reason)
+        };
     }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
@@ -153,69 +160,6 @@ pub(crate) fn inject_exception<P: Policy>(
 ) -> Outcome {
     v.irq.pending_exception = Some((vector.get(), error_code));
     ctx.ok()
-}
-
-/// `cancel_injection` output 0 bits: what went back to the host's queue.
-pub const CANCELLED_NMI: u64 = 1 << 0;
-/// An interrupt went back (output 1: vector | soft << 8).
-pub const CANCELLED_IRQ: u64 = 1 << 1;
-/// An exception went back (output 2: vector | has-error-code << 8 |
-/// error code << 32); normal VMs only.
-pub const CANCELLED_EXCEPTION: u64 = 1 << 2;
-
-/// `cancel_injection`: hands the events waiting for the next entry back
-/// to the host, which re-injects them later (pKVM-IA
-/// `pkvm_cancel_injection`): an NMI and an interrupt always, except a
-/// protected VM's software interrupt, and an exception only for a normal
-/// VM. A protected VM's software interrupt and exception stay with the
-/// hypervisor, which delivers them at the next entry (they keep needing
-/// reinjection). Outputs: 0 = the `CANCELLED_*` bits, 1 = the interrupt
-/// (vector | soft << 8), 2 = the exception (vector | has-error-code << 8
-/// | error code << 32), zero where nothing went back.
-pub(crate) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
-    let protected = ctx.kind == VmKind::Protected;
-    let (mut handed, mut irq, mut exception) = (0u64, 0u64, 0u64);
-    if v.irq.pending_nmi {
-        v.irq.pending_nmi = false;
-        handed |= CANCELLED_NMI;
-    }
-    if let Some(vector) = v.irq.pending_irq {
-        let soft = v.irq.pending_irq_soft;
-        if !(protected && soft) {
-            v.irq.pending_irq = None;
-            v.irq.pending_irq_soft = false;
-            handed |= CANCELLED_IRQ;
-            irq = u64::from(vector) | u64::from(soft) << 8;
-        }
-    }
-    if !protected && let Some((vector, code)) = v.irq.pending_exception {
-        v.irq.pending_exception = None;
-        handed |= CANCELLED_EXCEPTION;
-        exception =
-            u64::from(vector) | u64::from(code.is_some()) << 8 | u64::from(code.unwrap_or(0)) << 32;
-    }
-    Outcome {
-        out: [handed, irq, exception, 0],
-        ..ctx.ok()
-    }
-}
-
-/// Entering the guest: what is queued is delivered (and recorded in
-/// [`crate::state::InterruptState::delivered`]), and nothing needs
-/// reinjection afterwards.
-pub(crate) fn deliver_at_entry(v: &mut VcpuState) {
-    v.irq.delivered = Delivered {
-        irq: v
-            .irq
-            .pending_irq
-            .map(|vector| (vector, v.irq.pending_irq_soft)),
-        nmi: v.irq.pending_nmi,
-        exception: v.irq.pending_exception,
-    };
-    v.irq.pending_irq = None;
-    v.irq.pending_irq_soft = false;
-    v.irq.pending_nmi = false;
-    v.irq.pending_exception = None;
 }
 
 /// `protected_apic_has_interrupt`: -EOPNOTSUPP unless the vCPU has an

@@ -5,7 +5,8 @@
 use pvgate_gate::{Phase, Policy, VmKind};
 
 use super::ctx::Ctx;
-use super::events::{deliver_at_entry, sipi_entry};
+use super::delivery::deliver_at_entry;
+use super::events::sipi_entry;
 use super::msr::{complete_at_entry, force_first_run_bits};
 use crate::error::CallError;
 use crate::outcome::Outcome;

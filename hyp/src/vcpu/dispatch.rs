@@ -10,7 +10,7 @@ use crate::call::Call;
 use crate::cpu::{CpuModel, CpuidTable};
 use crate::error::CallError;
 use crate::handlers::ctx::Ctx;
-use crate::handlers::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use crate::handlers::{apic, cpuid, delivery, events, mmu, msr, regs, resources, run};
 use crate::hypervisor::Hyp;
 use crate::outcome::{Outcome, decided};
 use crate::state::VcpuState;
@@ -152,7 +152,7 @@ fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: Call) -> Outcom
             events::inject_irq_if_allowed(ctx, v, vector, soft)
         }
         Call::InjectNmi => events::inject_nmi(ctx, v),
-        Call::CancelInjection => events::cancel_injection(ctx, v),
+        Call::CancelInjection => delivery::cancel_injection(ctx, v),
         Call::UpdateCr8Intercept { tpr, max_irr } => {
             apic::update_cr8_intercept(ctx, v, tpr, max_irr)
         }
