@@ -214,7 +214,14 @@ fn render(c: &Compiled, replays: &[Replay]) -> String {
             let pad = " ".repeat(idx_w + 4);
             let _ = writeln!(out, "{pad}{}", decided_by(c, s));
             if let Some(e) = &s.error {
-                let _ = writeln!(out, "{pad}error: {e}");
+                match pvgate_trace::errno_name(s.status.wrapping_neg()) {
+                    Some(name) => {
+                        let _ = writeln!(out, "{pad}error: {name}: {e}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{pad}error: {e}");
+                    }
+                }
             }
             let verb = if s.effect == "filter" {
                 "filtered"

@@ -21,8 +21,9 @@ pub const HC_FREE_VM: u64 = 0x103;
 /// out 0 = counter.
 pub const HC_AUDIT_COUNT: u64 = 0x104;
 /// `audit_event`: RBX = how far back (0 = newest); out 0 = sequence number,
-/// out 1 = call | effect << 16 | has-rule << 24 | rule << 32, out 2 = vCPU
-/// handle, out 3 = resource ([`crate::Resource::encode`]).
+/// out 1 = call | effect << 16 | has-rule << 24 | errno << 25 | rule << 32
+/// ([`crate::AuditEvent::encode_word`]; errno 0 for ignore and filter),
+/// out 2 = vCPU handle, out 3 = resource ([`crate::Resource::encode`]).
 pub const HC_AUDIT_EVENT: u64 = 0x105;
 /// `policy_digest`: out 0..3 = the SHA-256 digest, big-endian 8-byte words.
 pub const HC_POLICY_DIGEST: u64 = 0x106;

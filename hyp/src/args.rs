@@ -116,6 +116,56 @@ impl PageTableRoot {
     }
 }
 
+/// The highest in-service vector (`hwapic_isr_update`): a vector, or none.
+/// pKVM-IA's `pkvm_hwapic_isr_update` takes an `int`, -1 meaning "no
+/// interrupt in service"; in the 64-bit argument register that is -1
+/// sign-extended, `u64::MAX`. Any other value above 255 is no vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxIsr(Option<u8>);
+
+impl MaxIsr {
+    /// No interrupt in service (-1).
+    pub const NONE: MaxIsr = MaxIsr(None);
+    /// The ABI encoding of "none": -1 as a 64-bit register.
+    pub const NONE_RAW: u64 = u64::MAX;
+
+    /// Decodes the ABI value; `None` unless a vector (0..=255) or -1.
+    pub const fn from_u64(raw: u64) -> Option<MaxIsr> {
+        if raw == MaxIsr::NONE_RAW {
+            Some(MaxIsr::NONE)
+        } else if raw <= 0xff {
+            Some(MaxIsr(Some(raw as u8)))
+        } else {
+            None
+        }
+    }
+
+    /// The vector, `None` for -1.
+    pub const fn vector(self) -> Option<u8> {
+        self.0
+    }
+
+    /// The ABI encoding.
+    pub const fn raw(self) -> u64 {
+        match self.0 {
+            Some(v) => v as u64,
+            None => MaxIsr::NONE_RAW,
+        }
+    }
+}
+
+/// The host's result for an emulated MSR access (`complete_emulated_msr`):
+/// pKVM-IA's `int err`, 0 for success. In the 64-bit argument register an
+/// `int` arrives sign-extended; any value outside `i32` is refused.
+pub const fn emulation_result(raw: u64) -> Option<i32> {
+    let wide = raw as i64;
+    if wide < i32::MIN as i64 || wide > i32::MAX as i64 {
+        None
+    } else {
+        Some(wide as i32)
+    }
+}
+
 /// A TSC multiplier (`write_tsc_multiplier`): never zero.
 pub type TscMultiplier = NonZeroU64;
 
@@ -133,6 +183,7 @@ macro_rules! try_from_u64 {
 }
 
 try_from_u64!(
+    MaxIsr,
     ApicMode,
     InterruptShadow,
     ExceptionVector,

@@ -1,5 +1,5 @@
 //! Audit: counters per (PV call, effect) and a fixed ring of the most
-//! recent denials, ignores and filters. Both are readable by the host: they
+//! recent failures (with their errno), ignores and filters. Both are readable by the host: they
 //! name calls, vCPU handles, resources (MSR index, CPUID leaf, vector) and
 //! rule ids, never a value of protected state.
 
@@ -23,7 +23,7 @@ pub enum Effect {
     /// not control (CPUID in `filter` mode).
     Filter = 3,
     /// Not a policy decision: a bad handle, argument or state (-EINVAL,
-    /// -EBUSY, -ENOSPC, -EFAULT).
+    /// -EBUSY, -ENOSPC, -EFAULT, -EOPNOTSUPP, -ENOMEM).
     Invalid = 4,
 }
 
@@ -55,9 +55,11 @@ impl Effect {
             .and_then(|i| Effect::ALL.get(i).copied())
     }
 
-    /// Whether the audit ring records this effect.
+    /// Whether the audit ring records this effect: every failure (deny,
+    /// invalid, each with its errno) and every call that did not do what
+    /// the host asked (ignore, filter).
     pub const fn is_recorded(self) -> bool {
-        matches!(self, Effect::Deny | Effect::Ignore | Effect::Filter)
+        !matches!(self, Effect::Allow)
     }
 }
 
@@ -96,7 +98,7 @@ impl Resource {
     }
 }
 
-/// One recorded denial, ignore or filter.
+/// One recorded failure, ignore or filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
     /// Sequence number (1 for the first event ever recorded).
@@ -111,6 +113,26 @@ pub struct AuditEvent {
     pub resource: Resource,
     /// The deciding rule; `None` for default deny.
     pub rule: Option<RuleId>,
+    /// The errno the call failed with (`EPERM`, `EBUSY`, …, each named in
+    /// the error module's table); 0 when it succeeded (ignore, filter).
+    pub errno: i64,
+}
+
+/// The `audit_event` hypercall's output 1 keeps the errno in 7 bits
+/// (31:25); every errno the ABI returns fits (checked where they are
+/// listed).
+pub const AUDIT_ERRNO_BITS: u32 = 7;
+
+impl AuditEvent {
+    /// The `audit_event` hypercall's output 1: call | effect << 16 |
+    /// has-rule << 24 | errno << 25 | rule << 32.
+    pub fn encode_word(&self) -> u64 {
+        self.call.number()
+            | (self.effect as u64) << 16
+            | u64::from(self.rule.is_some()) << 24
+            | (u64::try_from(self.errno).unwrap_or(0) & ((1 << AUDIT_ERRNO_BITS) - 1)) << 25
+            | self.rule.map_or(0, |r| u64::from(r.0)) << 32
+    }
 }
 
 /// How many events the ring keeps.
@@ -203,7 +225,8 @@ impl Audit {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    /// Records an event in the ring, overwriting the oldest.
+    /// Records an event in the ring, overwriting the oldest (`errno` 0
+    /// for a call that succeeded).
     pub fn record(
         &self,
         call: PvCall,
@@ -211,6 +234,7 @@ impl Audit {
         effect: Effect,
         resource: Resource,
         rule: Option<RuleId>,
+        errno: i64,
     ) {
         let mut ring = self.ring.lock();
         let seq = ring.next_seq;
@@ -224,6 +248,7 @@ impl Audit {
                 effect,
                 resource,
                 rule,
+                errno,
             });
         }
     }

@@ -3,7 +3,7 @@
 use pvgate_gate::PvCall;
 
 use crate::args::{
-    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+    ApicMode, ExceptionVector, InterruptShadow, MaxIsr, PageTableRoot, PagingLevel, TscMultiplier,
 };
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
 
@@ -16,10 +16,21 @@ pub enum Call {
     EnableNmiWindow,
     /// `enable_irq_window`.
     EnableIrqWindow,
-    /// `interrupt_allowed`: output 0 is 1 when an interrupt could be injected.
-    InterruptAllowed,
-    /// `nmi_allowed`: output 0 is 1 when an NMI could be injected.
-    NmiAllowed,
+    /// `interrupt_allowed`: output 0 is 1 when the guest can take an
+    /// interrupt; with `for_injection`, -EBUSY while an event needs
+    /// reinjection, an exception or a failed MSR emulation is pending
+    /// (pKVM-IA `pkvm_interrupt_allowed`).
+    InterruptAllowed {
+        /// The host asks in order to inject (KVM's `for_injection`).
+        for_injection: bool,
+    },
+    /// `nmi_allowed`: output 0 is 1 when the guest can take an NMI; with
+    /// `for_injection`, -EBUSY as for `interrupt_allowed` (pKVM-IA
+    /// `pkvm_nmi_allowed`).
+    NmiAllowed {
+        /// The host asks in order to inject (KVM's `for_injection`).
+        for_injection: bool,
+    },
     /// `get_nmi_mask`: output 0 is the NMI mask.
     GetNmiMask,
     /// `inject_irq`.
@@ -52,8 +63,8 @@ pub enum Call {
     },
     /// `hwapic_isr_update`.
     HwapicIsrUpdate {
-        /// Highest in-service vector.
-        max_isr: u64,
+        /// Highest in-service vector, or none (-1).
+        max_isr: MaxIsr,
     },
     /// `write_tsc_offset`.
     WriteTscOffset(u64),
@@ -66,10 +77,12 @@ pub enum Call {
     },
     /// `vcpu_run`.
     VcpuRun,
-    /// `complete_emulated_msr`.
+    /// `complete_emulated_msr`: protected VMs only; output 0 is 1.
     CompleteEmulatedMsr {
-        /// Inject #GP for the emulated access.
-        error: bool,
+        /// The host's emulation result (pKVM-IA's `int err`): 0 success
+        /// (the next entry skips the instruction), otherwise the next entry
+        /// injects #GP(0).
+        error: i32,
     },
     /// `protected_apic_has_interrupt`: output 0 is 1 when an interrupt is queued.
     ProtectedApicHasInterrupt,
@@ -188,8 +201,8 @@ impl Call {
         match self {
             Call::EnableNmiWindow => PvCall::EnableNmiWindow,
             Call::EnableIrqWindow => PvCall::EnableIrqWindow,
-            Call::InterruptAllowed => PvCall::InterruptAllowed,
-            Call::NmiAllowed => PvCall::NmiAllowed,
+            Call::InterruptAllowed { .. } => PvCall::InterruptAllowed,
+            Call::NmiAllowed { .. } => PvCall::NmiAllowed,
             Call::GetNmiMask => PvCall::GetNmiMask,
             Call::InjectIrq { .. } => PvCall::InjectIrq,
             Call::InjectNmi => PvCall::InjectNmi,

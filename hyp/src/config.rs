@@ -4,6 +4,7 @@
 
 /// The pvmfw image size of [`HypConfig::DEFAULT`]: 2 MiB.
 pub const PVMFW_DEFAULT_SIZE: u64 = 0x20_0000;
+use pvgate_gate::VmKind;
 
 /// Settings of the hypervisor that are not policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,21 @@ impl HypConfig {
         protected_apic: true,
         tsc_scaling: true,
     };
+}
+
+impl HypConfig {
+    /// Whether a vCPU of a VM of `kind` has a protected APIC: a protected
+    /// VM on a hypervisor configured with protected APICs (pKVM-IA's
+    /// `guest_apic_protected`).
+    pub const fn apic_protected(&self, kind: VmKind) -> bool {
+        matches!(kind, VmKind::Protected) && self.protected_apic
+    }
+
+    /// Whether a new vCPU's APICv is active: an in-kernel local APIC on a
+    /// machine with APICv enabled (pKVM-IA `setup_vcpu_lapic`).
+    pub const fn apicv_active_at_creation(&self) -> bool {
+        self.in_kernel_lapic && self.apicv_enabled
+    }
 }
 
 impl Default for HypConfig {

@@ -10,7 +10,8 @@ use crate::abi::{
     Request,
 };
 use crate::args::{
-    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+    ApicMode, ExceptionVector, InterruptShadow, MaxIsr, PageTableRoot, PagingLevel, TscMultiplier,
+    emulation_result,
 };
 use crate::call::Call;
 use crate::cpu::MAX_CPUID_ENTRIES;
@@ -98,8 +99,12 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         }
         PvCall::EnableNmiWindow => Call::EnableNmiWindow,
         PvCall::EnableIrqWindow => Call::EnableIrqWindow,
-        PvCall::InterruptAllowed => Call::InterruptAllowed,
-        PvCall::NmiAllowed => Call::NmiAllowed,
+        PvCall::InterruptAllowed => Call::InterruptAllowed {
+            for_injection: flag(pv, "for-injection flag", a)?,
+        },
+        PvCall::NmiAllowed => Call::NmiAllowed {
+            for_injection: flag(pv, "for-injection flag", a)?,
+        },
         PvCall::GetNmiMask => Call::GetNmiMask,
         PvCall::InjectIrq => Call::InjectIrq {
             vector: arg(pv, "vector", a)?,
@@ -118,7 +123,9 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         PvCall::LoadEoiExitmap => Call::LoadEoiExitmap {
             bitmap: [a, b, c, d],
         },
-        PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate { max_isr: a },
+        PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate {
+            max_isr: narrow(pv, "max isr (a vector or -1)", a, MaxIsr::from_u64)?,
+        },
         PvCall::HwapicIrrUpdate => Call::HwapicIrrUpdate { max_irr: a },
         PvCall::WriteTscOffset => Call::WriteTscOffset(a),
         PvCall::WriteTscMultiplier => {
@@ -127,7 +134,7 @@ pub fn decode(r: &HypercallRegs) -> Result<Request, CallError> {
         PvCall::SetupMce => Call::SetupMce { mcg_cap: a },
         PvCall::VcpuRun => Call::VcpuRun,
         PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr {
-            error: flag(pv, "error flag", a)?,
+            error: narrow(pv, "emulation result (an int)", a, emulation_result)?,
         },
         PvCall::ProtectedApicHasInterrupt => Call::ProtectedApicHasInterrupt,
         PvCall::SetEfer => Call::SetEfer(a),

@@ -9,6 +9,7 @@ use core::fmt;
 use pvgate_gate::{Access, Phase, PvCall, Register, VmKind};
 
 use crate::audit::Effect;
+use crate::state::{Busy, MAX_MCE_BANKS};
 
 /// `-EPERM`: the policy refused the call.
 pub const EPERM: i64 = 1;
@@ -37,6 +38,18 @@ pub const ERRNOS: [(i64, &str); 7] = [
     (ENOSPC, "ENOSPC"),
     (EOPNOTSUPP, "EOPNOTSUPP"),
 ];
+
+// Every errno fits the audit's 7-bit field (`audit_event` output 1).
+// Const evaluation checks these indices at compile time.
+#[allow(clippy::indexing_slicing)]
+const _: () = {
+    let mut i = 0;
+    while i < ERRNOS.len() {
+        let errno = ERRNOS[i].0;
+        assert!(errno > 0 && errno < 1 << crate::audit::AUDIT_ERRNO_BITS);
+        i += 1;
+    }
+};
 
 /// The name of an errno (`EPERM`, …), `None` for one the ABI never returns.
 pub fn errno_name(errno: i64) -> Option<&'static str> {
@@ -165,11 +178,45 @@ pub enum CallError {
         /// The vector.
         vector: u8,
     },
-    /// An interrupt is already queued.
-    IrqPending {
-        /// The queued vector.
-        vector: u8,
+    /// The event cannot be injected now (pKVM-IA: `-EBUSY` from
+    /// `pkvm_interrupt_allowed`/`pkvm_nmi_allowed` for injection).
+    InjectionBusy {
+        /// The call.
+        call: PvCall,
+        /// Why.
+        reason: Busy,
     },
+    /// A call that needs the hypervisor's in-kernel local APIC
+    /// (`refresh_apicv_exec_ctrl`), made without one.
+    NoInKernelApic {
+        /// The call.
+        call: PvCall,
+    },
+    /// `refresh_apicv_exec_ctrl` asked to activate APICv, which is
+    /// disabled on this machine.
+    ApicvDisabled,
+    /// `hwapic_isr_update` without an in-kernel local APIC with APICv
+    /// active.
+    ApicvInactive,
+    /// `hwapic_isr_update` on a protected APIC with a vector: its ISR is
+    /// the hypervisor's, only -1 (none) is accepted.
+    IsrProtected {
+        /// The vector asked for.
+        max_isr: u8,
+    },
+    /// `hwapic_isr_update` on a protected VM with an exception vector.
+    IsrVectorTooLow {
+        /// The vector asked for.
+        max_isr: u8,
+    },
+    /// `protected_apic_has_interrupt` for a vCPU whose APIC is not
+    /// protected.
+    ApicNotProtected,
+    /// `write_tsc_multiplier` on a machine without TSC scaling.
+    NoTscScaling,
+    /// `complete_emulated_msr` for a normal VM, whose host completes the
+    /// emulation itself.
+    HostCompletesEmulation,
     /// `vcpu_run` on a vCPU that cannot run (torn down).
     NotRunnable {
         /// The vCPU's phase.
@@ -214,18 +261,16 @@ pub enum CallError {
         /// The largest size accepted.
         max: u64,
     },
-    /// MCG_CAP asks for more banks than the CPU model has (or none).
+    /// MCG_CAP asks for no banks or more than [`MAX_MCE_BANKS`].
     McgCapBanks {
         /// Banks asked for.
         asked: u64,
-        /// Banks the model has.
-        max: u64,
     },
-    /// MCG_CAP asks for capability bits the CPU model lacks.
+    /// MCG_CAP asks for capability flags beyond MCG_CTL_P | MCG_SER_P.
     McgCapFlags {
         /// The MCG_CAP asked for.
         asked: u64,
-        /// The bits the model lacks.
+        /// The flags the hypervisor does not support.
         extra: u64,
     },
 }
@@ -239,9 +284,15 @@ impl CallError {
             | CallError::MsrValue { .. }
             | CallError::CpuidRejected { .. }
             | CallError::VectorTooLow { .. }
-            | CallError::SoftInterrupt { .. } => EPERM,
+            | CallError::SoftInterrupt { .. }
+            | CallError::IsrProtected { .. }
+            | CallError::IsrVectorTooLow { .. } => EPERM,
             CallError::NotStarted { .. } => EPERM,
-            CallError::IrqPending { .. } | CallError::AlreadyFinalized => EBUSY,
+            CallError::InjectionBusy { .. } | CallError::AlreadyFinalized => EBUSY,
+            CallError::ApicvInactive
+            | CallError::ApicNotProtected
+            | CallError::NoTscScaling
+            | CallError::HostCompletesEmulation => EOPNOTSUPP,
             CallError::MsrStoreFull { .. } => ENOSPC,
             CallError::BufferTooSmall { .. } => EFAULT,
             CallError::UnknownCall { .. }
@@ -257,7 +308,9 @@ impl CallError {
             | CallError::NotProtected { .. }
             | CallError::FpstateSize { .. }
             | CallError::McgCapBanks { .. }
-            | CallError::McgCapFlags { .. } => EINVAL,
+            | CallError::McgCapFlags { .. }
+            | CallError::NoInKernelApic { .. }
+            | CallError::ApicvDisabled => EINVAL,
         }
     }
 
@@ -353,9 +406,39 @@ impl fmt::Display for CallError {
                 "`{}`: software interrupt {vector:#x} is not allowed by the policy",
                 call.name()
             ),
-            CallError::IrqPending { vector } => {
-                write!(f, "an interrupt (vector {vector:#x}) is already queued")
+            CallError::InjectionBusy { call, reason } => {
+                write!(f, "`{}`: busy: {}", call.name(), reason.text())
             }
+            CallError::NoInKernelApic { call } => {
+                write!(f, "`{}` needs an in-kernel local apic", call.name())
+            }
+            CallError::ApicvDisabled => write!(
+                f,
+                "`refresh_apicv_exec_ctrl`: apicv is disabled and cannot be activated"
+            ),
+            CallError::ApicvInactive => write!(
+                f,
+                "`hwapic_isr_update` needs an in-kernel local apic with apicv active"
+            ),
+            CallError::IsrProtected { max_isr } => write!(
+                f,
+                "`hwapic_isr_update`: the protected apic's isr is the hypervisor's; only -1 is accepted, not vector {max_isr:#x}"
+            ),
+            CallError::IsrVectorTooLow { max_isr } => write!(
+                f,
+                "`hwapic_isr_update`: vector {max_isr:#x} is an exception vector (below 0x20)"
+            ),
+            CallError::ApicNotProtected => write!(
+                f,
+                "`protected_apic_has_interrupt`: the vcpu's local apic is not protected"
+            ),
+            CallError::NoTscScaling => {
+                write!(f, "`write_tsc_multiplier`: the machine has no tsc scaling")
+            }
+            CallError::HostCompletesEmulation => write!(
+                f,
+                "`complete_emulated_msr`: a normal vm's host completes the emulation itself"
+            ),
             CallError::NotRunnable { phase } => {
                 write!(
                     f,
@@ -391,13 +474,13 @@ impl fmt::Display for CallError {
                 f,
                 "`vcpu_add_fpstate`: size {size:#x} is outside {min:#x}..={max:#x}"
             ),
-            CallError::McgCapBanks { asked, max } => write!(
+            CallError::McgCapBanks { asked } => write!(
                 f,
-                "`setup_mce`: IA32_MCG_CAP[7:0] asks for {asked} banks; the cpu model has {max}"
+                "`setup_mce`: IA32_MCG_CAP[7:0] asks for {asked} banks, outside 1..={MAX_MCE_BANKS}"
             ),
             CallError::McgCapFlags { asked, extra } => write!(
                 f,
-                "`setup_mce`: IA32_MCG_CAP {asked:#x} sets bits {extra:#x} the cpu model lacks"
+                "`setup_mce`: IA32_MCG_CAP {asked:#x} sets bits {extra:#x} beyond MCG_CTL_P | MCG_SER_P"
             ),
         }
     }

@@ -5,7 +5,7 @@
 use pvgate_gate::PvCall;
 
 use crate::args::{
-    ApicMode, ExceptionVector, InterruptShadow, PageTableRoot, PagingLevel, TscMultiplier,
+    ApicMode, ExceptionVector, InterruptShadow, MaxIsr, PageTableRoot, PagingLevel, TscMultiplier,
 };
 use crate::call::Call;
 use crate::state::{DescTable, Gpr, GprWrite, SegReg, Segment};
@@ -20,8 +20,12 @@ impl Call {
         Some(match pv {
             PvCall::EnableNmiWindow => Call::EnableNmiWindow,
             PvCall::EnableIrqWindow => Call::EnableIrqWindow,
-            PvCall::InterruptAllowed => Call::InterruptAllowed,
-            PvCall::NmiAllowed => Call::NmiAllowed,
+            PvCall::InterruptAllowed => Call::InterruptAllowed {
+                for_injection: false,
+            },
+            PvCall::NmiAllowed => Call::NmiAllowed {
+                for_injection: false,
+            },
             PvCall::GetNmiMask => Call::GetNmiMask,
             PvCall::InjectIrq => Call::InjectIrq {
                 vector: 0x30,
@@ -34,12 +38,14 @@ impl Call {
             PvCall::LoadEoiExitmap => Call::LoadEoiExitmap {
                 bitmap: [1, 0, 0, 0],
             },
-            PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate { max_isr: 0x30 },
+            PvCall::HwapicIsrUpdate => Call::HwapicIsrUpdate {
+                max_isr: MaxIsr::NONE,
+            },
             PvCall::WriteTscOffset => Call::WriteTscOffset(0x1000),
             PvCall::WriteTscMultiplier => Call::WriteTscMultiplier(TscMultiplier::new(1 << 48)?),
             PvCall::SetupMce => Call::SetupMce { mcg_cap: 0x1 },
             PvCall::VcpuRun => Call::VcpuRun,
-            PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr { error: false },
+            PvCall::CompleteEmulatedMsr => Call::CompleteEmulatedMsr { error: 0 },
             PvCall::ProtectedApicHasInterrupt => Call::ProtectedApicHasInterrupt,
             PvCall::SetEfer => Call::SetEfer(0x500),
             PvCall::SetMsr => Call::SetMsr {

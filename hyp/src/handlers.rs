@@ -5,6 +5,7 @@
 pub(crate) mod apic;
 pub(crate) mod cpuid;
 pub(crate) mod ctx;
+pub(crate) mod delivery;
 pub(crate) mod entry;
 pub(crate) mod events;
 pub(crate) mod mmu;

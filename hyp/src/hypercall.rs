@@ -126,15 +126,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                 }
             }
             Request::AuditEvent { back } => match self.audit().recent(back) {
-                Some(ev) => done([
-                    ev.seq,
-                    ev.call.number()
-                        | (ev.effect as u64) << 16
-                        | u64::from(ev.rule.is_some()) << 24
-                        | ev.rule.map_or(0, |r| u64::from(r.0)) << 32,
-                    ev.vcpu,
-                    ev.resource.encode(),
-                ]),
+                Some(ev) => done([ev.seq, ev.encode_word(), ev.vcpu, ev.resource.encode()]),
                 None => fail(EINVAL),
             },
             Request::SupportedCpuid(raw) => {

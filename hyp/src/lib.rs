@@ -30,6 +30,7 @@ mod guest_call;
 mod handlers;
 mod hypercall;
 mod hypervisor;
+pub mod interrupts;
 mod outcome;
 pub mod registers;
 pub mod state;

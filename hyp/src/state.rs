@@ -1,13 +1,18 @@
 //! The protected vCPU state hyp owns: general registers, RIP, RFLAGS,
 //! segments, descriptor tables, control registers, an MSR store, the
 //! effective CPUID table, TSC scaling, MCE capability, FPU state size and
-//! interrupt state. The register names and values are in
+//! interrupt state ([`crate::interrupts`]). The register names and values are in
 //! [`crate::registers`].
+//!
+//! Long because the vCPU's state and its architectural reset value
+//! (`VcpuState::RESET`, SDM Vol. 3A Table 10-1) are one struct and one
+//! const that a reviewer compares field by field.
 
 use heapless::Vec;
 use pvgate_gate::Phase;
 
 use crate::cpu::CpuidTable;
+pub use crate::interrupts::{Busy, Delivered, InterruptState};
 pub use crate::registers::{DescTable, GPR_COUNT, Gpr, GprWrite, SegReg, Segment};
 
 /// How many MSRs a vCPU's MSR store holds.
@@ -49,40 +54,27 @@ pub enum RunState {
     Runnable,
 }
 
-/// A vCPU's interrupt and event state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct InterruptState {
-    /// The vector queued for injection at the next entry.
-    pub pending_irq: Option<u8>,
-    /// Whether the queued interrupt is a software interrupt.
-    pub pending_irq_soft: bool,
-    /// An NMI is queued.
-    pub pending_nmi: bool,
-    /// An exception queued for injection (vector, error code).
-    pub pending_exception: Option<(u8, Option<u32>)>,
-    /// NMIs are blocked.
-    pub nmi_mask: bool,
-    /// Interrupt shadow (STI / MOV SS blocking), VMX encoding.
-    pub interrupt_shadow: u8,
-    /// The host asked for an exit when interrupts are allowed.
-    pub irq_window: bool,
-    /// The host asked for an exit when NMIs are allowed.
-    pub nmi_window: bool,
-    /// TPR threshold (update_cr8_intercept).
-    pub tpr_threshold: u64,
-    /// Highest in-service vector (hwapic_isr_update).
-    pub max_isr: u64,
-    /// Highest requested vector (hwapic_irr_update).
-    pub max_irr: u64,
-    /// EOI exit bitmap (256 bits).
-    pub eoi_exitmap: [u64; 4],
-    /// APICv is active.
-    pub apicv_active: bool,
-    /// Virtual APIC mode (set_virtual_apic_mode).
-    pub apic_mode: u8,
-    /// The last SIPI vector delivered.
-    pub sipi_vector: Option<u8>,
-}
+pub use crate::interrupts::SHADOW_MOV_SS;
+
+/// IA32_MCG_CAP.MCG_CTL_P (bit 8): IA32_MCG_CTL is present (SDM Vol. 3B
+/// §17.3.1.1).
+pub const MCG_CTL_P: u64 = 1 << 8;
+/// IA32_MCG_CAP.MCG_SER_P (bit 24): software error recovery is supported.
+pub const MCG_SER_P: u64 = 1 << 24;
+/// The capability flags a vCPU's IA32_MCG_CAP may carry: what pKVM-IA's
+/// hypervisor supports (`kvm_caps.supported_mce_cap`, set in
+/// `pkvm_x86_vendor_init`).
+pub const MCG_SUPPORTED_FLAGS: u64 = MCG_CTL_P | MCG_SER_P;
+/// The most machine-check banks a vCPU may have, and what it has at
+/// creation (KVM's `KVM_MAX_MCE_BANKS`; pKVM-IA's vCPU creation sets
+/// `mcg_cap = KVM_MAX_MCE_BANKS`).
+pub const MAX_MCE_BANKS: u64 = 32;
+
+/// The #GP vector (SDM Vol. 3A §6.15).
+pub const VECTOR_GP: u8 = 13;
+/// The length of RDMSR (0F 32) and WRMSR (0F 30) (SDM Vol. 2B): what the
+/// hypervisor skips when it completes a successfully emulated access.
+pub const MSR_INSN_LEN: u64 = 2;
 
 /// Everything hyp keeps for one vCPU.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,8 +134,14 @@ pub struct VcpuState {
     pub mmu_level: u8,
     /// TLB flushes requested.
     pub tlb_flushes: u64,
-    /// The last complete_emulated_msr injected #GP.
-    pub emulated_msr_error: bool,
+    /// The guest's last exit was an RDMSR/WRMSR the host emulates
+    /// (pKVM-IA forwards those, `pkvm_host_can_emulate_msr`): the next
+    /// entry completes it, by skipping the instruction or injecting #GP.
+    pub msr_exit: bool,
+    /// The host's result for the emulated MSR access
+    /// (`complete_emulated_msr`, protected VMs; 0 = success), until the
+    /// next entry applies it (pKVM-IA `host_emulated_msr_err`).
+    pub emulated_msr_error: Option<i32>,
     /// Interrupt and event state.
     pub irq: InterruptState,
 }
@@ -215,12 +213,13 @@ impl VcpuState {
             cpuid_set: false,
             tsc_offset: 0,
             tsc_multiplier: 1 << 48,
-            mcg_cap: 0,
+            mcg_cap: MAX_MCE_BANKS,
             fpstate_size: 0,
             mmu_root: 0,
             mmu_level: 0,
             tlb_flushes: 0,
-            emulated_msr_error: false,
+            msr_exit: false,
+            emulated_msr_error: None,
             irq: InterruptState {
                 pending_irq: None,
                 pending_irq_soft: false,
@@ -237,6 +236,11 @@ impl VcpuState {
                 apicv_active: false,
                 apic_mode: 0,
                 sipi_vector: None,
+                delivered: Delivered {
+                    irq: None,
+                    nmi: false,
+                    exception: None,
+                },
             },
         }
     };
@@ -279,16 +283,31 @@ impl VcpuState {
         }
     }
 
-    /// Whether an interrupt could be injected now (RFLAGS.IF set, no
-    /// interrupt shadow, nothing already queued).
+    /// Whether the guest can take an interrupt (RFLAGS.IF set, no
+    /// interrupt shadow), as VMX's `interrupt_allowed` answers it.
     pub fn interrupt_allowed(&self) -> bool {
-        self.rflags & RFLAGS_IF != 0
-            && self.irq.interrupt_shadow == 0
-            && self.irq.pending_irq.is_none()
+        self.rflags & RFLAGS_IF != 0 && self.irq.interrupt_shadow == 0
     }
 
-    /// Whether an NMI could be injected now.
+    /// Whether the guest can take an NMI (not masked, no MOV SS shadow).
     pub fn nmi_allowed(&self) -> bool {
-        !self.irq.nmi_mask && !self.irq.pending_nmi && self.irq.interrupt_shadow & 0x2 == 0
+        !self.irq.nmi_mask && self.irq.interrupt_shadow & SHADOW_MOV_SS == 0
+    }
+
+    /// Why no event may be injected now, whatever the guest's flags
+    /// (pKVM-IA `pkvm_event_injection_allowed`): an event needs
+    /// reinjection, an exception is pending, or a failed MSR emulation is
+    /// pending. `None` when injection may proceed to the guest's own
+    /// interrupt or NMI blocking.
+    pub fn injection_busy(&self) -> Option<Busy> {
+        if self.irq.needs_reinjection() {
+            Some(Busy::NeedsReinjection)
+        } else if self.irq.pending_exception.is_some() {
+            Some(Busy::ExceptionPending)
+        } else if self.emulated_msr_error.is_some_and(|e| e != 0) {
+            Some(Busy::MsrErrorPending)
+        } else {
+            None
+        }
     }
 }

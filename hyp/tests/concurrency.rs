@@ -315,8 +315,12 @@ fn random_call(r: &mut Rng) -> Call {
     let calls = [
         Call::EnableNmiWindow,
         Call::EnableIrqWindow,
-        Call::InterruptAllowed,
-        Call::NmiAllowed,
+        Call::InterruptAllowed {
+            for_injection: x & 4 != 0,
+        },
+        Call::NmiAllowed {
+            for_injection: x & 8 != 0,
+        },
         Call::GetNmiMask,
         Call::InjectIrq {
             vector,
@@ -337,7 +341,9 @@ fn random_call(r: &mut Rng) -> Call {
         Call::VcpuRun,
         Call::VcpuRun,
         Call::VcpuRun,
-        Call::CompleteEmulatedMsr { error: x & 1 != 0 },
+        Call::CompleteEmulatedMsr {
+            error: (x & 1) as i32,
+        },
         Call::ProtectedApicHasInterrupt,
         Call::SetEfer(x & 0xd01),
         Call::SetMsr {

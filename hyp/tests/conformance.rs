@@ -100,7 +100,11 @@ fn the_default_policy_reproduces_pkvm_ia_for_protected_vms() {
     let v = vcpu_in(&h, VmKind::Protected, Phase::Running);
     assert_eq!(h.call(v, Call::GetRflags).status(), -1);
     assert_eq!(h.call(v, Call::SetDr7(0)).status(), -1);
-    assert!(h.call(v, Call::example(PvCall::InjectIrq).unwrap()).ok());
+    // Allowed by the policy; the guest (RFLAGS.IF = 0 after reset)
+    // cannot take it: -EBUSY, as pKVM-IA's `pkvm_inject_irq`.
+    let o = h.call(v, Call::example(PvCall::InjectIrq).unwrap());
+    assert_eq!(o.status(), -16, "{o:?}");
+    assert!(!matches!(o.error, Some(CallError::Denied { .. })));
     assert!(h.call(v, Call::WriteTscOffset(5)).ok());
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
     assert_eq!(

@@ -124,7 +124,14 @@ fn protected_cpuid_gets_x2apic_forced_on_and_vmx_off_whatever_the_host_sends() {
 #[test]
 fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
     let h = hyp(pvgate::POLICY);
-    let p = vcpu_in(&h, VmKind::Protected, Phase::Running);
+    // RFLAGS.IF set, so the guest can take interrupts (else -EBUSY first).
+    let running_with_if = |kind| {
+        let v = vcpu_in(&h, kind, Phase::Setup);
+        assert!(h.call(v, Call::SetRflags(0x202)).ok());
+        assert!(h.call(v, Call::VcpuRun).ok());
+        v
+    };
+    let p = running_with_if(VmKind::Protected);
     let o = h.call(
         p,
         Call::InjectIrq {
@@ -174,7 +181,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
         -16,
         "busy: one is queued"
     );
-    let n = vcpu_in(&h, VmKind::Normal, Phase::Running);
+    let n = running_with_if(VmKind::Normal);
     assert!(
         h.call(
             n,
@@ -188,7 +195,7 @@ fn inject_irq_refuses_low_and_software_vectors_for_protected_vms_only() {
 }
 
 #[test]
-fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model() {
+fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_as_pkvm_ia_bounds_it() {
     let h = hyp(pvgate::POLICY);
     let n = vcpu_in(&h, VmKind::Normal, Phase::Setup);
     let o = h.call(n, Call::VcpuAddFpstate { size: 0x3000 });
@@ -208,42 +215,43 @@ fn vcpu_add_fpstate_is_protected_only_and_setup_mce_is_bounded_by_the_cpu_model(
         -22,
         "smaller than the xsave area"
     );
-    // The reference model: 20 banks, CMCI/TES/SER/EMC/ELOG/LMCE.
+    // pKVM-IA (`kvm_vcpu_x86_setup_mce`): 1..=32 banks, flags within
+    // MCG_CTL_P | MCG_SER_P, whatever the machine's own MCG_CAP (the
+    // reference model has 20 banks; 21 is still fine).
+    assert!(h.call(p, Call::SetupMce { mcg_cap: 0x15 }).ok());
     assert!(
         h.call(
             p,
             Call::SetupMce {
-                mcg_cap: 0x0100_0014
+                mcg_cap: 0x0100_0114
             }
         )
         .ok()
     );
-    let o = h.call(p, Call::SetupMce { mcg_cap: 0x15 });
-    assert_eq!(
-        o.error,
-        Some(CallError::McgCapBanks {
-            asked: 0x15,
-            max: 0x14
-        })
-    );
+    for (asked, banks) in [(0x21, 0x21), (0x0100_0100, 0)] {
+        let o = h.call(p, Call::SetupMce { mcg_cap: asked });
+        assert_eq!(o.error, Some(CallError::McgCapBanks { asked: banks }));
+        assert_eq!(o.status(), -22);
+    }
+    // CMCI_P (bit 10) is the machine's, not a flag pKVM-IA supports.
     let o = h.call(
         p,
         Call::SetupMce {
-            mcg_cap: 1 << 8 | 4,
+            mcg_cap: 1 << 10 | 4,
         },
     );
     assert_eq!(
         o.error,
         Some(CallError::McgCapFlags {
-            asked: 0x104,
-            extra: 0x100
+            asked: 0x404,
+            extra: 0x400
         })
     );
     assert_eq!(
         o.error.unwrap().to_string(),
-        "`setup_mce`: IA32_MCG_CAP 0x104 sets bits 0x100 the cpu model lacks"
+        "`setup_mce`: IA32_MCG_CAP 0x404 sets bits 0x400 beyond MCG_CTL_P | MCG_SER_P"
     );
-    assert_eq!(snapshot(&h, p).mcg_cap, 0x0100_0014);
+    assert_eq!(snapshot(&h, p).mcg_cap, 0x0100_0114);
 }
 
 #[test]

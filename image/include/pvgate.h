@@ -23,7 +23,8 @@ extern "C" {
 /* Errors: calls return 0 or a negated errno. */
 #define PVGATE_EPERM 1   /* the policy refused the call */
 #define PVGATE_EFAULT 14 /* a NULL or misaligned pointer, or a shared buffer shorter than asked */
-#define PVGATE_EBUSY 16  /* in use / not torn down yet / an interrupt already queued */
+#define PVGATE_ENOMEM 12 /* a buffer the host gave is too small for what it must hold */
+#define PVGATE_EBUSY 16  /* in use / not torn down yet / injection not possible now */
 #define PVGATE_EINVAL 22 /* unknown call, bad handle, bad argument or state, nshared > 256 */
 #define PVGATE_ENOSPC 28 /* a fixed-capacity table is full */
 #define PVGATE_EOPNOTSUPP 95 /* not supported on this machine or vCPU (e.g. no in-kernel LAPIC) */
@@ -144,7 +145,7 @@ struct pvgate_cpuid_entry {
     uint32_t leaf, subleaf, eax, ebx, ecx, edx;
 };
 
-/* One audit event (a denial, ignore or filter). */
+/* One audit event (a failure, ignore or filter). */
 struct pvgate_audit_event {
     uint64_t seq;      /* 1 = first ever */
     uint32_t call;     /* enum pvgate_call */
@@ -152,6 +153,7 @@ struct pvgate_audit_event {
     uint64_t handle;   /* vCPU handle (VM handle for vm_destroy) */
     uint64_t resource; /* bits 63:60 kind (0 call, 1 MSR, 2 CPUID, 3 vector), index below */
     int32_t rule;      /* deciding rule id, -1 = default deny */
+    int32_t err;       /* the errno it failed with (PVGATE_EPERM, ...), 0 = none */
 };
 
 /*

@@ -300,7 +300,7 @@ pub struct PvgateAuditEvent {
     pub seq: u64,
     /// The PV call number.
     pub call: u32,
-    /// The effect number (1 deny, 2 ignore, 3 filter).
+    /// The effect number (1 deny, 2 ignore, 3 filter, 4 invalid).
     pub effect: u32,
     /// The vCPU (or VM) handle.
     pub handle: u64,
@@ -308,6 +308,9 @@ pub struct PvgateAuditEvent {
     pub resource: u64,
     /// The deciding rule's id, or -1 for default deny.
     pub rule: i32,
+    /// The errno the call failed with (`EPERM`, `EBUSY`, …), 0 for an
+    /// ignore or filter. Not `errno`: that name is C's macro.
+    pub err: i32,
 }
 
 /// Copies the `back`-th most recent audit event (0 = newest) to `out`;
@@ -332,6 +335,7 @@ pub unsafe extern "C" fn pvgate_audit_event(back: u64, out: *mut PvgateAuditEven
         handle: ev.vcpu,
         resource: ev.resource.encode(),
         rule: ev.rule.map_or(-1, |r| i32::from(r.0)),
+        err: i32::try_from(ev.errno).unwrap_or(-1),
     };
     // SAFETY: `out_ptr` checked that `out` is non-null and aligned; validity
     // for a write is the caller's contract. A raw write forms no reference.

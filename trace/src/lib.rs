@@ -35,6 +35,8 @@ pub use error::TraceError;
 pub use guest_state::{GuestExpect, GuestField, KEYS_HELP, SegPart};
 pub use load::{FORMAT, load, parse};
 pub use model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall};
+/// The errno names replay prints (`EPERM`, `EBUSY`, …), from hyp's table.
+pub use pvgate_hyp::error::errno_name;
 /// hyp's supported base (the CPU model masked by the hypervisor's
 /// supported CPUID), for tools that show it (`pvgate report`).
 pub use pvgate_hyp::supported_base;

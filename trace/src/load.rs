@@ -78,6 +78,8 @@ struct RawCall {
     mcg_cap: Option<Num>,
     vector: Option<Num>,
     soft: Option<bool>,
+    for_injection: Option<bool>,
+    error: Option<toml::Value>,
     size: Option<Num>,
     cpuid: Option<RawCpuid>,
     expect_effective: Option<Vec<RawBits>>,
@@ -229,6 +231,18 @@ fn opt<T: TryFrom<u64>>(v: &Option<Num>, key: &str) -> Result<Option<T>, String>
 
 fn vector(raw: &RawCall, pv: PvCall) -> Result<u8, String> {
     need(&raw.vector, pv, "vector")
+}
+
+/// `complete_emulated_msr`'s `error`: the host's result, an `int` (0 =
+/// success, the default); a TOML integer, negative allowed.
+fn emulation_error(v: Option<&toml::Value>) -> Result<i32, String> {
+    match v {
+        None => Ok(0),
+        Some(toml::Value::Integer(n)) => {
+            i32::try_from(*n).map_err(|_| format!("`error` = {n} is out of range (an int)"))
+        }
+        Some(other) => Err(format!("`error` = `{other}` is not an integer")),
+    }
 }
 
 fn register(name: &str) -> Result<Register, String> {
@@ -474,6 +488,15 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
         }),
         PvCall::DeliverSipiVector => Some(Call::DeliverSipiVector {
             vector: vector(raw, pv)?,
+        }),
+        PvCall::InterruptAllowed => Some(Call::InterruptAllowed {
+            for_injection: raw.for_injection.unwrap_or(false),
+        }),
+        PvCall::NmiAllowed => Some(Call::NmiAllowed {
+            for_injection: raw.for_injection.unwrap_or(false),
+        }),
+        PvCall::CompleteEmulatedMsr => Some(Call::CompleteEmulatedMsr {
+            error: emulation_error(raw.error.as_ref())?,
         }),
         PvCall::VcpuAddFpstate => Some(Call::VcpuAddFpstate {
             size: need(&raw.size, pv, "size")?,

@@ -152,7 +152,10 @@ impl fmt::Display for Step {
             None => {}
         }
         if let Some(e) = &self.error {
-            write!(f, ": {e}")?;
+            match pvgate_hyp::error::errno_name(self.status.wrapping_neg()) {
+                Some(name) => write!(f, ": {name}: {e}")?,
+                None => write!(f, ": {e}")?,
+            }
         }
         match (self.expect, self.met) {
             (Some(e), Some(true)) => write!(f, " [expected {}: ok]", e.name())?,

@@ -320,3 +320,58 @@ fn the_pmu_is_hidden_from_a_protected_vm_and_the_host_cannot_re_enable_it() {
         "only the `filter` expectation differs (strict rejects); every expect_effective holds"
     );
 }
+
+const BUSY_TRACE: &str = r#"
+format = "pvgate-trace/1"
+title = "for_injection and the host's MSR emulation result"
+[vm]
+kind = "protected"
+[[call]]
+pv = "set_rflags"
+value = 0x202
+expect = "allow"
+[[call]]
+pv = "vm_finalize"
+expect = "allow"
+[[call]]
+pv = "vcpu_run"
+expect = "allow"
+[[call]]
+pv = "interrupt_allowed"
+for_injection = true
+expect_value = 1
+[[call]]
+pv = "complete_emulated_msr"
+error = -5
+expect_value = 1
+[[call]]
+pv = "interrupt_allowed"
+for_injection = true
+note = "-EBUSY: a failed msr emulation is pending"
+expect = "deny"
+[[call]]
+pv = "nmi_allowed"
+expect_value = 1
+note = "not for injection: the guest's flags"
+[[call]]
+pv = "inject_irq"
+vector = 0x30
+expect = "deny"
+"#;
+
+#[test]
+fn for_injection_and_the_emulation_error_replay_and_name_the_errno() {
+    let p = interpreter("policy/default.toml");
+    let trace = pvgate_trace::parse(BUSY_TRACE, "<busy>").unwrap();
+    let r = replay(&p, &trace).unwrap();
+    assert_all_met(&r);
+    let busy = r.steps.last().unwrap();
+    assert_eq!(busy.status, -16);
+    assert!(busy.to_string().contains(": EBUSY: "), "{busy}");
+    // `error` is an int.
+    for bad in ["error = 0x80000000", "error = true"] {
+        let text = BUSY_TRACE.replace("error = -5", bad);
+        let err = pvgate_trace::parse(&text, "<bad>").unwrap_err().to_string();
+        assert!(err.contains("`error`"), "{err}");
+    }
+}

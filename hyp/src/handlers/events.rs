@@ -1,7 +1,9 @@
-//! Event injection: NMI and interrupt windows, the "allowed" queries,
-//! injecting interrupts (checked against the call's minimum vector and
-//! soft-interrupt permission), NMIs and exceptions, cancelling them, the
-//! NMI mask, the interrupt shadow, the exception bitmap, and SIPI delivery.
+//! Event injection: NMI and interrupt windows, the "allowed" queries
+//! (with pKVM-IA's -EBUSY for injection), injecting interrupts (busy
+//! first, then the call's minimum vector and soft-interrupt permission),
+//! NMIs and exceptions (handing back and delivery: [`super::delivery`]),
+//! the NMI mask, the interrupt shadow, the exception bitmap, and
+//! SIPI delivery.
 
 use pvgate_gate::Policy;
 
@@ -11,7 +13,7 @@ use crate::args::{ExceptionVector, InterruptShadow};
 use crate::audit::Resource;
 use crate::error::CallError;
 use crate::outcome::Outcome;
-use crate::state::{Gpr, SegReg, VcpuState};
+use crate::state::{Busy, Gpr, SegReg, VcpuState};
 
 /// `enable_nmi_window`.
 pub(crate) fn enable_nmi_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
@@ -25,13 +27,32 @@ pub(crate) fn enable_irq_window<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) 
     ctx.ok()
 }
 
-/// `interrupt_allowed`: output 0 is 1 when an interrupt could be injected.
-pub(crate) fn interrupt_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+/// `interrupt_allowed`: output 0 is 1 when the guest can take an
+/// interrupt. With `for_injection`, -EBUSY while an event needs
+/// reinjection, an exception is pending or a failed MSR emulation is
+/// pending (pKVM-IA `pkvm_interrupt_allowed`).
+pub(crate) fn interrupt_allowed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &VcpuState,
+    for_injection: bool,
+) -> Outcome {
+    if for_injection && let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
     ctx.out([u64::from(v.interrupt_allowed()), 0, 0, 0])
 }
 
-/// `nmi_allowed`: output 0 is 1 when an NMI could be injected.
-pub(crate) fn nmi_allowed<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+/// `nmi_allowed`: output 0 is 1 when the guest can take an NMI; with
+/// `for_injection`, -EBUSY as for `interrupt_allowed` (pKVM-IA
+/// `pkvm_nmi_allowed`).
+pub(crate) fn nmi_allowed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    v: &VcpuState,
+    for_injection: bool,
+) -> Outcome {
+    if for_injection && let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
     ctx.out([u64::from(v.nmi_allowed()), 0, 0, 0])
 }
 
@@ -46,18 +67,29 @@ pub(crate) fn set_nmi_mask<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, x: bo
     ctx.ok()
 }
 
-/// `inject_irq`: queues an interrupt; refused while one is already queued.
+/// `inject_irq`: -EBUSY unless `interrupt_allowed` for injection says
+/// yes (no event needing reinjection, no pending exception or MSR error,
+/// RFLAGS.IF set, no shadow), then -EPERM for a vector or software
+/// interrupt the policy's constraint refuses; pKVM-IA `pkvm_inject_irq`
+/// checks in that order.
 pub(crate) fn inject_irq<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
     soft: bool,
 ) -> Outcome {
+    let about = |o: Outcome| Outcome {
+        resource: Resource::Vector(vector),
+        ..o
+    };
+    if let Some(reason) = v.injection_busy() {
+        return about(busy(ctx, reason));
+    }
+    if !v.interrupt_allowed() {
+        return about(busy(ctx, Busy::InterruptsBlocked));
+    }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
-    }
-    if let Some(pending) = v.irq.pending_irq {
-        return ctx.fail(CallError::IrqPending { vector: pending });
     }
     v.irq.pending_irq = Some(vector);
     v.irq.pending_irq_soft = soft;
@@ -67,14 +99,26 @@ pub(crate) fn inject_irq<P: Policy>(
     }
 }
 
-/// `inject_irq_if_allowed`: queues an interrupt when the guest can take
-/// it, otherwise requests an interrupt window; output 0 says which.
+/// `inject_irq_if_allowed`: `interrupt_allowed` for injection and
+/// `inject_irq` in one call. -EBUSY when injection is busy (as
+/// `interrupt_allowed` for injection), -EPERM for a vector the policy
+/// refuses (whether or not the guest could take it); otherwise output 0
+/// is 1 when the interrupt was queued, or 0 when the guest blocks
+/// interrupts (RFLAGS.IF = 0 or a shadow), in which case an interrupt
+/// window is requested instead. Output 0 thus tells the host what
+/// `interrupt_allowed` would have.
 pub(crate) fn inject_irq_if_allowed<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     vector: u8,
     soft: bool,
 ) -> Outcome {
+    if let Some(reason) = v.injection_busy() {
+        return Outcome {
+            resource: Resource::Vector(vector),
+            ..busy(ctx, reason)
+        };
+    }
     if let Err(o) = check_vector(ctx, vector, soft) {
         return o;
     }
@@ -93,8 +137,16 @@ pub(crate) fn inject_irq_if_allowed<P: Policy>(
     }
 }
 
-/// `inject_nmi`.
+/// `inject_nmi`: -EBUSY unless `nmi_allowed` for injection says yes (so a
+/// second NMI while one waits for the guest is -EBUSY); pKVM-IA
+/// `pkvm_inject_nmi`.
 pub(crate) fn inject_nmi<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
+    if let Some(reason) = v.injection_busy() {
+        return busy(ctx, reason);
+    }
+    if !v.nmi_allowed() {
+        return busy(ctx, Busy::NmiBlocked);
+    }
     v.irq.pending_nmi = true;
     ctx.ok()
 }
@@ -110,17 +162,14 @@ pub(crate) fn inject_exception<P: Policy>(
     ctx.ok()
 }
 
-/// `cancel_injection`: drops every queued interrupt, NMI and exception.
-pub(crate) fn cancel_injection<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcome {
-    v.irq.pending_irq = None;
-    v.irq.pending_irq_soft = false;
-    v.irq.pending_nmi = false;
-    v.irq.pending_exception = None;
-    ctx.ok()
-}
-
-/// `protected_apic_has_interrupt`: output 0 is 1 when an interrupt is queued.
+/// `protected_apic_has_interrupt`: -EOPNOTSUPP unless the vCPU has an
+/// in-kernel, protected APIC (pKVM-IA
+/// `pkvm_protected_apic_has_interrupt`); output 0 is 1 when an interrupt
+/// is queued.
 pub(crate) fn protected_apic_has_interrupt<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState) -> Outcome {
+    if !ctx.config.in_kernel_lapic || !ctx.config.apic_protected(ctx.kind) {
+        return ctx.fail(CallError::ApicNotProtected);
+    }
     ctx.out([u64::from(v.irq.pending_irq.is_some()), 0, 0, 0])
 }
 
@@ -172,6 +221,14 @@ pub(crate) fn sipi_entry(v: &mut VcpuState, vector: u8) {
     cs.base = u64::from(vector) << 12;
     set_segment(v, SegReg::Cs, cs);
     v.set_gpr(Gpr::Rip, 0);
+}
+
+/// -EBUSY for `ctx`'s call, naming why.
+fn busy<P: Policy>(ctx: &Ctx<'_, P>, reason: Busy) -> Outcome {
+    ctx.fail(CallError::InjectionBusy {
+        call: ctx.call,
+        reason,
+    })
 }
 
 /// Checks an interrupt vector against the call's constraint: the minimum

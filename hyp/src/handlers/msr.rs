@@ -1,16 +1,16 @@
 //! MSRs: `set_msr` and `get_msr` under the policy's per-MSR rules and
 //! value masks, the bits forced at the first run, and
-//! `complete_emulated_msr`.
+//! `complete_emulated_msr` with its completion at the next entry.
 
 use pvgate_gate::{
-    Access, Phase, Policy, Rule, check_msr_write, decide_msr, force_msr_bits, msr_read_view,
+    Access, Phase, Policy, Rule, VmKind, check_msr_write, decide_msr, force_msr_bits, msr_read_view,
 };
 
 use super::ctx::Ctx;
 use crate::audit::{Effect, Resource};
 use crate::error::CallError;
 use crate::outcome::{Outcome, decided};
-use crate::state::VcpuState;
+use crate::state::{Gpr, MSR_INSN_LEN, VECTOR_GP, VcpuState};
 
 /// Policy-declared forced MSR bits, applied at the first run: every stored
 /// MSR whose setup-phase write rule forces bits gets them, written by the
@@ -92,12 +92,38 @@ pub(crate) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) ->
     }
 }
 
-/// `complete_emulated_msr`: records whether the host's MSR emulation failed.
+/// `complete_emulated_msr` (pKVM-IA `pkvm_complete_emulated_msr`): a
+/// normal VM's host completes the emulation itself (-EOPNOTSUPP); for a
+/// protected VM the host's result is only stored, output 0 = 1, and the
+/// next entry decides (see [`complete_at_entry`]). While a failed result
+/// is stored, injection is -EBUSY.
 pub(crate) fn complete_emulated_msr<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
-    error: bool,
+    error: i32,
 ) -> Outcome {
-    v.emulated_msr_error = error;
-    ctx.ok()
+    if ctx.kind != VmKind::Protected {
+        return ctx.fail(CallError::HostCompletesEmulation);
+    }
+    v.emulated_msr_error = Some(error);
+    ctx.out([1, 0, 0, 0])
+}
+
+/// At a protected vCPU's entry, completes the guest's RDMSR/WRMSR exit
+/// that the host emulated, as the hypervisor decides it and not the host:
+/// the host's stored result nonzero injects #GP(0), otherwise (0, or no
+/// result: pKVM-IA's host reports only failures) RIP moves past the
+/// 2-byte instruction. Without such an exit a stored result has no
+/// effect, so the host cannot skip guest instructions or inject #GP at
+/// will. Either way the result and the exit are cleared.
+pub(crate) fn complete_at_entry<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
+    let error = v.emulated_msr_error.take();
+    let exit = core::mem::replace(&mut v.msr_exit, false);
+    if ctx.kind != VmKind::Protected || !exit {
+        return;
+    }
+    match error {
+        Some(e) if e != 0 => v.irq.pending_exception = Some((VECTOR_GP, Some(0))),
+        _ => v.set_gpr(Gpr::Rip, v.gpr(Gpr::Rip).wrapping_add(MSR_INSN_LEN)),
+    }
 }

@@ -5,8 +5,10 @@
 use pvgate_gate::{Phase, Policy, VmKind};
 
 use super::ctx::Ctx;
+use super::delivery::deliver_at_entry;
 use super::entry::{ap_entry, force_protected, force_protected_tpr, init, pvmfw_entry};
-use super::msr::force_first_run_bits;
+use super::events::sipi_entry;
+use super::msr::{complete_at_entry, force_first_run_bits};
 use crate::error::CallError;
 use crate::outcome::Outcome;
 use crate::state::{Gpr, RunState, VcpuState};
@@ -26,11 +28,10 @@ pub(crate) fn vcpu_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outcom
         first_run(ctx, v);
     }
     v.runs = v.runs.wrapping_add(1);
-    // Entering the guest delivers what was queued.
-    v.irq.pending_irq = None;
-    v.irq.pending_irq_soft = false;
-    v.irq.pending_nmi = false;
-    v.irq.pending_exception = None;
+    // The hypervisor completes an emulated MSR access, then entering the
+    // guest delivers what was queued.
+    complete_at_entry(ctx, v);
+    deliver_at_entry(v);
     ctx.ok()
 }
 
@@ -52,6 +53,7 @@ pub(crate) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outc
     v.run_state = keep.run_state;
     v.pvmfw_entry = keep.pvmfw_entry;
     v.guest_sipi = keep.guest_sipi;
+    v.irq.apicv_active = keep.irq.apicv_active;
     v.set_gpr(Gpr::Rdx, u64::from(ctx.cpu.base_entry(1, 0).eax));
     if ctx.kind == VmKind::Protected {
         force_protected_tpr(v, &ctx.config);

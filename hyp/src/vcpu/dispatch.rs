@@ -10,7 +10,7 @@ use crate::call::Call;
 use crate::cpu::{CpuModel, CpuidTable};
 use crate::error::CallError;
 use crate::handlers::ctx::Ctx;
-use crate::handlers::{apic, cpuid, events, mmu, msr, regs, resources, run};
+use crate::handlers::{apic, cpuid, delivery, events, mmu, msr, regs, resources, run};
 use crate::hypervisor::Hyp;
 use crate::outcome::{Outcome, decided};
 use crate::state::VcpuState;
@@ -19,9 +19,15 @@ use crate::vm::handle::VcpuHandle;
 impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Makes one PV call on a vCPU (every call but the VM-level
     /// `vm_destroy` and `vcpu_after_set_cpuid`, which have their own).
+    /// A failed call returns no outputs, whatever its handler computed
+    /// (pKVM-IA's dispatcher zeroes its output block before every call).
     pub fn call(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
         let pv = call.pv();
-        let outcome = self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
+        let mut outcome =
+            self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
+        if !outcome.ok() {
+            outcome.out = [0; 4];
+        }
         self.account(pv, vcpu.0, &outcome);
         outcome
     }
@@ -37,13 +43,14 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         outcome
     }
 
-    /// Counts the call's effect, and records it in the audit ring when the
-    /// effect is one that is recorded.
+    /// Counts the call's effect, and records it (with its errno) in the
+    /// audit ring when the effect is one that is recorded.
     pub(crate) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
         self.audit.count(Some(call), o.effect);
         if o.effect.is_recorded() {
+            let errno = o.error.map_or(0, |e| e.errno());
             self.audit
-                .record(call, handle, o.effect, o.resource, o.rule);
+                .record(call, handle, o.effect, o.resource, o.rule, errno);
         }
     }
 
@@ -135,15 +142,17 @@ fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: Call) -> Outcom
     match call {
         Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),
         Call::EnableIrqWindow => events::enable_irq_window(ctx, v),
-        Call::InterruptAllowed => events::interrupt_allowed(ctx, v),
-        Call::NmiAllowed => events::nmi_allowed(ctx, v),
+        Call::InterruptAllowed { for_injection } => {
+            events::interrupt_allowed(ctx, v, for_injection)
+        }
+        Call::NmiAllowed { for_injection } => events::nmi_allowed(ctx, v, for_injection),
         Call::GetNmiMask => events::get_nmi_mask(ctx, v),
         Call::InjectIrq { vector, soft } => events::inject_irq(ctx, v, vector, soft),
         Call::InjectIrqIfAllowed { vector, soft } => {
             events::inject_irq_if_allowed(ctx, v, vector, soft)
         }
         Call::InjectNmi => events::inject_nmi(ctx, v),
-        Call::CancelInjection => events::cancel_injection(ctx, v),
+        Call::CancelInjection => delivery::cancel_injection(ctx, v),
         Call::UpdateCr8Intercept { tpr, max_irr } => {
             apic::update_cr8_intercept(ctx, v, tpr, max_irr)
         }

@@ -47,6 +47,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             VmKind::Protected if self.config.protected_apic => v.cr8 = PROTECTED_APIC_CR8,
             VmKind::Protected => {}
         }
+        v.irq.apicv_active = self.config.apicv_active_at_creation();
         for (index, value) in RESET_MSRS {
             v.set_msr(index, value);
         }

@@ -108,9 +108,10 @@ int main(void) {
     CHECK(call(PVGATE_VCPU_RUN, 0, 0, 0, 0, 0).status == -PVGATE_EPERM, "vcpu_run before vm_finalize -> -EPERM");
     CHECK(pvgate_vm_finalize(vm, PVGATE_PVMFW_NONE) == 0, "vm_finalize (no pvmfw)");
     CHECK(call(PVGATE_VCPU_RUN, 0, 0, 0, 0, 0).status == 0, "vcpu_run: first entry");
-    CHECK(call(PVGATE_INTERRUPT_ALLOWED, 0, 0, 0, 0, 0).status == 0, "interrupt_allowed");
-    CHECK(call(PVGATE_INJECT_IRQ, 0x30, 0, 0, 0, 0).status == 0, "inject_irq 0x30");
-    CHECK(call(PVGATE_INJECT_IRQ, 0x1F, 0, 0, 0, 0).status == -PVGATE_EPERM, "inject_irq 0x1f refused");
+    o = call(PVGATE_INTERRUPT_ALLOWED, 1, 0, 0, 0, 0);
+    CHECK(o.status == 0 && o.out[0] == 0, "interrupt_allowed for injection: 0 (RFLAGS.IF = 0 from boot)");
+    CHECK(call(PVGATE_INJECT_IRQ, 0x30, 0, 0, 0, 0).status == -PVGATE_EBUSY, "inject_irq 0x30 with IF = 0 -> -EBUSY");
+    CHECK(call(PVGATE_INTERRUPT_ALLOWED, 2, 0, 0, 0, 0).status == -PVGATE_EINVAL, "for_injection is a 0/1 flag");
     CHECK(call(PVGATE_WRITE_TSC_OFFSET, 0x1000, 0, 0, 0, 0).status == 0, "write_tsc_offset");
     CHECK(call(PVGATE_VCPU_RUN, 0, 0, 0, 0, 0).status == 0, "vcpu_run");
 
@@ -124,7 +125,7 @@ int main(void) {
     CHECK(pvgate_audit_count(PVGATE_VCPU_RUN, PVGATE_ALLOW) == 2, "two runs counted");
     struct pvgate_audit_event ev;
     CHECK(pvgate_audit_event(1, &ev) == 0 && ev.call == PVGATE_SET_MSR && ev.effect == PVGATE_DENY &&
-              ev.resource == (1ull << 60 | 0x1A0) && ev.handle == vcpu,
+              ev.resource == (1ull << 60 | 0x1A0) && ev.handle == vcpu && ev.err == PVGATE_EPERM,
           "audit ring names set_msr of msr 0x1a0 on the vcpu (rule %d)", ev.rule);
     CHECK(pvgate_audit_event(0, &ev) == 0 && ev.call == PVGATE_GET_RFLAGS, "newest event: get_rflags");
     o = call(0x999, 0, 0, 0, 0, 0);
