@@ -7,7 +7,6 @@ use pvgate_gate::{Phase, Policy, VmKind};
 use super::ctx::Ctx;
 use super::delivery::deliver_at_entry;
 use super::entry::{ap_entry, force_protected, force_protected_tpr, init, pvmfw_entry};
-use super::events::sipi_entry;
 use super::msr::{complete_at_entry, force_first_run_bits};
 use crate::error::CallError;
 use crate::outcome::Outcome;
