@@ -86,10 +86,12 @@ fn the_pmu_is_hidden_from_the_supported_base_and_table_of_a_protected_vm() {
         leaf_0xa(&supported_base(&p, &cpu, VmKind::Normal)),
         cpu.base_entry(0xa, 0)
     );
-    // The hypervisor's own leaves exist for a protected VM only.
+    // The hypervisor's own leaves exist for a protected VM only; the
+    // signature is "PKVMPKVMPKVM", as pKVM-IA's `kvm_cpuid` answers a
+    // protected vCPU.
     assert!(
         base.iter()
-            .any(|e| e.leaf == 0x4000_0000 && e.ebx == 0x4b4d_564b)
+            .any(|e| e.leaf == 0x4000_0000 && [e.ebx, e.ecx, e.edx] == [0x4d56_4b50; 3])
     );
     assert!(base.iter().any(|e| e.leaf == 0x4000_0001 && e.eax == 0));
     assert!(
