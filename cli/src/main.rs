@@ -17,6 +17,7 @@ mod emit;
 mod error;
 mod explain;
 mod format;
+mod git;
 mod lint;
 mod load;
 mod replay;
