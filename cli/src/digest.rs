@@ -17,15 +17,14 @@ use crate::load;
 #[command(
     after_help = "Examples:\n  cargo pvgate digest policy/default.toml\n  cargo pvgate digest --image target/pvgate-image/default/libpvgate_image.a"
 )]
-#[group(id = "what", required = true, multiple = false, args = ["policy", "image"])]
 pub struct Args {
     /// The policy file.
-    #[arg(value_name = "POLICY")]
+    #[arg(value_name = "POLICY", required_unless_present = "image")]
     pub policy: Option<PathBuf>,
     /// A built image (the static library `cargo pvgate image` writes, or an
     /// object or binary that kept its `.pvgate_policy_digest` section):
     /// print the policy digest embedded in it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
     pub image: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]

@@ -42,7 +42,7 @@ pub enum Target {
                   policy's. docs/image.md has the link command and a C example.\n\n\
                   Examples:\n  \
                   cargo pvgate image --policy policy/strict.toml\n  \
-                  cargo pvgate image --policy policy/default.toml --target none --out /tmp/pvgate-default"
+                  cargo pvgate image --policy policy/strict.toml --target none --out /tmp/pvgate-strict-none"
 )]
 pub struct Args {
     /// The policy to compile into the image.
@@ -184,8 +184,12 @@ fn shell_word(w: &str) -> String {
     }
 }
 
-fn plan(ws: &Workspace, args: &Args) -> Result<Build, CliError> {
-    let build_dir = ws.target_dir.join("pvgate-image-build");
+/// The build: in a target directory of the policy's own,
+/// `<target>/pvgate-image-build/<name>`, so images of two policies never
+/// overwrite each other's library between a build and its check (and
+/// rebuilding one is instant).
+fn plan(ws: &Workspace, args: &Args, name: &str) -> Result<Build, CliError> {
+    let build_dir = ws.target_dir.join("pvgate-image-build").join(name);
     let mut cargo_args: Vec<String> = ["build", "--release", "--package", "pvgate-image"]
         .map(String::from)
         .to_vec();
@@ -286,7 +290,7 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
         Target::Host => host,
         Target::None => NONE_TRIPLE.to_string(),
     };
-    let build = plan(&ws, args)?;
+    let build = plan(&ws, args, &name)?;
     eprintln!(
         "building the image of policy `{name}` ({}) for {triple}:\n  {}",
         policy.path,
