@@ -3,7 +3,6 @@
 //! section, with both rule locations) or as JSON.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use pvgate_codegen::{Compiled, Registry, digest};
 use pvgate_gate::Access;
@@ -12,20 +11,36 @@ use serde_json::{Value, json};
 
 use crate::error::{CliError, Outcome};
 use crate::format::Format;
-use crate::load;
+use crate::git::{self, Source};
 
 /// Show the semantic difference between two policies.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  git show HEAD:policy/default.toml > /tmp/old.toml && cargo pvgate diff --exit-code /tmp/old.toml policy/default.toml"
+    after_help = "Each policy is a file or `REV:path`, a file as it is at a git revision (read \
+                  with its includes from that revision; `path` is relative to the repository's \
+                  top level, as in `git show REV:path`).\n\n\
+                  Examples:\n  \
+                  cargo pvgate diff policy/default.toml policy/strict.toml\n  \
+                  cargo pvgate diff --exit-code HEAD:policy/default.toml policy/default.toml\n  \
+                  cargo pvgate diff --base HEAD policy/strict.toml"
 )]
 pub struct Args {
-    /// The policy before the change.
+    /// The policy before the change: a file or `REV:path`. With `--base`,
+    /// the working-copy file to compare with its version at that revision.
     #[arg(value_name = "OLD")]
-    pub old: PathBuf,
-    /// The policy after the change.
-    #[arg(value_name = "NEW")]
-    pub new: PathBuf,
+    pub old: String,
+    /// The policy after the change: a file or `REV:path` (not with `--base`).
+    #[arg(
+        value_name = "NEW",
+        required_unless_present = "base",
+        conflicts_with = "base"
+    )]
+    pub new: Option<String>,
+    /// Review shorthand: compare OLD as it is at git revision REV with the
+    /// working copy (`--base HEAD~1 policy/default.toml` is
+    /// `HEAD~1:policy/default.toml policy/default.toml`).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
     /// Exit 1 when the policies differ.
     #[arg(long)]
     pub exit_code: bool,
@@ -34,10 +49,25 @@ pub struct Args {
     pub format: Format,
 }
 
+/// The two policies `args` name.
+fn sources(args: &Args) -> Result<(Source, Source), CliError> {
+    match (&args.base, &args.new) {
+        (Some(rev), _) => {
+            let file = std::path::Path::new(&args.old);
+            Ok((git::base_of(rev, file)?, Source::File(file.to_path_buf())))
+        }
+        (None, Some(new)) => Ok((Source::parse(&args.old), Source::parse(new))),
+        (None, None) => Err(CliError::arg(
+            "diff needs OLD and NEW, or --base REV POLICY",
+        )),
+    }
+}
+
 /// Runs `diff`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
-    let old = load::policy(&args.old)?;
-    let new = load::policy(&args.new)?;
+    let (old, new) = sources(args)?;
+    let old = git::compile(&old)?;
+    let new = git::compile(&new)?;
     let changes = diff(&old, &new, Registry::builtin());
     match args.format {
         Format::Human => print!("{}", render(&old, &new, &changes)),

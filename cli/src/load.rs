@@ -26,12 +26,18 @@ pub fn set_baseline_flag(path: Option<PathBuf>) {
 /// else `PVGATE_BASELINE` (relative to the current directory), else the
 /// shipped one compiled into this program.
 pub fn baseline() -> Result<Baseline, CliError> {
-    let flag = BASELINE_FLAG.get().cloned().flatten();
-    let setting = match flag {
+    let setting = baseline_setting();
+    Baseline::from_setting(Path::new(""), setting.as_deref()).map_err(|e| CliError::arg(e.0))
+}
+
+/// The baseline file named by `--baseline`, else by `PVGATE_BASELINE`
+/// (a blank setting is passed on as given, for the build to refuse), or
+/// `None` for the shipped one.
+pub fn baseline_setting() -> Option<String> {
+    match BASELINE_FLAG.get().cloned().flatten() {
         Some(p) => Some(p.display().to_string()),
         None => std::env::var(BASELINE_ENV).ok(),
-    };
-    Baseline::from_setting(Path::new(""), setting.as_deref()).map_err(|e| CliError::arg(e.0))
+    }
 }
 
 /// Reads and compiles a policy against [`baseline`]; an unusable one is a

@@ -13,10 +13,13 @@ mod check;
 mod conformance;
 mod diff;
 mod digest;
+mod embedded;
 mod emit;
 mod error;
 mod explain;
 mod format;
+mod git;
+mod image;
 mod lint;
 mod load;
 mod replay;
@@ -67,6 +70,7 @@ enum Command {
     Schema(schema::Args),
     Digest(digest::Args),
     Emit(emit::Args),
+    Image(image::Args),
 }
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -82,6 +86,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Schema(a) => schema::run(&a),
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
+        Command::Image(a) => image::run(&a),
     }
 }
 

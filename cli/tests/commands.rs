@@ -586,7 +586,7 @@ fn report_is_markdown_with_matrix_masks_cpuid_lint_and_digest() {
 #[test]
 fn every_command_has_help_with_an_example() {
     for cmd in [
-        "check", "lint", "explain", "diff", "report", "schema", "digest", "emit",
+        "check", "lint", "explain", "diff", "report", "schema", "digest", "emit", "image",
     ] {
         let run = pvgate(&[cmd, "--help"]);
         assert_eq!(run.code, 0, "{cmd} --help");

@@ -6,9 +6,10 @@
  * pvgate_hypercall(); every call is decided by the policy first. ABI, state
  * model and audit interface: docs/hypervisor.md.
  *
- * Build: cargo build --release -p pvgate-image
- * Link (x86_64-unknown-linux-gnu): cc prog.c target/release/libpvgate_image.a
- *        -Wl,--gc-sections -lpthread -ldl -lm
+ * Build: cargo pvgate image --policy policy/default.toml --out DIR
+ *        (or by hand: cargo build --release -p pvgate-image)
+ * Link (x86_64-unknown-linux-gnu): cc -I DIR prog.c DIR/libpvgate_image.a
+ *        -Wl,--gc-sections (docs/image.md)
  */
 #ifndef PVGATE_H
 #define PVGATE_H
@@ -208,6 +209,16 @@ uint64_t pvgate_audit_count(uint32_t call, uint32_t effect);
 /* The back-th most recent audit event (0 = newest). out: non-NULL, 8-byte
  * aligned, else -EFAULT (checked first); -EINVAL if there is no such event. */
 int64_t pvgate_audit_event(uint64_t back, struct pvgate_audit_event *out);
+/* The digest record of the policy the image was built from, in the section
+ * .pvgate_policy_digest of its own: magic "PVGATE\x01\0" (8 bytes, layout
+ * version 1), then the 32-byte policy digest. `cargo pvgate digest --image
+ * libpvgate_image.a` reads it from the library without running it
+ * (docs/image.md). */
+struct pvgate_digest_record {
+    uint8_t magic[8];
+    uint8_t digest[32];
+};
+extern const struct pvgate_digest_record pvgate_policy_digest_record;
 /* The policy digest: 32 bytes to out, 64 hex characters + NUL to hex. Byte
  * buffers: any alignment, either may be NULL (then it is skipped). */
 int64_t pvgate_policy_digest(uint8_t *out, char *hex);

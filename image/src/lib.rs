@@ -343,6 +343,39 @@ pub unsafe extern "C" fn pvgate_audit_event(back: u64, out: *mut PvgateAuditEven
     0
 }
 
+/// The policy digest record: the 8-byte magic [`DIGEST_MAGIC`] then the
+/// policy digest (SHA-256 of the canonical IR, 32 bytes), 40 bytes with no
+/// padding. Laid out for C as `struct pvgate_digest_record` (pvgate.h).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestRecord {
+    /// [`DIGEST_MAGIC`]: the record's name and layout version.
+    pub magic: [u8; 8],
+    /// The policy digest.
+    pub digest: [u8; 32],
+}
+
+/// The magic that starts [`DigestRecord`]: `PVGATE`, the layout version 1,
+/// and a NUL.
+pub const DIGEST_MAGIC: [u8; 8] = *b"PVGATE\x01\0";
+
+/// The section that holds [`PVGATE_POLICY_DIGEST_RECORD`] and nothing else.
+pub const DIGEST_SECTION: &str = ".pvgate_policy_digest";
+
+/// The digest of the policy this image was built from, in a section of its
+/// own (`.pvgate_policy_digest`) under the exported symbol
+/// `pvgate_policy_digest_record`, so a built library names its policy
+/// without being run: `cargo pvgate digest --image libpvgate_image.a`
+/// reads it back (docs/image.md). A final link with `--gc-sections` keeps
+/// it only if something references it.
+#[used]
+#[unsafe(export_name = "pvgate_policy_digest_record")]
+#[unsafe(link_section = ".pvgate_policy_digest")]
+pub static PVGATE_POLICY_DIGEST_RECORD: DigestRecord = DigestRecord {
+    magic: DIGEST_MAGIC,
+    digest: POLICY_DIGEST,
+};
+
 /// Copies the policy digest (SHA-256 of the canonical IR, 32 bytes) to
 /// `out`, and its lowercase hex (64 characters and a NUL) to `hex` unless
 /// `hex` is null.
@@ -402,6 +435,16 @@ mod tests {
             model(PVGATE_CPU_REFERENCE),
             Some(pvgate_trace::cpu_model("reference").unwrap())
         );
+    }
+
+    /// The record is the 40 bytes docs/image.md describes: magic, then the
+    /// digest of the compiled policy, no padding.
+    #[test]
+    fn the_digest_record_is_magic_then_the_policy_digest() {
+        assert_eq!(core::mem::size_of::<DigestRecord>(), 40);
+        assert_eq!(core::mem::align_of::<DigestRecord>(), 1);
+        assert_eq!(&PVGATE_POLICY_DIGEST_RECORD.magic, b"PVGATE\x01\0");
+        assert_eq!(PVGATE_POLICY_DIGEST_RECORD.digest, POLICY_DIGEST);
     }
 
     #[test]
