@@ -10,13 +10,16 @@
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod check;
+mod completions;
 mod conformance;
 mod diff;
 mod digest;
 mod emit;
 mod error;
 mod explain;
+mod fmt;
 mod format;
+mod init;
 mod lint;
 mod load;
 mod replay;
@@ -67,6 +70,10 @@ enum Command {
     Schema(schema::Args),
     Digest(digest::Args),
     Emit(emit::Args),
+    Init(init::Args),
+    Fmt(fmt::Args),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -82,6 +89,10 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Schema(a) => schema::run(&a),
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
+        Command::Init(a) => init::run(&a),
+        Command::Fmt(a) => fmt::run(&a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
     }
 }
 
