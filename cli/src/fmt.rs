@@ -152,8 +152,14 @@ pub fn format(text: &str) -> Result<String, String> {
     let mut first = true;
     format_table(doc.as_table_mut(), "", reorder, &mut first, true, false);
     let trailing = doc.trailing().as_str().unwrap_or("").to_string();
-    let trailing = comment_block(&trailing, true);
-    doc.set_trailing(trailing);
+    // Comments after the last key: one blank line before them if the
+    // author left one.
+    let lead = match trailing.trim_start_matches([' ', '\t']).starts_with('\n') {
+        true if trailing.contains('#') => "\n",
+        _ => "",
+    };
+    let block = comment_block(&trailing, true);
+    doc.set_trailing(format!("{lead}{block}"));
     let mut out = doc.to_string();
     while out.ends_with("\n\n") {
         out.pop();
@@ -169,8 +175,12 @@ pub fn format(text: &str) -> Result<String, String> {
 fn comment_block(raw: &str, keep_blank: bool) -> String {
     let mut out = String::new();
     let mut blank = false;
-    for line in raw.lines() {
-        let line = line.trim();
+    for segment in raw.split_inclusive('\n') {
+        let line = segment.trim();
+        if line.is_empty() && !segment.ends_with('\n') {
+            // The indentation before a header or key, not a blank line.
+            continue;
+        }
         if line.is_empty() {
             blank = keep_blank && !out.is_empty();
             continue;
