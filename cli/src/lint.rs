@@ -9,7 +9,7 @@ use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
 use clap::ValueEnum;
 use pvgate_codegen::diagnostic::line_col;
 use pvgate_codegen::{Compiled, Registry};
-use pvgate_review::lint::{Finding, Severity, findings};
+use pvgate_review::lint::{Finding, LINTS, Severity, findings};
 use serde_json::{Value, json};
 
 use crate::error::{CliError, Outcome};
@@ -18,12 +18,16 @@ use crate::{load, sarif};
 /// Lint policies for risky shapes.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif"
+    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif\n  cargo pvgate lint --explain cpuid-security-bit"
 )]
 pub struct Args {
     /// Policy files to lint.
-    #[arg(required = true, value_name = "POLICY")]
+    #[arg(required_unless_present = "explain", value_name = "POLICY")]
     pub policies: Vec<PathBuf>,
+    /// Print the long explanation of a lint (its id, as shown in brackets
+    /// in every finding: `cpuid-security-bit`) and exit.
+    #[arg(long, value_name = "LINT", conflicts_with = "policies")]
+    pub explain: Option<String>,
     /// Exit 1 on warnings too, not only on errors.
     #[arg(long)]
     pub deny_warnings: bool,
@@ -46,6 +50,10 @@ pub enum LintFormat {
 
 /// Runs `lint`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
+    if let Some(name) = &args.explain {
+        print!("{}", explain(name)?);
+        return Ok(Outcome::Clean);
+    }
     let mut linted = Vec::new();
     for path in &args.policies {
         let c = load::policy(path)?;
@@ -88,6 +96,29 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     } else {
         Ok(Outcome::Clean)
     }
+}
+
+/// The text of `lint --explain NAME`: the lint's id, severity, summary and
+/// long explanation.
+fn explain(name: &str) -> Result<String, CliError> {
+    let Some(lint) = LINTS.iter().find(|l| l.id.name() == name) else {
+        let names: Vec<&str> = LINTS.iter().map(|l| l.id.name()).collect();
+        let help = match pvgate_codegen::diagnostic::suggest(name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the lints are {}", names.join(", ")),
+        };
+        return Err(CliError::arg_with(
+            format!("unknown lint `{name}`"),
+            Some(help),
+        ));
+    };
+    Ok(format!(
+        "{} ({} by default): {}\n\n{}\n",
+        lint.id.name(),
+        lint.severity.name(),
+        lint.summary,
+        lint.id.explanation()
+    ))
 }
 
 /// Renders a policy's findings with source snippets and a summary line.

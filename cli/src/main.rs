@@ -10,6 +10,7 @@
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod check;
+mod completions;
 mod conformance;
 mod diff;
 mod digest;
@@ -17,9 +18,11 @@ mod embedded;
 mod emit;
 mod error;
 mod explain;
+mod fmt;
 mod format;
 mod git;
 mod image;
+mod init;
 mod lint;
 mod load;
 mod replay;
@@ -71,6 +74,10 @@ enum Command {
     Digest(digest::Args),
     Emit(emit::Args),
     Image(image::Args),
+    Init(init::Args),
+    Fmt(fmt::Args),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -87,6 +94,10 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
         Command::Image(a) => image::run(&a),
+        Command::Init(a) => init::run(&a),
+        Command::Fmt(a) => fmt::run(&a),
+        Command::Completions(a) => completions::completions(&a),
+        Command::Man(a) => completions::man(&a),
     }
 }
 

@@ -161,20 +161,65 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The closest known name to `input`, if it is close enough to be a typo.
+/// The closest known name to `input`, if it is close enough to be a typo
+/// (a few edits away), or else a known name that contains `input` or is
+/// contained in it and makes up at least half of the longer one
+/// (`X2APIC_MODE` finds `X2APIC`). Case is ignored.
 pub fn suggest<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let upper = input.to_ascii_uppercase();
     let limit = (input.chars().count() / 3).clamp(1, 3);
-    known
-        .into_iter()
+    let known: Vec<&'a str> = known.into_iter().collect();
+    let typo = known
+        .iter()
         .map(|k| {
             (
                 strsim::damerau_levenshtein(&upper, &k.to_ascii_uppercase()),
-                k,
+                *k,
             )
         })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, k)| (*d, *k))
+        .map(|(_, k)| k);
+    typo.or_else(|| substring_match(&upper, &known))
+}
+
+/// The hint for an unknown `key` of a sub-table written as `[subtable]`
+/// (`call.regs`) that is more likely a key of the table above it which
+/// the sub-table swallowed (TOML puts every key after a header into that
+/// table until the next header): `None` when `key` is close to one of the
+/// sub-table's `known` keys (a typo, not a swallowed key). `inline` is the
+/// sub-table written inline (`regs = { rax = 0x1 }`).
+pub fn swallowed_key_help<'a>(
+    subtable: &str,
+    key: &str,
+    known: impl IntoIterator<Item = &'a str>,
+    inline: &str,
+) -> Option<String> {
+    if suggest(key, known).is_some() {
+        return None;
+    }
+    Some(format!(
+        "TOML reads `{key}` after `[{subtable}]` as a key of `{subtable}` (a table runs to the next header): write `{key}` above `[{subtable}]`, or write the table inline (`{inline}`)"
+    ))
+}
+
+/// The known name sharing the longest substring relation with `upper`
+/// (one contains the other, the shorter at least half the longer and 3
+/// characters or more); the smallest length difference wins, then the name.
+fn substring_match<'a>(upper: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .filter_map(|k| {
+            let ku = k.to_ascii_uppercase();
+            let (short, long) = if ku.len() <= upper.len() {
+                (ku.as_str(), upper)
+            } else {
+                (upper, ku.as_str())
+            };
+            let related = short.len() >= 3 && 2 * short.len() >= long.len() && long.contains(short);
+            related.then(|| (long.len() - short.len(), *k))
+        })
+        .min()
         .map(|(_, k)| k)
 }
 
@@ -199,5 +244,32 @@ mod tests {
             Some("running")
         );
         assert_eq!(suggest("banana", ["setup", "running", "teardown"]), None);
+    }
+
+    #[test]
+    fn a_key_swallowed_by_a_sub_table_gets_a_hint_and_a_typo_does_not() {
+        let regs = ["rax", "rbx", "rip"];
+        let help = swallowed_key_help("call.regs", "expect", regs, "regs = { rax = 0x1 }");
+        assert!(
+            help.as_deref()
+                .is_some_and(|h| h.contains("write `expect` above `[call.regs]`")),
+            "{help:?}"
+        );
+        assert_eq!(
+            swallowed_key_help("call.regs", "rxa", regs, "regs = { rax = 0x1 }"),
+            None
+        );
+    }
+
+    #[test]
+    fn suggestions_find_a_name_inside_a_longer_guess_and_the_reverse() {
+        let bits = ["X2APIC", "XSAVE", "AVX", "HYPERVISOR"];
+        assert_eq!(suggest("X2APIC_MODE", bits), Some("X2APIC"));
+        assert_eq!(suggest("x2apic_en", bits), Some("X2APIC"));
+        assert_eq!(suggest("HYPERV", bits), Some("HYPERVISOR"));
+        // Too short a part, or too small a share of the other name: nothing.
+        assert_eq!(suggest("AVX_", bits), Some("AVX"));
+        assert_eq!(suggest("x2apic_enable", bits), None);
+        assert_eq!(suggest("AVX_512_VNNI_BF16", bits), None);
     }
 }

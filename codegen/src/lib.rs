@@ -45,7 +45,7 @@ pub use support::SupportTable;
 
 use pvgate_gate::RuleId;
 
-use crate::load::{read_bounded, toml_error};
+use crate::load::{read_bounded, toml_errors};
 use crate::resolve::Resolver;
 
 /// A policy that did not compile: every error found, located.
@@ -297,7 +297,7 @@ fn lower(
     baseline: &Baseline,
 ) -> Result<Ir, PolicyErrors> {
     let file: model::PolicyFile = toml::from_str(text).map_err(|e| PolicyErrors {
-        diagnostics: vec![toml_error(&e, text)],
+        diagnostics: toml_errors(&e, text),
     })?;
     let mut resolver = Resolver::new(text, registry);
     let header = resolver.header(file.policy.get_ref());
@@ -492,8 +492,12 @@ fn load_invariants(
         d.file = Some(source.clone());
         d
     };
-    let file: model::InvariantFile =
-        toml::from_str(&text).map_err(|e| vec![tag(toml_error(&e, &text))])?;
+    let file: model::InvariantFile = toml::from_str(&text).map_err(|e| {
+        toml_errors(&e, &text)
+            .into_iter()
+            .map(tag)
+            .collect::<Vec<_>>()
+    })?;
     let mut resolver = Resolver::new(&text, registry);
     let found: Vec<_> = file
         .invariant

@@ -292,6 +292,37 @@ pub struct PvRule {
     pub allow_soft: Option<Spanned<bool>>,
 }
 
+/// The JSON Schema definition of the table written under `header`
+/// (`policy`, `msr`, `cpuid`, `pv`, `invariant`), if it is one.
+pub fn definition_of_table(header: &str) -> Option<&'static str> {
+    match header {
+        "policy" => Some("Header"),
+        "msr" => Some("MsrRule"),
+        "cpuid" => Some("CpuidRule"),
+        "pv" => Some("PvRule"),
+        "invariant" => Some("Invariant"),
+        _ => None,
+    }
+}
+
+/// The required keys of a schema definition (`Header`, `MsrRule`, ...), in
+/// the order the schema lists them: read from the schema the loader is
+/// generated with, so they cannot drift from it.
+pub fn required_keys(definition: &str) -> Vec<String> {
+    let schema = schemars::schema_for!(PolicyFile);
+    schema
+        .get("$defs")
+        .and_then(|d| d.get(definition))
+        .and_then(|d| d.get("required"))
+        .and_then(|r| r.as_array())
+        .map(|r| {
+            r.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Types that exist only to describe, in the JSON Schema, what the spanned
 /// raw values may hold; the loader resolves those values itself.
 mod schema_only {

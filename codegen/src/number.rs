@@ -178,7 +178,101 @@ pub fn string_form_of_literal(text: &str) -> Option<String> {
     };
     let n = u128::from_str_radix(digits, radix).ok()?;
     let n = u64::try_from(n).ok()?;
-    Some(format!("\"{n:#X}\""))
+    Some(format!("\"0x{}\"", grouped_hex(n)))
+}
+
+/// The fields narrower than 64 bits, by the key they are written under in
+/// any pvgate file: what the field is, and its width.
+const NARROW_FIELDS: &[(&str, &str, u32)] = &[
+    ("msr", "an MSR index", 32),
+    ("range", "an MSR index", 32),
+    ("leaf", "a CPUID leaf", 32),
+    ("subleaf", "a CPUID subleaf", 32),
+    ("min-vector", "a vector", 8),
+    ("vector", "a vector", 8),
+];
+
+/// What a key's number is (`"an MSR index"`) and its width, for keys whose
+/// field is narrower than 64 bits; `None` for 64-bit fields (masks, values).
+pub fn narrow_field(key: &str) -> Option<(&'static str, u32)> {
+    NARROW_FIELDS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, what, bits)| (*what, *bits))
+}
+
+/// The key a value at byte `offset` of TOML `text` is written under: the
+/// identifier before the nearest `=` before it (an array may span lines),
+/// or `None` when a table header comes first. A dotted key gives its last
+/// part.
+pub fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    for (i, line) in before.rsplit('\n').enumerate() {
+        let line = line.split(" #").next().unwrap_or(line);
+        if let Some(eq) = line.rfind('=') {
+            let lhs = line.get(..eq)?.trim_end();
+            let start = lhs
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .map_or(0, |i| i + 1);
+            let key = lhs.get(start..)?;
+            return (!key.is_empty()).then_some(key);
+        }
+        if i > 0 && line.trim_start().starts_with('[') && !line.trim_start().starts_with("[0") {
+            return None;
+        }
+    }
+    None
+}
+
+/// The error for a bare integer literal TOML cannot hold (TOML integers
+/// are signed 64-bit), written under `key` when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiteralTooLarge {
+    /// The message: what the field holds at most.
+    pub message: String,
+    /// The text under the literal.
+    pub label: String,
+    /// What to write instead.
+    pub help: String,
+}
+
+/// Explains a bare integer `literal` (as written) too large for TOML: for a
+/// field narrower than 64 bits (`key` is `msr`, `range`, `leaf`, ...) its
+/// largest value; for a 64-bit field that TOML integers are signed 64-bit
+/// and the string form to write instead.
+pub fn literal_too_large(literal: &str, key: Option<&str>) -> LiteralTooLarge {
+    if let Some((what, bits)) = key.and_then(narrow_field) {
+        let max = max_of(bits);
+        return LiteralTooLarge {
+            message: format!("`{literal}` is out of range: {what} is at most {max:#X}"),
+            label: format!("{what} is {bits} bits"),
+            help: format!("{what} is a number from 0 to {max:#X}"),
+        };
+    }
+    let help = match string_form_of_literal(literal) {
+        Some(s) if !literal.starts_with('-') => format!("write it as a string: `{s}`"),
+        _ => String::from("no pvgate number is wider than 64 bits"),
+    };
+    LiteralTooLarge {
+        message: format!(
+            "`{literal}` does not fit a TOML integer: TOML integers are signed 64-bit, at most {TOML_INTEGER_MAX:#X}"
+        ),
+        label: String::from("too large for a TOML integer"),
+        help,
+    }
+}
+
+/// Hex digits grouped by four from the right with `_`: `FFFF_FFFF`.
+fn grouped_hex(n: u64) -> String {
+    let hex = format!("{n:X}");
+    let mut out = String::new();
+    for (i, c) in hex.chars().enumerate() {
+        if i > 0 && (hex.len() - i) % 4 == 0 {
+            out.push('_');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -228,12 +322,60 @@ mod tests {
     fn literals_too_large_for_toml_get_their_string_form() {
         assert_eq!(
             string_form_of_literal("0xFFFFFFFFFFFFFFFF").as_deref(),
-            Some("\"0xFFFFFFFFFFFFFFFF\"")
+            Some("\"0xFFFF_FFFF_FFFF_FFFF\"")
         );
         assert_eq!(
             string_form_of_literal("18446744073709551615").as_deref(),
-            Some("\"0xFFFFFFFFFFFFFFFF\"")
+            Some("\"0xFFFF_FFFF_FFFF_FFFF\"")
+        );
+        assert_eq!(
+            string_form_of_literal("0x1_0000_0000_0000_0000_0").as_deref(),
+            None
+        );
+        assert_eq!(
+            string_form_of_literal("9223372036854775808").as_deref(),
+            Some("\"0x8000_0000_0000_0000\"")
         );
         assert_eq!(string_form_of_literal("18446744073709551616"), None);
+    }
+
+    #[test]
+    fn string_forms_parse_back_to_the_literal() {
+        for n in [0u64, 0xF, 0x1_0000, 0x8000_0000_0000_0000, u64::MAX] {
+            let s = string_form_of_literal(&n.to_string()).unwrap_or_default();
+            assert_eq!(parse_str(s.trim_matches('"'), 64), Ok(n), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_key_of_a_value_is_found_across_lines_but_not_across_tables() {
+        let text = "[[msr]]\nrange = [0x0, 0xFF]\nwrite-mask = 0x1\nmsr = [\n  0x1,\n  0x2,\n]\n[[pv]]\n0x5";
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(key_before(text, at("0xFF]")), Some("range"));
+        assert_eq!(key_before(text, at("0x1\n")), Some("write-mask"));
+        assert_eq!(key_before(text, at("0x2")), Some("msr"));
+        assert_eq!(key_before(text, at("0x5")), None);
+        let inline = "ecx = { host = 0x1 }";
+        assert_eq!(
+            key_before(inline, inline.find("0x1").unwrap()),
+            Some("host")
+        );
+    }
+
+    #[test]
+    fn literals_too_large_say_what_their_field_holds() {
+        let msr = literal_too_large("0xFFFFFFFFFFFFFFFF", Some("range"));
+        assert_eq!(
+            msr.message,
+            "`0xFFFFFFFFFFFFFFFF` is out of range: an MSR index is at most 0xFFFFFFFF"
+        );
+        let mask = literal_too_large("0xFFFFFFFFFFFFFFFF", Some("write-mask"));
+        assert!(mask.message.contains("TOML integers are signed 64-bit"));
+        assert_eq!(
+            mask.help,
+            "write it as a string: `\"0xFFFF_FFFF_FFFF_FFFF\"`"
+        );
+        let wide = literal_too_large("0x1FFFFFFFFFFFFFFFF", None);
+        assert_eq!(wide.help, "no pvgate number is wider than 64 bits");
     }
 }

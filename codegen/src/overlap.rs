@@ -35,24 +35,34 @@ pub(crate) fn check(rules: &[IrRule], registry: &Registry) -> Vec<Diagnostic> {
                 (
                     ErrorKind::Duplicate,
                     format!(
-                        "duplicate rule: {what} for {scope} is already decided the same way at line {}",
-                        a.line
+                        "duplicate rule: {what} for {scope} is already decided the same way at line {} (`{}`, {})",
+                        a.line,
+                        a.name,
+                        a.verdict.name()
                     ),
-                    "repeats an earlier rule",
+                    format!("`{}` repeats `{}`", b.name, a.name),
                 )
             } else {
                 (
                     ErrorKind::Overlap,
                     format!(
-                        "rules overlap: {what} for {scope} is decided by the rules at lines {} and {}",
-                        a.line, b.line
+                        "rules overlap: {what} for {scope} is decided by `{}` ({}, line {}) and `{}` ({}, line {})",
+                        a.name,
+                        a.verdict.name(),
+                        a.line,
+                        b.name,
+                        b.verdict.name(),
+                        b.line
                     ),
-                    "second rule",
+                    format!("`{}` ({})", b.name, b.verdict.name()),
                 )
             };
             out.push(
                 Diagnostic::new(kind_, message, b.spans.resource.clone(), label)
-                    .with_related(a.spans.resource.clone(), "first rule")
+                    .with_related(
+                        a.spans.resource.clone(),
+                        format!("`{}` ({})", a.name, a.verdict.name()),
+                    )
                     .with_help("each input must be decided by exactly one rule: narrow or remove one of them"),
             );
         }

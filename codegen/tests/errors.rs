@@ -169,10 +169,15 @@ fn overlapping_rules_name_both_locations() {
     assert_eq!(d.kind, ErrorKind::Overlap);
     assert_eq!(
         d.message,
-        "rules overlap: MSR IA32_MTRR_DEF_TYPE (0x2ff) for protected VMs in `setup` (write) is decided by the rules at lines 6 and 14"
+        "rules overlap: MSR IA32_MTRR_DEF_TYPE (0x2ff) for protected VMs in `setup` (write) is decided by `IA32_MTRR_PHYSBASE0 (0x200)..=IA32_MTRR_DEF_TYPE (0x2ff)` (allow, line 6) and `IA32_MTRR_DEF_TYPE` (deny, line 14)"
     );
     assert_eq!(pos, (15, 7));
+    assert_eq!(d.label, "`IA32_MTRR_DEF_TYPE` (deny)");
     assert_eq!(d.related.len(), 1);
+    assert_eq!(
+        d.related[0].1,
+        "`IA32_MTRR_PHYSBASE0 (0x200)..=IA32_MTRR_DEF_TYPE (0x2ff)` (allow)"
+    );
 }
 
 #[test]
@@ -446,9 +451,53 @@ fn a_64_bit_bare_integer_says_toml_integers_are_signed() {
     assert!(d.message.contains("signed 64-bit"), "{}", d.message);
     assert_eq!(
         d.help.as_deref(),
-        Some("write it as a string: `\"0xFFFFFFFFFFFFFFFF\"`")
+        Some("write it as a string: `\"0xFFFF_FFFF_FFFF_FFFF\"`")
     );
     assert_eq!(pos, (13, 14));
+}
+
+#[test]
+fn an_msr_index_too_large_for_toml_says_the_msr_limit() {
+    for rule in [
+        "range = [0x0, 0xFFFFFFFFFFFFFFFF]",
+        "range = [\n  0x0,\n  0xFFFFFFFFFFFFFFFF,\n]",
+        "msr = 18446744073709551615",
+        "msr = [0x10, 0xFFFFFFFFFFFFFFFF]",
+    ] {
+        let (d, _, _) = only_error(&format!("[[msr]]\n{rule}\n{MSR_OK}"));
+        assert_eq!(d.kind, ErrorKind::OutOfRange, "{rule}: {d:#?}");
+        assert!(
+            d.message
+                .ends_with("is out of range: an MSR index is at most 0xFFFFFFFF"),
+            "{rule}: {}",
+            d.message
+        );
+    }
+}
+
+#[test]
+fn every_missing_key_of_a_table_is_reported() {
+    let text = "[policy]\nname = \"t\"\n\n[[msr]]\nmsr = 0x10\nvm = [\"normal\"]\n";
+    let errors = compile(text).unwrap_err().diagnostics;
+    let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "missing key `description`",
+            "missing key `format`",
+            "missing key `cpuid-violations`",
+            "missing key `phase`",
+            "missing key `access`",
+            "missing key `verdict`",
+            "missing key `reason`",
+        ]
+    );
+    let no_header = compile(&format!("[[msr]]\nmsr = 0x10\n{MSR_OK}"))
+        .unwrap_err()
+        .diagnostics;
+    assert_eq!(no_header.len(), 1);
+    assert_eq!(no_header[0].message, "missing key `policy`");
+    assert!(errors.iter().all(|d| d.kind == ErrorKind::MissingKey));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! renders them (human, JSON, SARIF). One module per group of checks.
 
 mod cpuid;
+mod explain;
 mod finding;
 mod ignore;
 mod msr;

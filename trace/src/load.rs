@@ -465,7 +465,15 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, S
             let mut w = GprWrite::default();
             for (name, v) in regs {
                 let reg = Gpr::from_name(name).ok_or_else(|| {
-                    format!("`set_regs`: unknown register `{name}` (rax … r15, rip)")
+                    let known = Gpr::ALL.iter().map(|g| g.name());
+                    let hint = pvgate_codegen::diagnostic::swallowed_key_help(
+                        "call.regs",
+                        name,
+                        known,
+                        "regs = { rax = 0x1 }",
+                    );
+                    let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
+                    format!("`set_regs`: unknown register `{name}` (rax … r15, rip){hint}")
                 })?;
                 w = w.with(reg, num(v, name)?);
             }

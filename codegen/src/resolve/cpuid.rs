@@ -199,12 +199,31 @@ impl Resolver<'_> {
                         && let (Some(f), None) = (registry.feature(name), lookup(name))
                     {
                         let s = self.span_of_item(&raw.span(), item);
-                        self.error(Diagnostic::new(
-                            ErrorKind::BadMask,
-                            format!("`{name}` is {}, not a bit of {context}", f.location()),
-                            s,
-                            "bit of another register",
-                        ));
+                        let help = if Some(f.leaf) == leaf && f.subleaf == sub {
+                            format!(
+                                "write it under `{}` of leaf {:#x}: `{} = {{ {key} = [\"{name}\"] }}`",
+                                f.reg, f.leaf, f.reg
+                            )
+                        } else if f.subleaf == 0 {
+                            format!(
+                                "write it under `{}` of leaf {:#x}, in a `[[cpuid]]` rule with `leaf = {:#x}`",
+                                f.reg, f.leaf, f.leaf
+                            )
+                        } else {
+                            format!(
+                                "write it under `{}` of leaf {:#x} subleaf {}, in a `[[cpuid]]` rule with `leaf = {:#x}` and `subleaf = {}`",
+                                f.reg, f.leaf, f.subleaf, f.leaf, f.subleaf
+                            )
+                        };
+                        self.error(
+                            Diagnostic::new(
+                                ErrorKind::BadMask,
+                                format!("`{name}` is {}, not a bit of {context}", f.location()),
+                                s,
+                                "bit of another register",
+                            )
+                            .with_help(help),
+                        );
                     }
                 }
                 if self
