@@ -27,6 +27,7 @@ mod guest_state;
 mod load;
 mod model;
 mod replay;
+mod spanned;
 
 pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
 pub use cpu_dump::{CpuDump, CpuDumpError};
@@ -41,3 +42,4 @@ pub use pvgate_hyp::error::errno_name;
 /// supported CPUID), for tools that show it (`pvgate report`).
 pub use pvgate_hyp::supported_base;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};
+pub use spanned::FileErrors;
