@@ -28,6 +28,8 @@ mod load;
 mod model;
 mod replay;
 mod spanned;
+mod suite;
+mod vectors;
 
 pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
 pub use cpu_dump::{CpuDump, CpuDumpError};
@@ -43,3 +45,9 @@ pub use pvgate_hyp::error::errno_name;
 pub use pvgate_hyp::supported_base;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};
 pub use spanned::FileErrors;
+pub use suite::{
+    CaseResult, Decided, Probe, Probed, driving_calls, expectations, run_case, run_vectors,
+};
+pub use vectors::{
+    Case, Check, HypCase, VECTOR_FORMAT, VectorBody, VectorFile, load_vectors, parse_vectors,
+};

@@ -24,7 +24,8 @@ use crate::model::{
     CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall,
 };
 use crate::spanned::{
-    FileErrors, KeyError, entry, header_span, line_of, toml_error, unknown_keys, unknown_name,
+    FileErrors, KeyError, drop_explained_missing, entry, header_span, line_of, toml_error,
+    unknown_keys, unknown_name,
 };
 
 /// The trace format this crate reads.
@@ -194,6 +195,7 @@ pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
     let source = string_key(root, "source", false, 0..0, &mut diags);
     let cpu = string_key(root, "cpu", false, 0..0, &mut diags);
     let (kind, vcpus) = vm_table(root, &mut diags);
+    drop_explained_missing(&mut diags, 0);
     let mut calls = Vec::new();
     for (v, header) in array_of_tables(text, root, "call", &mut diags) {
         let call = call_from(
@@ -372,9 +374,6 @@ pub(crate) fn call_from(
     let known: Vec<&str> = CALL_KEYS.iter().chain(extra).copied().collect();
     unknown_keys(table, &known, what, diags);
     nested_keys(table, diags);
-    if diags.len() > before {
-        return None;
-    }
     let raw = match RawCall::deserialize(ValueDeserializer::from(v.clone())) {
         Ok(raw) => raw,
         Err(e) => {
@@ -383,13 +382,15 @@ pub(crate) fn call_from(
         }
     };
     let line = line_of(text, header.start);
-    match convert_call(&raw, line, vcpus) {
+    let call = match convert_call(&raw, line, vcpus) {
         Ok(call) => Some(call),
         Err(e) => {
             diags.push(e.locate(table, header));
             None
         }
-    }
+    };
+    drop_explained_missing(diags, before);
+    call.filter(|_| diags.len() == before)
 }
 
 /// Keys of the tables inside a call: `cpuid`, its edits and both

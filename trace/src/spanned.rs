@@ -225,3 +225,25 @@ pub(crate) fn unknown_name(key: &'static str, what: &str, name: &str, known: &[&
     )
     .suggest(suggest(name, known.iter().copied()))
 }
+
+/// Drops, from the diagnostics pushed since `from`, a "missing key `k`"
+/// whose cause is already reported as an unknown key with "did you mean
+/// `k`?" (a misspelt key is one mistake, not two).
+pub(crate) fn drop_explained_missing(diags: &mut Vec<Diagnostic>, from: usize) {
+    let meant: Vec<String> = diags
+        .iter()
+        .skip(from)
+        .filter(|d| d.kind == ErrorKind::UnknownKey)
+        .filter_map(|d| d.help.as_deref())
+        .filter_map(|h| h.strip_prefix("did you mean `"))
+        .filter_map(|h| h.strip_suffix("`?"))
+        .map(str::to_string)
+        .collect();
+    let mut i = 0;
+    diags.retain(|d| {
+        i += 1;
+        !(i > from
+            && d.kind == ErrorKind::MissingKey
+            && meant.iter().any(|k| d.message.contains(&format!("`{k}`"))))
+    });
+}
