@@ -96,7 +96,11 @@ pub fn suite(paths: &[PathBuf]) -> Result<Vec<VectorFile>, CliError> {
 fn rule_text(c: &Compiled, r: &CaseResult) -> String {
     match r.decided_by.last().and_then(|d| d.rule.as_ref()) {
         Some(rule) => format!("rule `{}` ({}:{})", rule.name, c.path, rule.line),
-        None => String::from("no rule: default deny"),
+        // A denied request, or a CPUID bit no rule gives the host.
+        None if r.got.starts_with("deny") || r.got == "fixed" => {
+            String::from("no rule: default deny")
+        }
+        None => String::from("no rule"),
     }
 }
 

@@ -142,7 +142,9 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
 /// when there is none).
 pub(crate) fn header_span(text: &str, body: Range<usize>, name: &str) -> Range<usize> {
     let header = format!("[[{name}]]");
-    let before = text.get(..body.start.min(text.len())).unwrap_or("");
+    // The table's span starts at its header, or after it.
+    let end = body.start.saturating_add(header.len()).min(text.len());
+    let before = text.get(..end).unwrap_or("");
     match before.rfind(&header) {
         Some(at) => at..at + header.len(),
         None => body,

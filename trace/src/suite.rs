@@ -346,7 +346,13 @@ fn hyp_case<P: Policy + ?Sized>(policy: &P, case: &Case, h: &HypCase) -> CaseRes
             ));
         }
         if s.met == Some(false) {
-            problems.extend(s.mismatches.iter().cloned());
+            // The effect is shown by `outcome_text`; the other mismatches
+            // say what else did not hold.
+            let effect = format!("got {}", s.effect);
+            problems.extend(s.mismatches.iter().filter(|m| **m != effect).cloned());
+            if problems.is_empty() {
+                problems.push(format!("expected {expected}"));
+            }
         }
     }
     let got = match last {
