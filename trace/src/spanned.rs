@@ -225,7 +225,24 @@ pub(crate) fn unknown_name(key: &'static str, what: &str, name: &str, known: &[&
         ErrorKind::UnknownName,
         format!("unknown {what} `{name}` (known: {})", known.join(", ")),
     )
-    .suggest(suggest(name, known.iter().copied()))
+    .suggest(suggest(name, known.iter().copied()).or_else(|| by_prefix(name, known)))
+}
+
+/// The known name sharing the longest common prefix (at least three
+/// characters) with `name`: `denied` → `deny`, `allowed` → `allow`.
+fn by_prefix<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let common = |k: &str| {
+        name.chars()
+            .zip(k.chars())
+            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .count()
+    };
+    known
+        .iter()
+        .map(|k| (common(k), *k))
+        .filter(|(n, _)| *n >= 3)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, k)| k)
 }
 
 /// Drops, from the diagnostics pushed since `from`, a "missing key `k`"
