@@ -160,6 +160,7 @@ const STRICT_VECTORS: &str = "tests/conformance/strict.toml";
 /// A copy of the policy tree in a fresh temporary directory (so includes
 /// resolve: the policy root is the nearest directory named `policy`), with
 /// `file` replaced by `text`; returns the path of the edited policy.
+#[allow(clippy::unwrap_used)] // a test helper: a setup failure fails the test
 fn edited_policy(tag: &str, file: &str, edit: impl Fn(&str) -> String) -> String {
     let dir = std::env::temp_dir()
         .join(format!("pvgate-vectors-{tag}-{}", std::process::id()))

@@ -119,8 +119,7 @@ fn a_malformed_trace_exits_2_with_its_file_line_and_column() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
-        run.stderr
-            .contains("error: unknown pv call `set_rflag`\n"),
+        run.stderr.contains("error: unknown pv call `set_rflag`\n"),
         "{}",
         run.stderr
     );

@@ -384,8 +384,8 @@ pub(crate) fn call_from(
     let line = line_of(text, header.start);
     let call = match convert_call(&raw, line, vcpus) {
         Ok(call) => Some(call),
-        Err(e) => {
-            diags.push(e.locate(table, header));
+        Err(errs) => {
+            diags.extend(errs.into_iter().map(|e| e.locate(table, header.clone())));
             None
         }
     };
@@ -638,7 +638,74 @@ pub(crate) fn pv_call(name: &str, key: &'static str) -> Result<PvCall, KeyError>
     })
 }
 
-fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, KeyError> {
+/// A call's value, or `None` with its error recorded.
+fn keep<T>(r: Result<T, KeyError>, errs: &mut Vec<KeyError>) -> Option<T> {
+    r.map_err(|e| errs.push(e)).ok()
+}
+
+/// What a call does, apart from its expectations.
+struct CallBody {
+    pv: Option<PvCall>,
+    guest: Option<GuestCall>,
+    call: Option<Call>,
+    cpuid_edits: Vec<CpuidEdit>,
+    expect_effective: Vec<CpuidBits>,
+}
+
+/// Converts a call: the keys that do not depend on each other are checked
+/// each on its own, so a call with a wrong `errno` and a wrong `msr` gets
+/// both errors.
+fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, Vec<KeyError>> {
+    let mut errs = Vec::new();
+    let vcpu = keep(vcpu_of(raw, vcpus), &mut errs);
+    let expect = keep(raw.expect.as_deref().map(expect_of).transpose(), &mut errs);
+    let errno = keep(raw.errno.as_ref().map(errno).transpose(), &mut errs);
+    let expect_value = keep(opt(&raw.expect_value, "expect_value"), &mut errs);
+    let guest_state = keep(expect_guest(raw), &mut errs);
+    let pvmfw = keep(opt(&raw.pvmfw, "pvmfw"), &mut errs);
+    if let (Some(Some(_)), Some(Some(e))) = (errno, expect)
+        && e != Expect::Deny
+    {
+        errs.push(KeyError::at(
+            "errno",
+            ErrorKind::MisplacedConstraint,
+            format!(
+                "`errno` says the call fails, but `expect = \"{}\"` says it succeeds",
+                e.name()
+            ),
+        ));
+    }
+    let body = keep(call_body(raw), &mut errs);
+    match (vcpu, expect, errno, expect_value, guest_state, pvmfw, body) {
+        (
+            Some(vcpu),
+            Some(expect),
+            Some(errno),
+            Some(expect_value),
+            Some(expect_guest),
+            Some(pvmfw),
+            Some(body),
+        ) if errs.is_empty() => Ok(TraceCall {
+            line,
+            vcpu,
+            pv: body.pv,
+            guest: body.guest,
+            pvmfw,
+            call: body.call,
+            cpuid_edits: body.cpuid_edits,
+            expect_effective: body.expect_effective,
+            expect,
+            expect_value,
+            errno,
+            expect_guest,
+            note: raw.note.clone(),
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// The `vcpu` of a call, which must exist.
+fn vcpu_of(raw: &RawCall, vcpus: usize) -> Result<usize, KeyError> {
     let vcpu: u64 = opt(&raw.vcpu, "vcpu")?.unwrap_or(0);
     let vcpu = usize::try_from(vcpu).unwrap_or(usize::MAX);
     if vcpu >= vcpus {
@@ -648,20 +715,11 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, K
             format!("vcpu {vcpu} does not exist (the vm has {vcpus})"),
         ));
     }
-    let expect = raw.expect.as_deref().map(expect_of).transpose()?;
-    let errno = raw.errno.as_ref().map(errno).transpose()?;
-    if let (Some(_), Some(e)) = (errno, expect)
-        && e != Expect::Deny
-    {
-        return Err(KeyError::at(
-            "errno",
-            ErrorKind::MisplacedConstraint,
-            format!(
-                "`errno` says the call fails, but `expect = \"{}\"` says it succeeds",
-                e.name()
-            ),
-        ));
-    }
+    Ok(vcpu)
+}
+
+/// The call itself: a guest call, or a host PV call with its arguments.
+fn call_body(raw: &RawCall) -> Result<CallBody, KeyError> {
     let pv_name = match (&raw.pv, &raw.guest) {
         (Some(pv), None) => pv,
         (None, Some(g)) => {
@@ -672,20 +730,12 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, K
                     "`pvmfw` is for `vm_finalize` only",
                 ));
             }
-            return Ok(TraceCall {
-                line,
-                vcpu,
+            return Ok(CallBody {
                 pv: None,
                 guest: Some(convert_guest(raw, g)?),
-                pvmfw: None,
                 call: None,
                 cpuid_edits: Vec::new(),
                 expect_effective: Vec::new(),
-                expect,
-                expect_value: opt(&raw.expect_value, "expect_value")?,
-                errno,
-                expect_guest: expect_guest(raw)?,
-                note: raw.note.clone(),
             });
         }
         (Some(_), Some(_)) => {
@@ -908,19 +958,11 @@ fn convert_call(raw: &RawCall, line: usize, vcpus: usize) -> Result<TraceCall, K
     };
     // Calls with arguments beyond the format's: keep the example's,
     // except where the format gives them (handled above).
-    Ok(TraceCall {
-        line,
-        vcpu,
+    Ok(CallBody {
         pv: Some(pv),
         guest: None,
-        pvmfw: opt(&raw.pvmfw, "pvmfw")?,
         call,
         cpuid_edits,
         expect_effective,
-        expect,
-        expect_value: opt(&raw.expect_value, "expect_value")?,
-        errno,
-        expect_guest: expect_guest(raw)?,
-        note: raw.note.clone(),
     })
 }

@@ -151,7 +151,7 @@ pub enum Check {
         expect: BitMode,
     },
     /// A call run through the hypervisor core.
-    Hyp(HypCase),
+    Hyp(Box<HypCase>),
 }
 
 /// A case run through hyp: a fresh VM, driven to the case's phase (or
@@ -450,11 +450,11 @@ fn hyp_case(
         );
         return None;
     }
-    Some(Check::Hyp(HypCase {
+    Some(Check::Hyp(Box::new(HypCase {
         vcpus,
         preamble,
         call,
-    }))
+    })))
 }
 
 /// The span of the `vcpus` value.
