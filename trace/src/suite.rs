@@ -1,7 +1,7 @@
 //! Running a loaded vector file against a policy: decision-only cases
 //! through the policy's decision functions, hyp cases (and traces) through
 //! the hypervisor core by [`replay`](crate::replay). No file I/O: a file
-//! is parsed once ([`crate::parse_vectors`]) and run against any number of
+//! is parsed once ([`parse_vectors`](crate::vectors::parse_vectors)) and run against any number of
 //! policies.
 
 use std::sync::OnceLock;

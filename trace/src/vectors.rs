@@ -31,8 +31,8 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::TraceError;
 use crate::load::{
-    CALL_KEYS, KIND_NAMES, array_of_tables, call_from, msr_index, num, plain, pv_call, register,
-    string_key, wrong_type,
+    self, CALL_KEYS, KIND_NAMES, array_of_tables, call_from, msr_index, num, plain, pv_call,
+    register, string_key, wrong_type,
 };
 use crate::model::{MAX_TRACE_VCPUS, Trace, TraceCall};
 use crate::spanned::{
@@ -190,8 +190,8 @@ pub fn parse_vectors(text: &str, path: &str) -> Result<VectorFile, TraceError> {
     };
     let doc = DeTable::parse(text).map_err(|e| invalid(vec![toml_error(&e, 0..0)]))?;
     let root = doc.get_ref();
-    if entry(root, "format").and_then(|(_, v)| v.get_ref().as_str()) == Some(crate::FORMAT) {
-        let trace = crate::parse(text, path)?;
+    if entry(root, "format").and_then(|(_, v)| v.get_ref().as_str()) == Some(load::FORMAT) {
+        let trace = load::parse(text, path)?;
         return Ok(VectorFile {
             path: path.to_string(),
             title: trace.title.clone(),
@@ -208,7 +208,7 @@ pub fn parse_vectors(text: &str, path: &str) -> Result<VectorFile, TraceError> {
                 ErrorKind::BadHeader,
                 format!(
                     "unknown vector format `{f}`; expected `{VECTOR_FORMAT}` (or `{}`)",
-                    crate::FORMAT
+                    load::FORMAT
                 ),
                 span,
                 "unknown format",
