@@ -1,41 +1,34 @@
-//! `pvgate conformance`: run conformance vectors (host requests with the
-//! decision a team requires) against a policy. A team keeps its vectors
+//! `pvgate conformance`: run conformance vectors (host requests with what
+//! a team requires of them) against a policy. A team keeps its vectors
 //! beside the policy; every policy change must still pass them.
 //!
-//! Format `pvgate-conformance/1` (TOML): a header (`format`, `title`) and
-//! `[[case]]`s, each with `vm`, `phase`, one resource and `expect`:
-//!
-//! | resource | keys | `expect` |
-//! |---|---|---|
-//! | PV call | `pv` | `allow`, `deny`, `ignore` |
-//! | MSR | `msr`, `access`, optional `value` (writes) and `effective` | `allow`, `deny`, `ignore`, `refused` (the value sets a bit the rule does not allow) |
-//! | CPUID bit | `cpuid` (`LEAF[.SUBLEAF]`), `reg`, `bit` (number or feature name) | `fixed`, `host`, `clear-only`, `force-on`, `force-off` |
-//!
-//! Numbers (`msr`, `value`, `effective`, `bit`) follow the one numeric
-//! grammar of the policy language (`pvgate_codegen::number`): a TOML
-//! integer or a `0x` string; every number of a case is checked, whatever
-//! the decision.
+//! The format (`pvgate-conformance/1`, docs/conformance.md) and its loader
+//! and runner are the trace crate's ([`pvgate_trace::parse_vectors`],
+//! [`pvgate_trace::run_vectors`]): decision-only cases are answered by the
+//! policy's decision functions, hyp cases run through the hypervisor core
+//! with the trace vocabulary, and a `pvgate-trace/1` file is accepted too
+//! (each call with expectations counts as a case). This module prints.
 
-mod vectors;
+use std::path::PathBuf;
 
-use std::path::{Path, PathBuf};
-
-use pvgate_codegen::number;
-use pvgate_codegen::{Compiled, Interpreter, Registry};
-use pvgate_gate::{
-    Access, BitMode, Phase, Register, Verdict, VmKind, check_msr_write, decide_cpuid, decide_msr,
-    decide_pv,
-};
+use pvgate_codegen::{Compiled, Interpreter};
+use pvgate_trace::{CaseResult, VectorFile, load_vectors, run_vectors};
 use serde_json::json;
 
 use crate::error::{CliError, Outcome};
 use crate::format::Format;
 use crate::load;
-use vectors::{Case, bad_case, load_vectors, number_of, parse_name};
+use crate::replay::trace_error;
 
 /// Run conformance vectors against a policy.
 #[derive(Debug, clap::Args)]
 #[command(
+    long_about = "Run conformance vectors (format pvgate-conformance/1, docs/conformance.md) \
+                  against POLICY: decision-only cases through the policy's decision functions, \
+                  hyp cases through the real hypervisor core. Trace files (pvgate-trace/1) are \
+                  accepted too: each call with expectations counts as a case.\n\n\
+                  Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file \
+                  that does not load.",
     after_help = "Example:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n\n\
                   Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file that does not load."
 )]
@@ -43,7 +36,7 @@ pub struct Args {
     /// The policy the vectors are run against.
     #[arg(long, value_name = "POLICY")]
     pub policy: PathBuf,
-    /// Vector files (format `pvgate-conformance/1`).
+    /// Vector files (`pvgate-conformance/1`) or traces (`pvgate-trace/1`).
     #[arg(value_name = "VECTORS", required = true)]
     pub vectors: Vec<PathBuf>,
     /// Also list the cases that passed.
@@ -54,37 +47,21 @@ pub struct Args {
     pub format: Format,
 }
 
-/// The outcome of one case.
-struct Checked {
-    line: usize,
-    request: String,
-    expect: String,
-    got: String,
-    rule: Option<String>,
-    passed: bool,
-}
-
 /// Runs `conformance`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
     let compiled = load::policy(&args.policy)?;
     let interp = Interpreter::new(compiled.ir.clone());
-    let registry = Registry::builtin();
-    let mut files = Vec::new();
-    for path in &args.vectors {
-        let cases = load_vectors(path)?;
-        let mut checked = Vec::new();
-        for (line, case) in cases.1 {
-            checked.push(check_case(&compiled, &interp, registry, path, line, &case)?);
-        }
-        files.push((path.clone(), cases.0, checked));
-    }
-    let failed: usize = files
+    let files = suite(&args.vectors)?;
+    let results: Vec<(&VectorFile, Vec<CaseResult>)> =
+        files.iter().map(|f| (f, run_vectors(&interp, f))).collect();
+    let failed = results
         .iter()
-        .map(|(_, _, c)| c.iter().filter(|c| !c.passed).count())
-        .sum();
+        .flat_map(|(_, r)| r)
+        .filter(|c| !c.passed)
+        .count();
     match args.format {
-        Format::Human => print!("{}", human(&files, args.verbose)),
-        Format::Json => println!("{}", to_json(&files)),
+        Format::Human => print!("{}", human(&compiled, &results, args.verbose)),
+        Format::Json => println!("{}", to_json(&compiled, &results)),
     }
     Ok(if failed == 0 {
         Outcome::Clean
@@ -93,169 +70,67 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     })
 }
 
-fn check_case(
-    c: &Compiled,
-    interp: &Interpreter,
-    registry: &Registry,
-    path: &Path,
-    line: usize,
-    case: &Case,
-) -> Result<Checked, CliError> {
-    let kind = parse_name(path, line, "VM kind", &case.vm, VmKind::from_name)?;
-    let phase = parse_name(path, line, "phase", &case.phase, Phase::from_name)?;
-    let scope = format!("{} {}", kind.name(), phase.name());
-    let located = |id: Option<pvgate_gate::RuleId>| {
-        id.and_then(|id| c.ir.rule(id))
-            .map(|r| format!("`{}` ({}:{})", r.name, c.path, r.line))
-    };
-    let (request, got, rule) = match (&case.pv, &case.msr, &case.cpuid) {
-        (Some(call), None, None) => {
-            let call = load::pv_call(call)
-                .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?;
-            let d = decide_pv(interp, kind, phase, call);
-            (
-                format!("{scope} `{}`", call.name()),
-                d.verdict.name().to_string(),
-                located(d.rule.map(|r| r.id)),
-            )
+/// Loads every vector file (and trace) given; every error of every file
+/// is reported (all but the last printed here, the last returned).
+pub fn suite(paths: &[PathBuf]) -> Result<Vec<VectorFile>, CliError> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match load_vectors(path) {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(trace_error(e)),
         }
-        (None, Some(msr), None) => {
-            let index = match msr {
-                toml::Value::String(name) if !number::looks_numeric(name) => {
-                    load::msr(registry, name)
-                        .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?
-                }
-                other => {
-                    let n = number_of(path, line, "MSR index", other, 32)?;
-                    u32::try_from(n).unwrap_or(u32::MAX)
-                }
-            };
-            let access_text = case.access.as_deref().unwrap_or("");
-            let access = parse_name(path, line, "access", access_text, Access::from_name)?;
-            let d = decide_msr(interp, kind, phase, access, index);
-            let mut got = d.verdict.name().to_string();
-            // Every number of the case is checked, whatever the decision.
-            let value = case
-                .value
-                .as_ref()
-                .map(|v| number_of(path, line, "value", v, 64))
-                .transpose()?;
-            let want = case
-                .effective
-                .as_ref()
-                .map(|v| number_of(path, line, "effective value", v, 64))
-                .transpose()?;
-            if let (Some(value), Some(rule), Verdict::Allow) = (value, d.rule, d.verdict) {
-                // A rule without an MSR constraint refuses (fail closed).
-                match rule.msr_constraint().map(|c| check_msr_write(c, value)) {
-                    None | Some(Err(_)) => got = String::from("refused"),
-                    Some(Ok(effective)) => {
-                        if let Some(want) = want
-                            && want != effective
-                        {
-                            got =
-                                format!("allow with effective value {effective:#x}, not {want:#x}");
-                        }
-                    }
-                }
+    }
+    match errors.pop() {
+        None => Ok(files),
+        Some(last) => {
+            for e in &errors {
+                eprint!("{}", e.render());
             }
-            (
-                format!(
-                    "{scope} {} of MSR {}",
-                    access.name(),
-                    registry.msr_display(index)
-                ),
-                got,
-                located(d.rule.map(|r| r.id)),
-            )
+            Err(last)
         }
-        (None, None, Some(selector)) => {
-            let (leaf, subleaf) = load::cpuid_selector(selector)
-                .map_err(|e| bad_case(path, line, e.render().trim().to_string()))?;
-            let reg_text = case.reg.as_deref().unwrap_or("");
-            let reg = parse_name(path, line, "register", reg_text, Register::from_name)?;
-            let (bit, shown) = match &case.bit {
-                Some(toml::Value::String(name)) if !number::looks_numeric(name) => {
-                    let f = registry.feature(name).ok_or_else(|| {
-                        bad_case(path, line, format!("unknown CPUID feature `{name}`"))
-                    })?;
-                    (f.mask().trailing_zeros(), name.clone())
-                }
-                Some(v) => {
-                    let b = number_of(path, line, "bit", v, 8)?;
-                    (u32::try_from(b).unwrap_or(u32::MAX), format!("bit {b}"))
-                }
-                None => {
-                    return Err(bad_case(
-                        path,
-                        line,
-                        String::from("a CPUID case needs `bit`"),
-                    ));
-                }
-            };
-            let d = decide_cpuid(interp, kind, phase, leaf, subleaf);
-            let mode = match (d.verdict, d.rule) {
-                (Verdict::Allow, Some(r)) => r.cpuid_controls()[reg as usize].mode_of(bit),
-                _ => BitMode::Fixed,
-            };
-            (
-                format!(
-                    "{scope} CPUID.(EAX={leaf:#x},ECX={subleaf}):{} {shown}",
-                    reg.name().to_ascii_uppercase()
-                ),
-                mode.name().to_string(),
-                located(d.rule.map(|r| r.id)),
-            )
-        }
-        _ => {
-            return Err(bad_case(
-                path,
-                line,
-                String::from("a case names exactly one of `pv`, `msr`, `cpuid`"),
-            ));
-        }
-    };
-    Ok(Checked {
-        line,
-        passed: got == case.expect,
-        request,
-        expect: case.expect.clone(),
-        got,
-        rule,
-    })
+    }
 }
 
-fn human(files: &[(PathBuf, String, Vec<Checked>)], verbose: bool) -> String {
+/// The rule that decided the case's last call, as `rule `name` (policy:line)`.
+fn rule_text(c: &Compiled, r: &CaseResult) -> String {
+    match r.decided_by.last().and_then(|d| d.rule.as_ref()) {
+        Some(rule) => format!("rule `{}` ({}:{})", rule.name, c.path, rule.line),
+        // A denied request, or a CPUID bit no rule gives the host.
+        None if r.got.starts_with("deny") || r.got == "fixed" => {
+            String::from("no rule: default deny")
+        }
+        None => String::from("no rule"),
+    }
+}
+
+fn human(c: &Compiled, files: &[(&VectorFile, Vec<CaseResult>)], verbose: bool) -> String {
     let mut out = String::new();
-    for (path, title, cases) in files {
-        let failed = cases.iter().filter(|c| !c.passed).count();
-        for c in cases.iter().filter(|c| verbose || !c.passed) {
-            let rule = c.rule.as_deref().map_or_else(
-                || String::from("no rule: default deny"),
-                |r| format!("rule {r}"),
-            );
-            if c.passed {
+    for (file, cases) in files {
+        let failed = cases.iter().filter(|r| !r.passed).count();
+        for r in cases.iter().filter(|r| verbose || !r.passed) {
+            let rule = rule_text(c, r);
+            let cite = r
+                .cite
+                .as_deref()
+                .map(|s| format!("; cite: {s}"))
+                .unwrap_or_default();
+            if r.passed {
                 out.push_str(&format!(
-                    "ok   {}:{}: {}: {} ({rule})\n",
-                    path.display(),
-                    c.line,
-                    c.request,
-                    c.got
+                    "ok   {}:{}: {}: {} ({rule}){cite}\n",
+                    file.path, r.line, r.request, r.got
                 ));
             } else {
                 out.push_str(&format!(
-                    "FAIL {}:{}: {}: expected `{}`, got `{}` ({rule})\n",
-                    path.display(),
-                    c.line,
-                    c.request,
-                    c.expect,
-                    c.got
+                    "FAIL {}:{}: {}: expected `{}`, got `{}` ({rule}){cite}\n",
+                    file.path, r.line, r.request, r.expected, r.got
                 ));
             }
         }
         out.push_str(&format!(
-            "{}: {title}: {} cases, {} passed, {failed} failed\n",
-            path.display(),
+            "{}: {}: {} cases, {} passed, {failed} failed\n",
+            file.path,
+            file.title,
             cases.len(),
             cases.len() - failed
         ));
@@ -263,22 +138,34 @@ fn human(files: &[(PathBuf, String, Vec<Checked>)], verbose: bool) -> String {
     out
 }
 
-fn to_json(files: &[(PathBuf, String, Vec<Checked>)]) -> serde_json::Value {
+fn to_json(c: &Compiled, files: &[(&VectorFile, Vec<CaseResult>)]) -> serde_json::Value {
     let files: Vec<serde_json::Value> = files
         .iter()
-        .map(|(path, title, cases)| {
+        .map(|(file, cases)| {
             json!({
-                "file": path.display().to_string(),
-                "title": title,
-                "passed": cases.iter().filter(|c| c.passed).count(),
-                "failed": cases.iter().filter(|c| !c.passed).count(),
-                "cases": cases.iter().map(|c| json!({
-                    "line": c.line,
-                    "request": c.request,
-                    "expect": c.expect,
-                    "got": c.got,
-                    "rule": c.rule,
-                    "passed": c.passed,
+                "file": file.path,
+                "title": file.title,
+                "passed": cases.iter().filter(|r| r.passed).count(),
+                "failed": cases.iter().filter(|r| !r.passed).count(),
+                "cases": cases.iter().map(|r| json!({
+                    "line": r.line,
+                    "kind": if r.hyp { "hyp" } else { "decision" },
+                    "request": r.request,
+                    "expect": r.expected,
+                    "got": r.got,
+                    "rule": r.decided_by.last().and_then(|d| d.rule.as_ref()).map(|_| rule_text(c, r)),
+                    "calls": r.decided_by.iter().map(|d| json!({
+                        "call": d.call,
+                        "resource": d.resource,
+                        "rule": d.rule.as_ref().map(|rule| json!({
+                            "id": rule.id,
+                            "name": rule.name,
+                            "file": c.path,
+                            "line": rule.line,
+                        })),
+                    })).collect::<Vec<_>>(),
+                    "cite": r.cite,
+                    "passed": r.passed,
                 })).collect::<Vec<_>>(),
             })
         })

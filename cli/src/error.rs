@@ -1,7 +1,7 @@
 //! How a command ends: ran to completion (clean or with findings), or
 //! could not run because its input is unusable (exit 2).
 
-use pvgate_codegen::{Diagnostic, LoadError};
+use pvgate_codegen::LoadError;
 
 /// A command that ran to completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,18 +24,9 @@ pub enum CliError {
         /// A hint such as "did you mean `IA32_LSTAR`?".
         help: Option<String>,
     },
-    /// Another input file (a trace) that does not parse or validate: one
-    /// located error, underlined like a policy error.
-    Located {
-        /// What the file is (`trace`).
-        what: &'static str,
-        /// Its path as given.
-        path: String,
-        /// Its text.
-        text: String,
-        /// The error.
-        diagnostic: Box<Diagnostic>,
-    },
+    /// A trace or vector file that does not load: every error of the
+    /// file, each located and underlined like a policy error.
+    Files(Box<pvgate_trace::FileErrors>),
     /// Policy errors already printed (e.g. as JSON on stdout).
     Reported,
 }
@@ -65,15 +56,7 @@ impl CliError {
                 Some(h) => format!("error: {message}\n  = help: {h}\n"),
                 None => format!("error: {message}\n"),
             },
-            CliError::Located {
-                what,
-                path,
-                text,
-                diagnostic,
-            } => format!(
-                "{}\nerror: {what} `{path}` is invalid\n",
-                diagnostic.render(path, text)
-            ),
+            CliError::Files(e) => e.render(),
             CliError::Reported => String::new(),
         }
     }

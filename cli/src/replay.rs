@@ -7,6 +7,8 @@
 
 mod trace_file;
 
+pub(crate) use trace_file::trace_error;
+
 use std::fmt::Write;
 use std::path::PathBuf;
 

@@ -119,14 +119,13 @@ fn a_malformed_trace_exits_2_with_its_file_line_and_column() {
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
-        run.stderr
-            .contains("error: call #2: unknown pv call `set_rflag`\n"),
+        run.stderr.contains("error: unknown pv call `set_rflag`\n"),
         "{}",
         run.stderr
     );
     assert!(
         run.stderr
-            .contains("--> cli/tests/traces/malformed.toml:12:7\n"),
+            .contains("--> cli/tests/traces/malformed.toml:12:6\n"),
         "{}",
         run.stderr
     );
@@ -137,7 +136,7 @@ fn a_malformed_trace_exits_2_with_its_file_line_and_column() {
     );
     assert!(
         run.stderr
-            .ends_with("error: trace `cli/tests/traces/malformed.toml` is invalid\n"),
+            .ends_with("error: trace `cli/tests/traces/malformed.toml` is invalid (1 error)\n"),
         "{}",
         run.stderr
     );

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::spanned::FileErrors;
+
 /// Why a trace could not be loaded or replayed.
 #[derive(Debug)]
 pub enum TraceError {
@@ -12,26 +14,9 @@ pub enum TraceError {
         /// The OS error.
         error: std::io::Error,
     },
-    /// The text is not a `pvgate-trace/1` TOML document.
-    Parse {
-        /// The path (or `<text>`).
-        path: String,
-        /// 1-based line, when known.
-        line: Option<usize>,
-        /// What is wrong.
-        message: String,
-    },
-    /// A call in the trace is malformed.
-    Call {
-        /// The path (or `<text>`).
-        path: String,
-        /// 1-based index of the call in the trace.
-        index: usize,
-        /// 1-based line of its `[[call]]` header.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+    /// The text does not load: every error of the file, each located
+    /// at its key with the source snippet ([`FileErrors::render`]).
+    Invalid(Box<FileErrors>),
     /// The CPU model could not be built.
     Cpu {
         /// The model's name.
@@ -50,22 +35,7 @@ impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceError::Io { path, error } => write!(f, "cannot read trace `{path}`: {error}"),
-            TraceError::Parse {
-                path,
-                line: Some(line),
-                message,
-            } => write!(f, "{path}:{line}: {message}"),
-            TraceError::Parse {
-                path,
-                line: None,
-                message,
-            } => write!(f, "{path}: {message}"),
-            TraceError::Call {
-                path,
-                index,
-                line,
-                message,
-            } => write!(f, "{path}:{line}: call #{index}: {message}"),
+            TraceError::Invalid(e) => write!(f, "{e}"),
             TraceError::Cpu { name, message } => write!(f, "cpu model `{name}`: {message}"),
             TraceError::Setup { message } => write!(f, "cannot set up the trace's vm: {message}"),
         }

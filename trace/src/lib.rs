@@ -27,6 +27,9 @@ mod guest_state;
 mod load;
 mod model;
 mod replay;
+mod spanned;
+mod suite;
+mod vectors;
 
 pub use cpu::{HOST_MCG_CAP, REFERENCE_CPU_DUMP, cpu_model};
 pub use cpu_dump::{CpuDump, CpuDumpError};
@@ -41,3 +44,10 @@ pub use pvgate_hyp::error::errno_name;
 /// supported CPUID), for tools that show it (`pvgate report`).
 pub use pvgate_hyp::supported_base;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};
+pub use spanned::FileErrors;
+pub use suite::{
+    CaseResult, Decided, Probe, Probed, driving_calls, expectations, run_case, run_vectors,
+};
+pub use vectors::{
+    Case, Check, HypCase, VECTOR_FORMAT, VectorBody, VectorFile, load_vectors, parse_vectors,
+};

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use pvgate_codegen::Registry;
-use pvgate_gate::{Policy, PvCall, Register};
+use pvgate_gate::{Phase, Policy, PvCall, Register};
 use pvgate_hyp::error::errno_name;
 use pvgate_hyp::{
     CpuModel, CpuidEntry, CpuidTable, Effect, Hyp, HypConfig, Outcome, Resource, VcpuHandle,
@@ -62,6 +62,10 @@ pub struct Step {
     /// that the hypervisor replaced (filtered, or reported as the
     /// correction of a rejected table).
     pub cpuid_changes: Vec<CpuidChange>,
+    /// The phase of the call's vCPU when the call was made (`None` when
+    /// the vCPU could not be inspected).
+    #[serde(skip)]
+    pub phase: Option<Phase>,
     /// The full outcome of a host PV call (`None` for a guest call, which
     /// has only a status).
     #[serde(skip)]
@@ -292,6 +296,7 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
                 tc.vcpu
             )));
         };
+        let phase = hyp.phase(h);
         // A guest call has a status only; a host PV call an outcome.
         let (outcome, guest_result) = match (tc.pv, tc.guest, tc.call) {
             (None, Some(g), _) => (None, Some(hyp.guest_call(h, g))),
@@ -393,6 +398,7 @@ pub fn replay_with_cpu<P: Policy + ?Sized>(
             mismatches,
             note: tc.note.clone(),
             cpuid_changes: cpuid_changes(&proposed, &table),
+            phase,
             outcome,
         });
     }
