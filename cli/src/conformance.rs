@@ -16,12 +16,13 @@
 //! integer or a `0x` string; every number of a case is checked, whatever
 //! the decision.
 
+mod mutants;
 mod vectors;
 
 use std::path::{Path, PathBuf};
 
 use pvgate_codegen::number;
-use pvgate_codegen::{Compiled, Interpreter, Registry};
+use pvgate_codegen::{Interpreter, Registry};
 use pvgate_gate::{
     Access, BitMode, Phase, Register, Verdict, VmKind, check_msr_write, decide_cpuid, decide_msr,
     decide_pv,
@@ -36,16 +37,45 @@ use vectors::{Case, bad_case, load_vectors, number_of, parse_name};
 /// Run conformance vectors against a policy.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n\n\
-                  Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file that does not load."
+    after_help = "Examples:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
+                  cargo pvgate conformance --mutants --min-score 95 --policy policy/default.toml \\\n    \
+                  --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml\n\n\
+                  Exit codes: 0 every case passed (--mutants: the score reached --min-score); 1 a case failed \
+                  (--mutants: the score is below --min-score); 2 a policy, vector, trace or --equivalent file \
+                  that does not load, or a suite that fails on the policy itself."
 )]
 pub struct Args {
     /// The policy the vectors are run against.
     #[arg(long, value_name = "POLICY")]
     pub policy: PathBuf,
     /// Vector files (format `pvgate-conformance/1`).
-    #[arg(value_name = "VECTORS", required = true)]
+    #[arg(value_name = "VECTORS", required_unless_present = "mutants")]
     pub vectors: Vec<PathBuf>,
+    /// Mutation analysis instead of the plain check: derive every
+    /// single-point mutant of the policy, build each, and run the vectors
+    /// and `--trace`s against those that build; report the mutants they
+    /// kill and the survivors.
+    #[arg(long)]
+    pub mutants: bool,
+    /// With `--mutants`: exit 1 when the score (percent of the built,
+    /// non-equivalent mutants the suite kills) is below PCT.
+    #[arg(long, value_name = "PCT", requires = "mutants")]
+    pub min_score: Option<f64>,
+    /// With `--mutants`: a TOML file of mutants judged equivalent
+    /// (`[[equivalent]]` with `mutant` = the mutant's description and a
+    /// `reason`); they are left out of the score. An entry that names no
+    /// surviving mutant is an error (exit 2).
+    #[arg(long, value_name = "FILE", requires = "mutants")]
+    pub equivalent: Option<PathBuf>,
+    /// With `--mutants`: a trace (format `pvgate-trace/1`) the suite also
+    /// replays; a mutant under which one of its expectations is not met is
+    /// killed. Repeatable.
+    #[arg(long = "trace", value_name = "FILE", requires = "mutants")]
+    pub traces: Vec<PathBuf>,
+    /// With `--mutants`: how many mutants run at once (default: the
+    /// available parallelism).
+    #[arg(long, value_name = "N", requires = "mutants")]
+    pub jobs: Option<usize>,
     /// Also list the cases that passed.
     #[arg(long)]
     pub verbose: bool,
@@ -66,6 +96,9 @@ struct Checked {
 
 /// Runs `conformance`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
+    if args.mutants {
+        return mutants::run(args);
+    }
     let compiled = load::policy(&args.policy)?;
     let interp = Interpreter::new(compiled.ir.clone());
     let registry = Registry::builtin();
@@ -74,7 +107,14 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
         let cases = load_vectors(path)?;
         let mut checked = Vec::new();
         for (line, case) in cases.1 {
-            checked.push(check_case(&compiled, &interp, registry, path, line, &case)?);
+            checked.push(check_case(
+                &compiled.path,
+                &interp,
+                registry,
+                path,
+                line,
+                &case,
+            )?);
         }
         files.push((path.clone(), cases.0, checked));
     }
@@ -93,8 +133,10 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     })
 }
 
+/// Checks one case against a policy: `interp` (any build of it, a mutant
+/// included), named `policy` in the rule locations.
 fn check_case(
-    c: &Compiled,
+    policy: &str,
     interp: &Interpreter,
     registry: &Registry,
     path: &Path,
@@ -105,8 +147,8 @@ fn check_case(
     let phase = parse_name(path, line, "phase", &case.phase, Phase::from_name)?;
     let scope = format!("{} {}", kind.name(), phase.name());
     let located = |id: Option<pvgate_gate::RuleId>| {
-        id.and_then(|id| c.ir.rule(id))
-            .map(|r| format!("`{}` ({}:{})", r.name, c.path, r.line))
+        id.and_then(|id| interp.ir().rule(id))
+            .map(|r| format!("`{}` ({policy}:{})", r.name, r.line))
     };
     let (request, got, rule) = match (&case.pv, &case.msr, &case.cpuid) {
         (Some(call), None, None) => {

@@ -42,8 +42,9 @@
 //! The candidates are: every bit the registry names for that MSR (for a
 //! rule of a single MSR) or for that CPUID leaf, subleaf and register (for
 //! a rule of a single leaf; subleaf 0 for every subleaf, as the compiler
-//! resolves names), plus the lowest and the highest bit of the register
-//! that the mask does not hold (that it holds, for a drop).
+//! resolves names; a multi-bit CPUID field such as `CLFLUSH_SIZE` by its
+//! lowest bit), plus the lowest and the highest bit of the register that
+//! the mask does not hold (that it holds, for a drop).
 //!
 //! A mutant that changes nothing (e.g. a range end moved onto another
 //! range of the same rule) is not produced. The order is deterministic:
@@ -597,12 +598,8 @@ impl Generator<'_> {
                 let mut v: Vec<(u32, String)> = self
                     .registry
                     .features_of(leaves.0, subleaf.unwrap_or(0), reg)
-                    .flat_map(|f| {
-                        let m = f.mask();
-                        (0..32)
-                            .filter(move |b| m & (1u32 << b) != 0)
-                            .map(|b| (b, f.name.clone()))
-                    })
+                    .filter(|f| f.mask() != 0)
+                    .map(|f| (f.mask().trailing_zeros(), f.name.clone()))
                     .collect();
                 v.sort();
                 v.dedup_by_key(|(b, _)| *b);
