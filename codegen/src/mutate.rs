@@ -896,3 +896,76 @@ fn unique_descriptions(out: &mut [Pending]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(line: u32, head: &str, change: &str, column: u32) -> Pending {
+        Pending {
+            line,
+            column: None,
+            head: head.to_string(),
+            change: change.to_string(),
+            nth: None,
+            rule_column: Some(column),
+            operator: Operator::DropRule,
+            touched: None,
+            ir: Err(PolicyErrors {
+                diagnostics: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn descriptions_two_rules_share_gain_the_column_then_a_count() {
+        let mut out = vec![
+            pending(7, "a", "rule dropped", 8),
+            pending(7, "a", "rule dropped", 40),
+            pending(7, "b", "rule dropped", 70),
+            pending(9, "c", "x", 1),
+            pending(9, "c", "x", 1),
+        ];
+        unique_descriptions(&mut out);
+        let got: Vec<String> = out.iter().map(|p| p.description("p.toml")).collect();
+        assert_eq!(
+            got,
+            [
+                "p.toml:7:8 a: rule dropped",
+                "p.toml:7:40 a: rule dropped",
+                "p.toml:7 b: rule dropped",
+                "p.toml:9:1 c: x #1",
+                "p.toml:9:1 c: x #2",
+            ]
+        );
+    }
+
+    #[test]
+    fn key_lines_stay_inside_their_table() {
+        let text = "[[pv]]\nname = \"a\"\nmin-vector = 3\n\n[[pv]]\nname = \"b\"\n";
+        assert_eq!(key_line(text, 0, "min-vector"), Some(3));
+        let second = text.find("[[pv]]\nname = \"b\"").unwrap_or(0);
+        assert_eq!(key_line(text, second, "min-vector"), None);
+        assert_eq!(key_line(text, 0, "name"), Some(2));
+        // `names = ` is not `name`.
+        assert_eq!(key_line("[[pv]]\nnames = 1\n", 0, "name"), None);
+        assert_eq!(
+            line_start(text, 3),
+            Some(text.find("min-vector").unwrap_or(0))
+        );
+    }
+
+    #[test]
+    fn candidates_follow_the_documented_bit_choice() {
+        let named = vec![(3, String::from("N"))];
+        assert_eq!(drop_candidates(0b1010, 32, &named), [1, 3]);
+        assert_eq!(drop_candidates(0xFFFF_FFFF, 32, &named), [0, 3, 31]);
+        assert_eq!(drop_candidates(u64::MAX, 64, &named), [0, 3, 63]);
+        assert_eq!(add_candidates(0b1010, 32, &named), [0, 31]);
+        assert_eq!(add_candidates(0b0001, 32, &named), [1, 3, 31]);
+        assert_eq!(add_candidates(0xFFFF_FFFF, 32, &named), Vec::<u32>::new());
+        assert_eq!(merge(vec![(5, 6), (1, 2), (3, 3)]), [(1, 3), (5, 6)]);
+        assert_eq!(merge(vec![(5, 6), (1, 2), (3, 4)]), [(1, 6)]);
+        assert_eq!(merge(vec![(0, u32::MAX), (7, 8)]), [(0, u32::MAX)]);
+    }
+}

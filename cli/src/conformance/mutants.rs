@@ -79,7 +79,7 @@ pub(crate) fn analyse(
                     while let Some((i, m)) = next() {
                         out.push((i, judge(m, suite)));
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if progress && (n % 100 == 0 || n == total) {
+                        if progress && (n.is_multiple_of(100) || n == total) {
                             eprint!("\rmutants: {n}/{total}");
                             if n == total {
                                 eprintln!();

@@ -101,7 +101,10 @@ pub(crate) fn apply(
     let mut errors = Vec::new();
     let mut marks = Vec::new();
     for e in list {
-        match by_description.get(e.mutant.as_str()).map(|&i| (i, &judged[i].fate)) {
+        match by_description
+            .get(e.mutant.as_str())
+            .map(|&i| (i, &judged[i].fate))
+        {
             None => errors.push(format!(
                 "{shown}:{}: no mutant `{}` (stale entry: the policy or its mutants changed)",
                 e.line, e.mutant

@@ -105,8 +105,7 @@ impl<'j> Summary<'j> {
     /// Whether the score, at the printed precision (so the gate agrees
     /// with the report), is below `--min-score`.
     pub(crate) fn below_min(&self) -> bool {
-        self.min_score
-            .is_some_and(|min| round1(self.score()) < min)
+        self.min_score.is_some_and(|min| round1(self.score()) < min)
     }
 
     fn of(&self, pick: fn(&Fate) -> bool) -> impl Iterator<Item = &Judged> {
@@ -162,25 +161,34 @@ impl<'j> Summary<'j> {
             );
         }
         if verbose {
-            section(&mut out, "killed by the build", self.of(is_build), |j| {
-                match &j.fate {
+            section(
+                &mut out,
+                "killed by the build",
+                self.of(is_build),
+                |j| match &j.fate {
                     Fate::KilledByBuild(why) => format!("{}\n      {why}", j.description),
                     _ => j.description.clone(),
-                }
-            });
-            section(&mut out, "killed by the suite", self.of(is_killed), |j| {
-                match &j.fate {
+                },
+            );
+            section(
+                &mut out,
+                "killed by the suite",
+                self.of(is_killed),
+                |j| match &j.fate {
                     Fate::Killed(by) => format!("{}\n      by {by}", j.description),
                     _ => j.description.clone(),
-                }
-            });
+                },
+            );
         }
-        section(&mut out, "equivalent", self.of(is_equivalent), |j| {
-            match &j.fate {
+        section(
+            &mut out,
+            "equivalent",
+            self.of(is_equivalent),
+            |j| match &j.fate {
                 Fate::Equivalent(reason) => format!("{}\n      {reason}", j.description),
                 _ => j.description.clone(),
-            }
-        });
+            },
+        );
         section(&mut out, "survivors", self.of(is_survivor), |j| {
             format!("{}  [{}]", j.description, j.operator.name())
         });
