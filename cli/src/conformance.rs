@@ -7,7 +7,10 @@
 //! [`pvgate_trace::run_vectors`]): decision-only cases are answered by the
 //! policy's decision functions, hyp cases run through the hypervisor core
 //! with the trace vocabulary, and a `pvgate-trace/1` file is accepted too
-//! (each call with expectations counts as a case). This module prints.
+//! (each call with expectations counts as a case). This module prints;
+//! `--mutants` is [`mutants`].
+
+mod mutants;
 
 use std::path::PathBuf;
 
@@ -29,16 +32,45 @@ use crate::replay::trace_error;
                   accepted too: each call with expectations counts as a case.\n\n\
                   Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file \
                   that does not load.",
-    after_help = "Example:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n\n\
-                  Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file that does not load."
+    after_help = "Examples:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
+                  cargo pvgate conformance --mutants --min-score 95 --policy policy/default.toml \\\n    \
+                  --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml\n\n\
+                  Exit codes: 0 every case passed (--mutants: the score reached --min-score); 1 a case failed \
+                  (--mutants: the score is below --min-score); 2 a policy, vector, trace or --equivalent file \
+                  that does not load, or a suite that fails on the policy itself."
 )]
 pub struct Args {
     /// The policy the vectors are run against.
     #[arg(long, value_name = "POLICY")]
     pub policy: PathBuf,
     /// Vector files (`pvgate-conformance/1`) or traces (`pvgate-trace/1`).
-    #[arg(value_name = "VECTORS", required = true)]
+    #[arg(value_name = "VECTORS", required_unless_present = "mutants")]
     pub vectors: Vec<PathBuf>,
+    /// Mutation analysis instead of the plain check: derive every
+    /// single-point mutant of the policy, build each, and run the vectors
+    /// and `--trace`s against those that build; report the mutants they
+    /// kill and the survivors.
+    #[arg(long)]
+    pub mutants: bool,
+    /// With `--mutants`: exit 1 when the score (percent of the built,
+    /// non-equivalent mutants the suite kills) is below PCT.
+    #[arg(long, value_name = "PCT", requires = "mutants")]
+    pub min_score: Option<f64>,
+    /// With `--mutants`: a TOML file of mutants judged equivalent
+    /// (`[[equivalent]]` with `mutant` = the mutant's description and a
+    /// `reason`); they are left out of the score. An entry that names no
+    /// surviving mutant is an error (exit 2).
+    #[arg(long, value_name = "FILE", requires = "mutants")]
+    pub equivalent: Option<PathBuf>,
+    /// With `--mutants`: a trace (format `pvgate-trace/1`) the suite also
+    /// replays; a mutant under which one of its expectations is not met is
+    /// killed. Repeatable.
+    #[arg(long = "trace", value_name = "FILE", requires = "mutants")]
+    pub traces: Vec<PathBuf>,
+    /// With `--mutants`: how many mutants run at once (default: the
+    /// available parallelism).
+    #[arg(long, value_name = "N", requires = "mutants")]
+    pub jobs: Option<usize>,
     /// Also list the cases that passed.
     #[arg(long)]
     pub verbose: bool,
@@ -49,6 +81,9 @@ pub struct Args {
 
 /// Runs `conformance`.
 pub fn run(args: &Args) -> Result<Outcome, CliError> {
+    if args.mutants {
+        return mutants::run(args);
+    }
     let compiled = load::policy(&args.policy)?;
     let interp = Interpreter::new(compiled.ir.clone());
     let files = suite(&args.vectors)?;

@@ -23,6 +23,7 @@ pub mod invariant;
 pub mod ir;
 mod load;
 pub mod model;
+pub mod mutate;
 pub mod name;
 pub mod number;
 mod overlap;
@@ -275,16 +276,46 @@ fn compile_in(
     baseline: &Baseline,
 ) -> Result<Ir, PolicyErrors> {
     let ir = lower(text, registry, origin, baseline)?;
-    let violations: Vec<Diagnostic> = prove::check(&ir, registry)
-        .iter()
-        .filter_map(|v| prove::diagnostic(&ir, v))
-        .collect();
-    if !violations.is_empty() {
-        return Err(PolicyErrors {
-            diagnostics: violations,
-        });
-    }
+    prove_all(&ir, registry)?;
     Ok(ir)
+}
+
+/// Rebuilds an IR whose rules were changed (e.g. a mutant of a compiled
+/// policy, `mutate`) exactly as the compiler builds it once its rules are
+/// resolved: refuses rules that decide the same input twice, re-tabulates
+/// the decided ranges, and proves every invariant the IR carries (the
+/// mandatory baseline's first). `ir.rules` must be numbered by position
+/// (`rules[i].id == RuleId(i)`); the tables in `ir` are replaced.
+pub fn rebuild(mut ir: Ir, registry: &Registry) -> Result<Ir, PolicyErrors> {
+    check_and_tabulate(&mut ir, registry)?;
+    prove_all(&ir, registry)?;
+    Ok(ir)
+}
+
+/// The cross-rule check (no two rules decide one input), then the tables.
+fn check_and_tabulate(ir: &mut Ir, registry: &Registry) -> Result<(), PolicyErrors> {
+    let mut diagnostics = overlap::check(&ir.rules, registry);
+    if !diagnostics.is_empty() {
+        diagnostics.sort_by_key(|d| d.span.start);
+        return Err(PolicyErrors { diagnostics });
+    }
+    ir.tabulate();
+    Ok(())
+}
+
+/// Proves every invariant of a tabulated IR; each violation is located.
+fn prove_all(ir: &Ir, registry: &Registry) -> Result<(), PolicyErrors> {
+    let violations: Vec<Diagnostic> = prove::check(ir, registry)
+        .iter()
+        .filter_map(|v| prove::diagnostic(ir, v))
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(PolicyErrors {
+            diagnostics: violations,
+        })
+    }
 }
 
 /// Resolves, validates and tabulates a policy and collects the invariants
@@ -375,9 +406,6 @@ fn lower(
             Vec::new()
         }
     };
-    if diagnostics.is_empty() {
-        diagnostics = overlap::check(&rules, registry);
-    }
     let Some(baseline) = baseline_info.filter(|_| diagnostics.is_empty()) else {
         diagnostics.sort_by_key(|d| d.span.start);
         return Err(PolicyErrors { diagnostics });
@@ -395,7 +423,7 @@ fn lower(
         baseline,
         supported,
     };
-    ir.tabulate();
+    check_and_tabulate(&mut ir, registry)?;
     Ok(ir)
 }
 
