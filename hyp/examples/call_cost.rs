@@ -9,6 +9,8 @@
 //!   constraint, state write, audit.
 //! * `get_rflags_denied`: `get_rflags` on a protected vCPU after its first
 //!   `vcpu_run`, which the shipped policy denies.
+//! * `interrupt_allowed`: `interrupt_allowed` (not for injection) on a
+//!   protected vCPU after its first `vcpu_run`, which the policy allows.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -21,7 +23,7 @@ fn main() {
     let (Some(variant), Some(rounds)) =
         (args.get(1), args.get(2).and_then(|r| r.parse::<u32>().ok()))
     else {
-        eprintln!("usage: call_cost set_msr|get_rflags_denied ROUNDS");
+        eprintln!("usage: call_cost set_msr|get_rflags_denied|interrupt_allowed ROUNDS");
         std::process::exit(2);
     };
     // The host's CPU: the count covers the call path, not the model.
@@ -38,8 +40,17 @@ fn main() {
             true,
         ),
         "get_rflags_denied" => {
-            assert!(h.call(v, Call::VcpuRun).ok(), "vcpu_run");
+            run_once(&h, vm, v);
             (Call::GetRflags, false)
+        }
+        "interrupt_allowed" => {
+            run_once(&h, vm, v);
+            (
+                Call::InterruptAllowed {
+                    for_injection: false,
+                },
+                true,
+            )
         }
         _ => {
             eprintln!("unknown variant `{variant}`");
@@ -49,6 +60,17 @@ fn main() {
     assert_eq!(h.call(v, call).ok(), expect_ok, "{variant}: {call:?}");
     let total = run(rounds, || h.call(black_box(v), black_box(call)).status());
     println!("{variant}: {total}");
+}
+
+/// Finalizes the VM and runs its boot vCPU once (a protected vCPU runs
+/// only once its VM is finalized).
+fn run_once<P: pvgate_gate::Policy, const V: usize, const C: usize>(
+    h: &Hyp<P, V, C>,
+    vm: pvgate_hyp::VmHandle,
+    v: pvgate_hyp::VcpuHandle,
+) {
+    assert!(h.vm_finalize(vm, None).ok(), "vm_finalize");
+    assert!(h.call(v, Call::VcpuRun).ok(), "vcpu_run");
 }
 
 /// The measured loop: 16 calls per round.
