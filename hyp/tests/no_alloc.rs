@@ -24,17 +24,17 @@ thread_local! {
 // does not allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        ALLOCATIONS.with(|a| a.set(a.get().wrapping_add(1)));
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        ALLOCATIONS.with(|a| a.set(a.get().wrapping_add(1)));
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        ALLOCATIONS.with(|a| a.set(a.get().wrapping_add(1)));
         // SAFETY: forwarded with the caller's pointer, layout and size.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,7 +51,7 @@ static GLOBAL: Counting = Counting;
 fn allocations(f: impl FnOnce()) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
     f();
-    ALLOCATIONS.with(Cell::get) - before
+    ALLOCATIONS.with(Cell::get).wrapping_sub(before)
 }
 
 #[test]
