@@ -51,6 +51,7 @@ print(f"ratio tables/bitmap {t / b:.2f}")
 print(f"ratio tables/c_switch {t / c:.2f}")
 print(f"ratio interpreter/tables {i / t:.1f}")
 PY
+"$target/release/examples/call_cost" cpuid_merge 2001
 for v in set_msr get_rflags_denied interrupt_allowed; do
   printf 'instructions pv_%s %.0f\n' "$v" "${n[pv_$v]}"
 done
