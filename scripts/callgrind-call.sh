@@ -14,7 +14,7 @@ ir() {
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '%-18s %s\n' variant instructions/call
-for v in set_msr get_rflags_denied; do
+for v in set_msr get_rflags_denied interrupt_allowed; do
   a=$(ir "$v" "$R"); b=$(ir "$v" $((2 * R)))
   python3 -c "print(f'{\"$v\":<18} {($b - $a) / (16 * $R):.1f}')"
 done

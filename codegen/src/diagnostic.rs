@@ -161,6 +161,49 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The line starts of a text, found once, so that many [`line_col`]
+/// queries on one text cost a binary search each instead of a scan from
+/// the start (a policy of n rules asks n times: quadratic otherwise).
+#[derive(Clone, Debug)]
+pub struct LineIndex<'t> {
+    text: &'t str,
+    /// Byte offset of every `'\n'`, ascending.
+    newlines: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    /// Indexes `text` (one pass).
+    pub fn new(text: &'t str) -> LineIndex<'t> {
+        let newlines = text
+            .bytes()
+            .enumerate()
+            .filter_map(|(i, b)| (b == b'\n').then_some(i))
+            .collect();
+        LineIndex { text, newlines }
+    }
+
+    /// The same answer as [`line_col`] on the indexed text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        if !self.text.is_char_boundary(offset) {
+            // `line_col`'s answer for an offset inside a character.
+            return line_col(self.text, offset);
+        }
+        // Newlines strictly before `offset`.
+        let before = self.newlines.partition_point(|&n| n < offset);
+        let line_start = match before.checked_sub(1) {
+            Some(i) => self.newlines.get(i).map_or(0, |n| n + 1),
+            None => 0,
+        };
+        let col = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (before + 1, col)
+    }
+}
+
 /// The closest known name to `input`, if it is close enough to be a typo
 /// (a few edits away), or else a known name that contains `input` or is
 /// contained in it and makes up at least half of the longer one
@@ -233,6 +276,27 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn line_index_answers_like_line_col_everywhere() {
+        for text in [
+            "",
+            "a",
+            "\n",
+            "a = 1\nbb = \"x\"\n",
+            "é\n\nxé\ny",
+            "\n\nab\n",
+        ] {
+            let index = LineIndex::new(text);
+            for offset in 0..text.len() + 3 {
+                assert_eq!(
+                    index.line_col(offset),
+                    line_col(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -234,6 +234,40 @@ fn random_text(seed: u64, size: SampleSize) -> String {
     o
 }
 
+/// A large policy of `rules` MSR rules on disjoint single-index ranges,
+/// for the compiler's scaling benchmarks and the decision benchmarks:
+/// rule `i` decides MSR [`large_policy_msr`]`(i)` for normal VMs in setup
+/// and running, reads and writes, with a verdict cycling through allow, deny
+/// and ignore. The first 16,384 rules fill KVM's two MSR-bitmap regions
+/// (0x0–0x1FFF, 0xC0000000–0xC0001FFF); later ones lie above 0x40000000.
+/// Plus the PV rules the mandatory baseline requires. Deterministic.
+pub fn large_policy(rules: usize) -> String {
+    let mut o = String::with_capacity(rules * 140 + 512);
+    let _ = write!(
+        o,
+        "[policy]\nname = \"large-{rules}\"\ndescription = \"{rules} MSR rules on disjoint ranges\"\nformat = 1\ncpuid-violations = \"filter\"\n\n[[pv]]\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = \"the baseline requires these\"\n\n[[pv]]\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = \"the baseline requires it\"\n"
+    );
+    for i in 0..rules {
+        let msr = large_policy_msr(i);
+        let verdict = ["allow", "deny", "ignore"][i % 3];
+        let _ = write!(
+            o,
+            "\n[[msr]]\nmsr = {msr:#x}\nvm = [\"normal\"]\nphase = [\"setup\", \"running\"]\naccess = [\"read\", \"write\"]\nverdict = \"{verdict}\"\nreason = \"a generated rule, number {i}\"\n"
+        );
+    }
+    o
+}
+
+/// The MSR index rule `i` of [`large_policy`] decides.
+pub fn large_policy_msr(i: usize) -> u32 {
+    let i = u32::try_from(i).unwrap_or(u32::MAX);
+    match i {
+        0..0x2000 => i,
+        0x2000..0x4000 => 0xc000_0000 + (i - 0x2000),
+        _ => 0x4000_0000u32.saturating_add(i.saturating_mul(2)),
+    }
+}
+
 fn write_scope(o: &mut String, rng: &mut Rng) {
     let kinds = pick(rng, &VmKind::ALL.map(VmKind::name));
     let phases = pick(rng, &Phase::ALL.map(Phase::name));

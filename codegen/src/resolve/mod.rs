@@ -7,7 +7,7 @@ use std::ops::Range;
 use pvgate_gate::{Phase, RuleDetail, RuleId, Verdict, ViolationMode, VmKind};
 use toml::Spanned;
 
-use crate::diagnostic::{Diagnostic, ErrorKind, line_col, suggest};
+use crate::diagnostic::{Diagnostic, ErrorKind, LineIndex, suggest};
 use crate::ir::{IrRule, Resources, RuleClass, RuleSpans};
 use crate::model::{self, NameList, RawValue};
 use crate::number::{self, NumberError};
@@ -24,6 +24,8 @@ mod support;
 /// Resolves the header and every rule, collecting every error.
 pub(crate) struct Resolver<'a> {
     text: &'a str,
+    /// Line starts of `text`, for rule positions.
+    lines: LineIndex<'a>,
     registry: &'a Registry,
     /// Errors found so far.
     pub errors: Vec<Diagnostic>,
@@ -58,6 +60,7 @@ impl<'a> Resolver<'a> {
     pub fn new(text: &'a str, registry: &'a Registry) -> Resolver<'a> {
         Resolver {
             text,
+            lines: LineIndex::new(text),
             registry,
             errors: Vec::new(),
         }
@@ -520,7 +523,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn rule_position(&self, rule_span: &Range<usize>) -> (u32, u32) {
-        let (l, c) = line_col(self.text, self.header_span(rule_span).start);
+        let (l, c) = self.lines.line_col(self.header_span(rule_span).start);
         (l as u32, c as u32)
     }
 }

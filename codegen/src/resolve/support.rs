@@ -6,7 +6,7 @@ use pvgate_gate::{CpuidSupport, RegSupport, Register};
 use toml::Spanned;
 
 use super::Resolver;
-use crate::diagnostic::{Diagnostic, ErrorKind, line_col};
+use crate::diagnostic::{Diagnostic, ErrorKind};
 use crate::ir::SupportEntry;
 use crate::model::RawValue;
 use crate::model::{SupportFile, SupportLeaf, SupportReg};
@@ -78,7 +78,7 @@ impl Resolver<'_> {
             return None;
         }
         let (leaf_first, leaf_last) = leaves?;
-        let (line, _) = line_col(self.text, header.start);
+        let (line, _) = self.lines.line_col(header.start);
         Some(SupportEntry {
             support: CpuidSupport {
                 leaf_first,

@@ -23,6 +23,9 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// (pKVM-IA's dispatcher zeroes its output block before every call).
     pub fn call(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
         let pv = call.pv();
+        // `call` is large (set_regs carries every register): the handler
+        // reads it in place rather than from a copy.
+        let call = &call;
         let mut outcome =
             self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
         if !outcome.ok() {
@@ -68,17 +71,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         resource: Resource,
         mut exec: impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
-        let bad = Outcome::failed(
-            pv,
-            CallError::BadHandle { handle: vcpu.0 },
-            None,
-            Resource::Call,
-        );
+        let bad = || {
+            Outcome::failed(
+                pv,
+                CallError::BadHandle { handle: vcpu.0 },
+                None,
+                Resource::Call,
+            )
+        };
         let Some(cpu) = self.cpu.get() else {
-            return bad;
+            return bad();
         };
         let Some(mut locked) = self.lock_vcpu(vcpu) else {
-            return bad;
+            return bad();
         };
         let first_run = pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup;
         let before = first_run.then(|| locked.vcpu.clone());
@@ -138,8 +143,8 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
 }
 
 /// Carries out an allowed call: resource-level checks, then the change.
-fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: Call) -> Outcome {
-    match call {
+fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: &Call) -> Outcome {
+    match *call {
         Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),
         Call::EnableIrqWindow => events::enable_irq_window(ctx, v),
         Call::InterruptAllowed { for_injection } => {
