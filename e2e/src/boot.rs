@@ -59,7 +59,7 @@ pub const fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
 
 /// The kernel command line: serial console, keyboard-controller reboot
 /// (the VMM's stop signal), `/dev/kmsg` without rate limit.
-pub const CMDLINE: &str = "console=ttyS0 earlyprintk=serial,ttyS0 reboot=k panic=-1 printk.devkmsg=on printk.time=0 loglevel=4 nomodeset pci=off tsc=reliable i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init nokaslr";
+pub const CMDLINE: &str = "console=ttyS0 earlyprintk=serial,ttyS0 reboot=k panic=-1 printk.devkmsg=on printk.time=0 loglevel=4 nomodeset pci=off tsc=reliable i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init nokaslr noxsave";
 
 /// Why the guest could not be set up.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod flags;
 pub mod gate;
 pub mod initramfs;
 pub mod kernel;
+pub mod model;
 pub mod proposal;
 pub mod report;
 pub mod serial;

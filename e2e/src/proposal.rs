@@ -51,6 +51,7 @@ pub fn cpuid(supported: &[CpuidEntry], id: u32, vcpus: u32) -> Vec<CpuidEntry> {
     let mut t = supported.to_vec();
     set(&mut t, 1, 0, |e| {
         e.ecx |= HYPERVISOR | X2APIC | TSC_DEADLINE | VMX;
+        e.ecx &= !crate::model::HIDDEN_LEAF1_ECX;
         // APIC ID, logical processors per package, CLFLUSH 8 x 8 bytes.
         e.ebx = (id << 24) | (vcpus << 16) | 0x800;
     });

@@ -32,6 +32,8 @@ pub enum Stop {
     Shutdown,
     /// The time limit passed.
     Timeout,
+    /// The console showed the text the caller waited for.
+    Seen,
     /// A VM exit the VMM does not handle, or a failed ioctl.
     Error(String),
 }
@@ -60,13 +62,15 @@ fn err<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> VmmError {
 }
 
 /// Boots `mem` with one vCPU per `setups` entry, each loaded with exactly
-/// its setup; the first is the boot vCPU.
+/// its setup; the first is the boot vCPU. With `until`, stops as soon as
+/// the console shows that text ([`Stop::Seen`]).
 pub fn run(
     kvm: &Kvm,
     mem: &GuestMemoryMmap,
     setups: &[VcpuSetup],
     supported: &[kvm_cpuid_entry2],
     limit: Duration,
+    until: Option<&str>,
 ) -> Result<Boot, VmmError> {
     let vm = kvm.create_vm().map_err(err("KVM_CREATE_VM"))?;
     vm.set_tss_address(0xfffb_d000)
@@ -120,7 +124,24 @@ pub fn run(
         }));
     }
     drop(tx);
-    let why = rx.recv_timeout(limit).unwrap_or(Stop::Timeout);
+    let why = loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(why) => break why,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Stop::Error("no vCPU".into()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if started.elapsed() > limit {
+            break Stop::Timeout;
+        }
+        let seen = until.is_some_and(|text| {
+            serial
+                .lock()
+                .is_ok_and(|s| s.output.windows(text.len()).any(|w| w == text.as_bytes()))
+        });
+        if seen {
+            break Stop::Seen;
+        }
+    };
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     // Kick every vCPU thread out of KVM_RUN until all have ended.
