@@ -2,7 +2,8 @@
 //!
 //! * the crate graph (`cargo metadata`): gate depends on nothing of ours,
 //!   hyp only on gate, no crate on the CLI, the review engines on neither
-//!   hyp nor the image (docs/design.md §7);
+//!   hyp nor the image (docs/design.md §7), no crate on the test-only VMM
+//!   `pvgate-e2e` (a leaf test crate, docs/real-guest.md);
 //! * no module imports another that imports it back, directly or through
 //!   others, in any crate: a scan of `use` statements and `crate::` /
 //!   `super::` paths in each crate's `src/`, and a cycle search;
@@ -38,6 +39,8 @@ const HYP: &str = "pvgate-hyp";
 const CLI: &str = "pvgate-cli";
 const REVIEW: &str = "pvgate-review";
 const IMAGE: &str = "pvgate-image";
+/// The test-only VMM (docs/real-guest.md): a leaf, nothing depends on it.
+const E2E: &str = "pvgate-e2e";
 
 /// How a package depends on another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -147,6 +150,11 @@ fn crate_graph_violations(ws: &BTreeMap<String, Package>) -> Vec<String> {
         if let Some((_, k)) = p.deps.iter().find(|(d, _)| d == CLI) {
             out.push(format!("`{name}` depends on the CLI `{CLI}` ({k:?})"));
         }
+        if let Some((_, k)) = p.deps.iter().find(|(d, _)| d == E2E) {
+            out.push(format!(
+                "`{name}` depends on the test-only VMM `{E2E}` ({k:?}); it must stay a leaf"
+            ));
+        }
     }
     let review = normal_closure(ws, REVIEW);
     for banned in [HYP, IMAGE] {
@@ -183,6 +191,8 @@ fn crate_graph_violations_are_caught() {
         ),
         (REVIEW, pkg(&[("pvgate-trace", DepKind::Normal)])),
         (CLI, pkg(&[])),
+        (IMAGE, pkg(&[(E2E, DepKind::Dev)])),
+        (E2E, pkg(&[(HYP, DepKind::Normal)])),
     ]
     .into_iter()
     .map(|(n, p)| (n.to_string(), p))
@@ -193,7 +203,8 @@ fn crate_graph_violations_are_caught() {
     assert!(has("it may depend on `pvgate-gate` only"), "{v:?}");
     assert!(has("`pvgate-trace` depends on the CLI"), "{v:?}");
     assert!(has("`pvgate-review` depends on `pvgate-hyp`"), "{v:?}");
-    assert_eq!(v.len(), 4, "{v:?}");
+    assert!(has("`pvgate-image` depends on the test-only VMM"), "{v:?}");
+    assert_eq!(v.len(), 5, "{v:?}");
 }
 
 // ---- module import cycles ----
