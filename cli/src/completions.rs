@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::error::{CliError, Outcome};
@@ -31,16 +30,14 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Runs `completions`.
-pub fn completions(args: &CompletionsArgs) -> Result<Outcome, CliError> {
-    let mut cmd = crate::Cli::command();
+/// Runs `completions` for `cmd`, the whole command line's definition.
+pub fn completions(args: &CompletionsArgs, mut cmd: clap::Command) -> Result<Outcome, CliError> {
     clap_complete::generate(args.shell, &mut cmd, "pvgate", &mut std::io::stdout());
     Ok(Outcome::Clean)
 }
 
-/// Runs `man`.
-pub fn man(args: &ManArgs) -> Result<Outcome, CliError> {
-    let cmd = crate::Cli::command();
+/// Runs `man` for `cmd`, the whole command line's definition.
+pub fn man(args: &ManArgs, cmd: clap::Command) -> Result<Outcome, CliError> {
     match &args.dir {
         None => {
             let mut out = Vec::new();

@@ -84,6 +84,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
     load::set_baseline_flag(cli.baseline);
     match cli.command {
         Command::Check(a) => check::run(&a),
+        Command::Conformance(a) if a.mutants => conformance::mutants::run(&a),
         Command::Conformance(a) => conformance::run(&a),
         Command::Lint(a) => lint::run(&a),
         Command::Explain(a) => explain::run(&a),
@@ -96,8 +97,10 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Image(a) => image::run(&a),
         Command::Init(a) => init::run(&a),
         Command::Fmt(a) => fmt::run(&a),
-        Command::Completions(a) => completions::completions(&a),
-        Command::Man(a) => completions::man(&a),
+        Command::Completions(a) => {
+            completions::completions(&a, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(a) => completions::man(&a, <Cli as clap::CommandFactory>::command()),
     }
 }
 

@@ -86,7 +86,7 @@ type Interval = (u32, u32, Option<u32>, usize);
 /// is checked exactly later), sorted and without repeats; and how many
 /// interval comparisons the sweep made (for the tests that pin the
 /// algorithm: disjoint rules make none).
-fn candidates(rules: &[IrRule]) -> (BTreeSet<(usize, usize)>, usize) {
+pub(crate) fn candidates(rules: &[IrRule]) -> (BTreeSet<(usize, usize)>, usize) {
     // Per key, the intervals. PV calls are one point, keyed by call.
     type Key = (RuleClass, VmKind, Phase, u8, u32);
     let mut keyed: BTreeMap<Key, Vec<Interval>> = BTreeMap::new();
@@ -218,45 +218,5 @@ fn common_resource(
             Some((format!("PV call `{}`", call.name()), None))
         }
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sample::large_policy;
-
-    /// The algorithm, pinned without a clock: disjoint rules are never
-    /// compared with each other (the old pairwise check made n²/2
-    /// comparisons), and a wide rule is compared once with each rule it
-    /// meets, not with every rule.
-    #[test]
-    fn disjoint_rules_are_not_compared() {
-        let ir = crate::lower_unproven(&large_policy(3000)).expect("the large policy lowers");
-        assert!(ir.rules.len() > 3000);
-        let (pairs, compared) = candidates(&ir.rules);
-        assert!(pairs.is_empty());
-        assert_eq!(compared, 0);
-    }
-
-    #[test]
-    fn comparisons_grow_with_the_overlaps_only() {
-        let mut ir = crate::lower_unproven(&large_policy(1000)).expect("the large policy lowers");
-        // Widen the first MSR rule over every later one: 999 real
-        // overlaps per key, each found once.
-        let first = ir
-            .rules
-            .iter()
-            .position(|r| r.class == RuleClass::Msr)
-            .expect("an MSR rule");
-        if let Resources::Msr { ranges, .. } = &mut ir.rules[first].resources {
-            *ranges = vec![(0, u32::MAX)];
-        }
-        let (pairs, compared) = candidates(&ir.rules);
-        assert_eq!(pairs.len(), 999);
-        // Two phases, two accesses: four keys, each with 999 meetings.
-        assert_eq!(compared, 999 * 4);
-        let found = check(&ir.rules, Registry::builtin());
-        assert_eq!(found.len(), 999);
     }
 }

@@ -400,10 +400,19 @@ fn run_trace<P: Policy + ?Sized>(policy: &P, trace: &Trace) -> Vec<CaseResult> {
             if s.resource != "call" {
                 request.push_str(&format!(" {}", s.resource));
             }
-            let got = if s.met == Some(true) {
+            // The effect is shown by `outcome_text`; the other mismatches
+            // say what else did not hold.
+            let effect = format!("got {}", s.effect);
+            let rest: Vec<&str> = s
+                .mismatches
+                .iter()
+                .filter(|m| **m != effect)
+                .map(String::as_str)
+                .collect();
+            let got = if rest.is_empty() {
                 outcome_text(s)
             } else {
-                format!("{} ({})", outcome_text(s), s.mismatches.join("; "))
+                format!("{} ({})", outcome_text(s), rest.join("; "))
             };
             CaseResult {
                 line: s.line,

@@ -9,16 +9,19 @@
 //! (vectors through hyp, say) plugs in without touching it.
 
 mod equivalent;
+mod judged;
 mod report;
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use pvgate_codegen::mutate::{self, Mutant, Operator, Touched};
+use pvgate_codegen::mutate::{self, Mutant};
 use pvgate_codegen::{Interpreter, Registry};
 use pvgate_trace::{VectorFile, run_vectors};
+
+pub(crate) use judged::{Fate, Judged};
 
 use super::{Args, suite};
 use crate::error::{CliError, Outcome};
@@ -29,32 +32,6 @@ use crate::load;
 /// `Err` with its first failure (one line: the case or trace call and what
 /// it got) when anything fails. It is called from several threads at once.
 pub(crate) type Suite<'s> = dyn Fn(&Interpreter) -> Result<(), String> + Sync + 's;
-
-/// What became of one mutant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Fate {
-    /// The compiler or the baseline refused it: the first error.
-    KilledByBuild(String),
-    /// The suite failed under it: the first failure.
-    Killed(String),
-    /// Listed as equivalent to the policy, with the reason.
-    Equivalent(String),
-    /// It built and the whole suite passed.
-    Survived,
-}
-
-/// One mutant and its fate.
-#[derive(Clone, Debug)]
-pub(crate) struct Judged {
-    /// The mutant's one-line description (its id).
-    pub description: String,
-    /// Its operator.
-    pub operator: Operator,
-    /// The rule it touched (`None`: the policy header).
-    pub rule: Option<Touched>,
-    /// What became of it.
-    pub fate: Fate,
-}
 
 /// Runs `suite` against every mutant that builds, `jobs` at a time, and
 /// returns each mutant's fate in the mutants' order. With `progress`, a
@@ -161,7 +138,7 @@ impl Inputs {
 }
 
 /// Runs `conformance --mutants`.
-pub(super) fn run(args: &Args) -> Result<Outcome, CliError> {
+pub fn run(args: &Args) -> Result<Outcome, CliError> {
     let start = Instant::now();
     let compiled = load::policy(&args.policy)?;
     let inputs = Inputs::load(args)?;
@@ -225,9 +202,4 @@ pub(super) fn run(args: &Args) -> Result<Outcome, CliError> {
     } else {
         Outcome::Clean
     })
-}
-
-/// Seconds with one decimal, for reports.
-fn seconds(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
 }

@@ -16,7 +16,7 @@ use pvgate_codegen::diagnostic::line_col;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Fate, Judged};
+use super::judged::{Fate, Judged};
 use crate::error::CliError;
 
 #[derive(Debug, Deserialize)]

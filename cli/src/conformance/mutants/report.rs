@@ -7,7 +7,7 @@ use std::time::Duration;
 use pvgate_codegen::mutate::Operator;
 use serde_json::{Value, json};
 
-use super::{Fate, Judged, seconds};
+use super::judged::{Fate, Judged, seconds};
 
 /// What the suite held.
 #[derive(Clone, Copy, Debug)]
