@@ -10,6 +10,7 @@
 //! (each call with expectations counts as a case). This module prints;
 //! `--mutants` is [`mutants`] (the command line sends it there).
 
+mod coverage;
 pub mod mutants;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use crate::replay::trace_error;
                   Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file \
                   that does not load.",
     after_help = "Examples:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
+                  cargo pvgate conformance --coverage --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
                   cargo pvgate conformance --mutants --min-score 95 --policy policy/default.toml \\\n    \
                   --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml\n\n\
                   Exit codes: 0 every case passed (--mutants: the score reached --min-score); 1 a case failed \
@@ -71,6 +73,12 @@ pub struct Args {
     /// available parallelism).
     #[arg(long, value_name = "N", requires = "mutants")]
     pub jobs: Option<usize>,
+    /// Also report coverage: for each rule of the policy whether a case's
+    /// request was decided by it, for each MSR range whether both ends and
+    /// one value outside were probed, and for each invariant whether a
+    /// request fell inside it; uncovered ones listed with file:line.
+    #[arg(long, conflicts_with = "mutants")]
+    pub coverage: bool,
     /// Also list the cases that passed.
     #[arg(long)]
     pub verbose: bool,
@@ -91,9 +99,24 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
         .flat_map(|(_, r)| r)
         .filter(|c| !c.passed)
         .count();
+    let covered = args.coverage.then(|| {
+        let all: Vec<&[CaseResult]> = results.iter().map(|(_, r)| r.as_slice()).collect();
+        coverage::of(&compiled, &interp, &all)
+    });
     match args.format {
-        Format::Human => print!("{}", human(&compiled, &results, args.verbose)),
-        Format::Json => println!("{}", to_json(&compiled, &results)),
+        Format::Human => {
+            print!("{}", human(&compiled, &results, args.verbose));
+            if let Some(c) = &covered {
+                print!("{}", coverage::human(&compiled.path, c));
+            }
+        }
+        Format::Json => {
+            let mut out = to_json(&compiled, &results);
+            if let Some(c) = &covered {
+                out["coverage"] = coverage::json(&compiled.path, c);
+            }
+            println!("{out}");
+        }
     }
     Ok(if failed == 0 {
         Outcome::Clean
