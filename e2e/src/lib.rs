@@ -10,6 +10,7 @@
 pub mod acpi;
 pub mod boot;
 pub mod cpio;
+pub mod cpuid_load;
 pub mod flags;
 pub mod gate;
 pub mod initramfs;

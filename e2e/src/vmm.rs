@@ -16,6 +16,7 @@ use kvm_bindings::{
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
 use vm_memory::{Bytes, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
+use crate::cpuid_load;
 use crate::serial::{self, Serial};
 use crate::state::{VcpuSetup, kvm_cpuid, kvm_regs_of, kvm_sregs_of};
 
@@ -72,6 +73,8 @@ pub fn run(
     limit: Duration,
     until: Option<&str>,
 ) -> Result<Boot, VmmError> {
+    cpuid_load::permit_dynamic_xfeatures(setups.iter().map(|s| s.cpuid.as_slice()))
+        .map_err(|e| VmmError(format!("CPUID table for KVM: {e}")))?;
     let vm = kvm.create_vm().map_err(err("KVM_CREATE_VM"))?;
     vm.set_tss_address(0xfffb_d000)
         .map_err(err("KVM_SET_TSS_ADDR"))?;
@@ -99,7 +102,7 @@ pub fn run(
     let mut kvm_tables = Vec::new();
     for (id, setup) in setups.iter().enumerate() {
         let vcpu = vm.create_vcpu(id as u64).map_err(err("KVM_CREATE_VCPU"))?;
-        load(&vcpu, setup, supported)?;
+        load(kvm, &vcpu, setup, supported)?;
         kvm_tables.push(
             vcpu.get_cpuid2(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
                 .map_err(err("KVM_GET_CPUID2"))?
@@ -192,10 +195,29 @@ pub fn run(
 }
 
 /// Loads one vCPU: CPUID, MSRs (every one must be taken), registers.
-fn load(vcpu: &VcpuFd, setup: &VcpuSetup, supported: &[kvm_cpuid_entry2]) -> Result<(), VmmError> {
-    let table = CpuId::from_entries(&kvm_cpuid(&setup.cpuid, supported))
-        .map_err(err("CPUID table for KVM"))?;
-    vcpu.set_cpuid2(&table).map_err(err("KVM_SET_CPUID2"))?;
+/// A refused CPUID table is reported with the entry KVM refuses
+/// ([`cpuid_load::refused_entry`]) when one alone is to blame.
+fn load(
+    kvm: &Kvm,
+    vcpu: &VcpuFd,
+    setup: &VcpuSetup,
+    supported: &[kvm_cpuid_entry2],
+) -> Result<(), VmmError> {
+    let entries = kvm_cpuid(&setup.cpuid, supported);
+    let table = CpuId::from_entries(&entries).map_err(err("CPUID table for KVM"))?;
+    vcpu.set_cpuid2(&table).map_err(|e| {
+        let culprit = match cpuid_load::refused_entry(kvm, &entries) {
+            Some(c) => format!(
+                "refused entry: leaf {:#x} subleaf {} (flags {}) EAX {:#010x} EBX {:#010x} ECX {:#010x} EDX {:#010x}",
+                c.function, c.index, c.flags, c.eax, c.ebx, c.ecx, c.edx
+            ),
+            None => "no single entry to blame".into(),
+        };
+        VmmError(format!(
+            "KVM_SET_CPUID2: {e:?} on {} entries; {culprit}",
+            entries.len()
+        ))
+    })?;
     let entries: Vec<kvm_msr_entry> = setup
         .msrs
         .iter()

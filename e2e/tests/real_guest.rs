@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use kvm_ioctls::Kvm;
 use pvgate_e2e::report::Report;
 use pvgate_e2e::state::{VcpuSetup, from_kvm_cpuid};
-use pvgate_e2e::{boot, flags, gate, initramfs, kernel, model, proposal, vmm};
+use pvgate_e2e::{boot, cpuid_load, flags, gate, initramfs, kernel, model, proposal, vmm};
 use pvgate_gate::VmKind;
 use pvgate_hyp::{CpuidEntry, Hyp, HypConfig};
 
@@ -196,8 +196,35 @@ fn a_real_guest_sees_exactly_what_the_policy_allows() {
         return software_kvm(&kvm, &vmlinux, &initrd, &host, &supported, pvh_entry);
     }
 
-    // 1. Control: the host's proposal straight into KVM.
+    // Every table through hyp first: the process must hold the guest
+    // permission for the dynamic XSAVE features any of them lists before
+    // its first vCPU (the control run's) is created.
     let control_setups = proposal::setups(&host, 1, pvh_entry);
+    let cpu = model::cpu_model().expect("the CPU model");
+    let hyp: Box<gate::GateHyp> = Box::new(Hyp::with_cpu(pvgate::POLICY, cpu, HypConfig::DEFAULT));
+    let gated = gate::through_hyp(&hyp, VmKind::Protected, &control_setups).expect("through hyp");
+    say(&format!(
+        "e2e: protected: hyp replaced {:?} CPUID registers; refused set_msr {:x?}",
+        gated.replaced, gated.refused_msrs
+    ));
+    let effective = gated.vcpus[0].cpuid.clone();
+    let normal_setups = proposal::setups(&host, 2, pvh_entry);
+    let hyp: Box<gate::GateHyp> = Box::new(Hyp::with_cpu(
+        pvgate::POLICY,
+        model::cpu_model().unwrap(),
+        HypConfig::DEFAULT,
+    ));
+    let normal_gated =
+        gate::through_hyp(&hyp, VmKind::Normal, &normal_setups).expect("through hyp");
+    cpuid_load::permit_dynamic_xfeatures(
+        [&control_setups, &gated.vcpus, &normal_gated.vcpus]
+            .into_iter()
+            .flatten()
+            .map(|s| s.cpuid.as_slice()),
+    )
+    .unwrap();
+
+    // 1. Control: the host's proposal straight into KVM.
     let control = boot_guest(
         &kvm,
         &vmlinux,
@@ -208,14 +235,6 @@ fn a_real_guest_sees_exactly_what_the_policy_allows() {
     );
 
     // 2. Protected, through hyp.
-    let cpu = model::cpu_model().expect("the CPU model");
-    let hyp: Box<gate::GateHyp> = Box::new(Hyp::with_cpu(pvgate::POLICY, cpu, HypConfig::DEFAULT));
-    let gated = gate::through_hyp(&hyp, VmKind::Protected, &control_setups).expect("through hyp");
-    say(&format!(
-        "e2e: protected: hyp replaced {:?} CPUID registers; refused set_msr {:x?}",
-        gated.replaced, gated.refused_msrs
-    ));
-    let effective = gated.vcpus[0].cpuid.clone();
     let protected = boot_guest(
         &kvm,
         &vmlinux,
@@ -226,14 +245,6 @@ fn a_real_guest_sees_exactly_what_the_policy_allows() {
     );
 
     // 3. Normal, 2 vCPUs, through hyp.
-    let normal_setups = proposal::setups(&host, 2, pvh_entry);
-    let hyp: Box<gate::GateHyp> = Box::new(Hyp::with_cpu(
-        pvgate::POLICY,
-        model::cpu_model().unwrap(),
-        HypConfig::DEFAULT,
-    ));
-    let normal_gated =
-        gate::through_hyp(&hyp, VmKind::Normal, &normal_setups).expect("through hyp");
     for (i, v) in normal_gated.vcpus.iter().enumerate() {
         for e in &normal_setups[i].cpuid {
             assert!(
