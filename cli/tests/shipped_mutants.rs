@@ -38,7 +38,11 @@ fn the_default_policy_passes_every_pkvm_ia_vector_file_and_strict_its_own() {
     let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     for f in &files {
-        assert!(run.stdout.contains(&format!("{f}: ")), "{f}: {}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("{f}: ")),
+            "{f}: {}",
+            run.stdout
+        );
     }
     assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
     let run = pvgate(&[
@@ -81,7 +85,12 @@ fn the_default_policy_scores_at_least_95_against_the_shipped_suite() {
         .lines()
         .find(|l| l.starts_with("score: "))
         .unwrap_or_else(|| panic!("no score line: {}", run.stdout));
-    let pct: f64 = line["score: ".len()..].split('%').next().unwrap().parse().unwrap();
+    let pct: f64 = line["score: ".len()..]
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let counts: Vec<u64> = line
         .split(['(', ' '])
         .filter_map(|w| w.parse().ok())

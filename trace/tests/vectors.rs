@@ -64,7 +64,9 @@ fn the_shipped_vectors_pass_on_their_policies_through_the_image_and_the_interpre
 const MASK_HEADER: &str = "format = \"pvgate-conformance/1\"\ntitle = \"t\"\n";
 
 fn mask_case(body: &str) -> String {
-    format!("{MASK_HEADER}\n[[case]]\nvm = \"protected\"\nphase = \"setup\"\ncpuid = \"0x1\"\nreg = \"ecx\"\n{body}")
+    format!(
+        "{MASK_HEADER}\n[[case]]\nvm = \"protected\"\nphase = \"setup\"\ncpuid = \"0x1\"\nreg = \"ecx\"\n{body}"
+    )
 }
 
 #[test]
@@ -77,16 +79,30 @@ fn a_bits_mask_holds_every_bit_in_one_case() {
     let VectorBody::Cases(cases) = &file.body else {
         panic!("not a vector file")
     };
-    assert!(matches!(cases[0].check, Check::Cpuid { mask: 0x8100_0000, .. }));
+    assert!(matches!(
+        cases[0].check,
+        Check::Cpuid {
+            mask: 0x8100_0000,
+            ..
+        }
+    ));
     let default = interpreter("policy/default.toml");
     let r = &run_vectors(&default, &file)[0];
     assert!(r.passed, "{}: {}", r.request, r.got);
     assert!(r.request.contains("bits 0x81000000"), "{}", r.request);
     // A bare number and `bit` for one bit mean the same as a one-bit mask.
-    for body in ["bits = 0x20\nexpect = \"force-off\"\n", "bit = 5\nexpect = \"force-off\"\n"] {
+    for body in [
+        "bits = 0x20\nexpect = \"force-off\"\n",
+        "bit = 5\nexpect = \"force-off\"\n",
+    ] {
         let f = parse_vectors(&mask_case(body), "one.toml").unwrap();
-        let VectorBody::Cases(c) = &f.body else { panic!() };
-        assert!(matches!(c[0].check, Check::Cpuid { mask: 0x20, .. }), "{body}");
+        let VectorBody::Cases(c) = &f.body else {
+            panic!()
+        };
+        assert!(
+            matches!(c[0].check, Check::Cpuid { mask: 0x20, .. }),
+            "{body}"
+        );
         assert!(run_vectors(&default, &f)[0].passed, "{body}");
     }
 }
@@ -118,16 +134,25 @@ fn a_failing_mask_names_the_first_bit_whose_mode_differs() {
 fn bit_and_bits_are_exactly_one_and_a_mask_is_never_zero() {
     for (body, line, message) in [
         ("bit = 5\nbits = 0x20\nexpect = \"host\"\n", 10, "not both"),
-        ("expect = \"host\"\n", 4, "needs `bit` (one bit) or `bits` (a mask)"),
+        (
+            "expect = \"host\"\n",
+            4,
+            "needs `bit` (one bit) or `bits` (a mask)",
+        ),
         ("bits = 0\nexpect = \"host\"\n", 9, "names no bit"),
         ("bits = \"0x0\"\nexpect = \"host\"\n", 9, "names no bit"),
-        ("bits = \"0x1_0000_0000\"\nexpect = \"host\"\n", 9, "out of range"),
+        (
+            "bits = \"0x1_0000_0000\"\nexpect = \"host\"\n",
+            9,
+            "out of range",
+        ),
         ("bits = \"lots\"\nexpect = \"host\"\n", 9, "bits"),
     ] {
         let e = parse_vectors(&mask_case(body), "bad.toml").unwrap_err();
         let errs = errors(e);
         assert!(
-            errs.iter().any(|(l, m, _)| *l == line && m.contains(message)),
+            errs.iter()
+                .any(|(l, m, _)| *l == line && m.contains(message)),
             "{body:?}: {errs:?}"
         );
     }
