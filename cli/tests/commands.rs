@@ -100,6 +100,20 @@ fn schema_prints_the_json_schema_of_the_policy_language() {
 }
 
 #[test]
+fn schema_vectors_prints_the_committed_schema_of_the_vector_format() {
+    let run = pvgate(&["schema", "--vectors"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, pvgate_trace::vector_schema_json());
+    let committed =
+        std::fs::read_to_string(common::root().join("tests/conformance/schema.json")).unwrap();
+    assert_eq!(run.stdout, committed);
+    let v = json(&run.stdout);
+    assert_eq!(v["title"], "pvgate conformance vectors");
+    assert_eq!(v["properties"]["format"]["const"], "pvgate-conformance/1");
+    assert!(v["$defs"]["Case"]["properties"]["bits"].is_object());
+}
+
+#[test]
 fn emit_rust_prints_what_build_rs_compiles() {
     let run = pvgate(&["emit", "--lang", "rust", DEFAULT]);
     assert_eq!(run.code, 0);

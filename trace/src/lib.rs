@@ -27,6 +27,7 @@ mod guest_state;
 mod load;
 mod model;
 mod replay;
+mod schema;
 mod spanned;
 mod suite;
 mod vectors;
@@ -44,6 +45,7 @@ pub use pvgate_hyp::error::errno_name;
 /// supported CPUID), for tools that show it (`pvgate report`).
 pub use pvgate_hyp::supported_base;
 pub use replay::{CpuidChange, Replay, RuleRef, Step, apply_edits, replay, replay_with_cpu};
+pub use schema::vector_schema_json;
 pub use spanned::FileErrors;
 pub use suite::{
     CaseResult, Decided, Probe, Probed, driving_calls, expectations, run_case, run_vectors,

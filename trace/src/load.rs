@@ -71,9 +71,9 @@ pub(crate) const CALL_KEYS: &[&str] = &[
 /// The keys of a `cpuid` table.
 const CPUID_KEYS: &[&str] = &["from", "edits", "expect_effective"];
 /// The keys of a CPUID edit.
-const EDIT_KEYS: &[&str] = &["leaf", "subleaf", "reg", "set", "clear", "value"];
+pub(crate) const EDIT_KEYS: &[&str] = &["leaf", "subleaf", "reg", "set", "clear", "value"];
 /// The keys of an `expect_effective` entry.
-const BITS_KEYS: &[&str] = &["leaf", "subleaf", "reg", "set", "clear"];
+pub(crate) const BITS_KEYS: &[&str] = &["leaf", "subleaf", "reg", "set", "clear"];
 /// The names `expect` takes on a call.
 pub(crate) const EXPECT_NAMES: &[&str] = &["allow", "deny", "ignore", "filter"];
 /// The VM kinds.

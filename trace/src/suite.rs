@@ -176,20 +176,30 @@ fn decision_case<P: Policy + ?Sized>(policy: &P, case: &Case) -> CaseResult {
             leaf,
             subleaf,
             reg,
-            bit,
+            mask,
             shown,
             expect,
         } => {
             let d = decide_cpuid(policy, kind, phase, *leaf, *subleaf);
-            let mode = match (d.verdict, d.rule) {
-                (Verdict::Allow, Some(r)) => r.cpuid_controls()[*reg as usize].mode_of(*bit),
+            let mode_of = |bit: u32| match (d.verdict, d.rule) {
+                (Verdict::Allow, Some(r)) => r.cpuid_controls()[*reg as usize].mode_of(bit),
                 _ => BitMode::Fixed,
+            };
+            // The first bit of the mask whose mode differs names the failure.
+            let differs = (0..32)
+                .filter(|b| mask & (1 << b) != 0)
+                .map(|b| (b, mode_of(b)))
+                .find(|(_, m)| m != expect);
+            let got = match differs {
+                None => expect.name().to_string(),
+                Some((_, m)) if mask.count_ones() == 1 => m.name().to_string(),
+                Some((b, m)) => format!("{} at bit {b}", m.name()),
             };
             let sel = format!("CPUID.(EAX={leaf:#x},ECX={subleaf})");
             (
                 format!("{scope} {sel}:{} {shown}", reg.name().to_ascii_uppercase()),
                 expect.name().to_string(),
-                mode.name().to_string(),
+                got,
                 Decided {
                     call: "cpuid".to_string(),
                     resource: sel,

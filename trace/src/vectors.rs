@@ -8,7 +8,7 @@
 //!
 //! Which kind a case is, decided by its keys alone:
 //!
-//! * `access`, `effective`, `reg`, `bit`, or `cpuid` as a string
+//! * `access`, `effective`, `reg`, `bit`, `bits`, or `cpuid` as a string
 //!   (`"0x7.0"`) make it decision-only;
 //! * `preamble`, `vcpus`, `guest`, `errno`, `expect_value`,
 //!   `expect_effective`, `expect_guest`, `cpuid` as a table, any call
@@ -46,7 +46,7 @@ pub const VECTOR_FORMAT: &str = "pvgate-conformance/1";
 /// The keys of a vector file's top level.
 const TOP_KEYS: &[&str] = &["format", "title", "case"];
 /// The keys a case adds to a call's.
-const CASE_KEYS: &[&str] = &[
+pub(crate) const CASE_KEYS: &[&str] = &[
     "vm",
     "phase",
     "cite",
@@ -57,17 +57,18 @@ const CASE_KEYS: &[&str] = &[
     "effective",
     "reg",
     "bit",
+    "bits",
 ];
 /// Keys that make a case decision-only.
-const DECISION_KEYS: &[&str] = &["access", "effective", "reg", "bit"];
+const DECISION_KEYS: &[&str] = &["access", "effective", "reg", "bit", "bits"];
 /// Call keys a decision-only case also has (`cpuid` is decided by type).
 const SHARED_KEYS: &[&str] = &["pv", "msr", "value", "expect", "note", "cpuid"];
 /// The names `expect` takes on a decision-only PV case.
 const PV_EXPECT: &[&str] = &["allow", "deny", "ignore"];
 /// The names `expect` takes on a decision-only MSR case.
-const MSR_EXPECT: &[&str] = &["allow", "deny", "ignore", "refused"];
+pub(crate) const MSR_EXPECT: &[&str] = &["allow", "deny", "ignore", "refused"];
 /// The names `expect` takes on a decision-only CPUID case.
-const CPUID_EXPECT: &[&str] = &["fixed", "host", "clear-only", "force-on", "force-off"];
+pub(crate) const CPUID_EXPECT: &[&str] = &["fixed", "host", "clear-only", "force-on", "force-off"];
 /// The phase names.
 const PHASE_NAMES: &[&str] = &["setup", "running", "teardown"];
 /// The access names.
@@ -135,7 +136,8 @@ pub enum Check {
         /// `allow`, `deny`, `ignore` or `refused`.
         expect: &'static str,
     },
-    /// A CPUID bit's control mode.
+    /// The control mode of CPUID bits: one (`bit`) or every bit of a mask
+    /// (`bits`).
     Cpuid {
         /// The leaf.
         leaf: u32,
@@ -143,9 +145,10 @@ pub enum Check {
         subleaf: u32,
         /// The register.
         reg: Register,
-        /// The bit (0..=31).
-        bit: u32,
-        /// The bit as written (`bit 5` or a feature name).
+        /// The bits that must have the mode: one bit for `bit`, the mask
+        /// for `bits` (never zero).
+        mask: u32,
+        /// The bits as written (`bit 5`, a feature name, or `bits 0xff00`).
         shown: String,
         /// The mode required.
         expect: BitMode,
@@ -359,7 +362,7 @@ fn case_from(
 
 /// "This case mixes the two kinds" at the decision-only key.
 fn ambiguous(table: &DeTable<'_>, header: Range<usize>, at: &str, why: &str) -> Diagnostic {
-    let at_key = ["access", "effective", "reg", "bit", "cpuid", "hyp"]
+    let at_key = ["access", "effective", "reg", "bit", "bits", "cpuid", "hyp"]
         .into_iter()
         .find(|k| *k == at)
         .unwrap_or("hyp");
@@ -368,7 +371,7 @@ fn ambiguous(table: &DeTable<'_>, header: Range<usize>, at: &str, why: &str) -> 
         ErrorKind::MisplacedConstraint,
         format!("ambiguous case: `{at}` makes it decision-only, but {why}"),
     )
-    .help("a case is decision-only (`pv`, `msr` + `access`, `cpuid` + `reg` + `bit`) or a hyp case (a call with arguments or hyp expectations; docs/conformance.md), never both")
+    .help("a case is decision-only (`pv`, `msr` + `access`, `cpuid` + `reg` + `bit` or `bits`) or a hyp case (a call with arguments or hyp expectations; docs/conformance.md), never both")
     .locate(table, header)
 }
 
@@ -568,17 +571,35 @@ fn decision_case(
                 }
                 Some((r, _)) => register(&r, "reg").map_err(|e| err(e, diags)).ok(),
             };
-            let bit = match (entry(table, "bit"), leaf_sub, reg) {
-                (None, _, _) => {
+            let bit = match (entry(table, "bit"), entry(table, "bits"), leaf_sub, reg) {
+                (None, None, _, _) => {
                     err(
-                        KeyError::whole(ErrorKind::MissingKey, "a CPUID case needs `bit`"),
+                        KeyError::whole(
+                            ErrorKind::MissingKey,
+                            "a CPUID case needs `bit` (one bit) or `bits` (a mask)",
+                        ),
                         diags,
                     );
                     None
                 }
-                (Some((_, v)), Some((leaf, subleaf)), Some(reg)) => bit_of(v, leaf, subleaf, reg)
-                    .map_err(|e| err(e, diags))
-                    .ok(),
+                (Some(_), Some(_), _, _) => {
+                    err(
+                        KeyError::at(
+                            "bits",
+                            ErrorKind::MisplacedConstraint,
+                            "a CPUID case has `bit` or `bits`, not both",
+                        )
+                        .help("`bit` names one bit, `bits` a mask whose every bit has the mode"),
+                        diags,
+                    );
+                    None
+                }
+                (None, Some((_, v)), _, _) => mask_of(v).map_err(|e| err(e, diags)).ok(),
+                (Some((_, v)), None, Some((leaf, subleaf)), Some(reg)) => {
+                    bit_of(v, leaf, subleaf, reg)
+                        .map_err(|e| err(e, diags))
+                        .ok()
+                }
                 _ => None,
             };
             let want = choose(CPUID_EXPECT, diags)?;
@@ -592,12 +613,12 @@ fn decision_case(
             .into_iter()
             .find(|m| m.name() == want)?;
             let (leaf, subleaf) = leaf_sub?;
-            let (bit, shown) = bit?;
+            let (mask, shown) = bit?;
             Some(Check::Cpuid {
                 leaf,
                 subleaf,
                 reg: reg?,
-                bit,
+                mask,
                 shown,
                 expect: mode,
             })
@@ -647,7 +668,7 @@ fn bit_of(
         toml::Value::String(name) if !number::looks_numeric(name) => {
             let registry = Registry::builtin();
             match registry.feature(name) {
-                Some(f) => Ok((f.mask().trailing_zeros(), name.clone())),
+                Some(f) => Ok((1 << f.mask().trailing_zeros(), name.clone())),
                 None => {
                     let names: Vec<&str> = registry
                         .features_of(leaf, subleaf, reg)
@@ -671,9 +692,22 @@ fn bit_of(
                     format!("bit {b} is outside 0..=31"),
                 ));
             }
-            Ok((u32::from(b), format!("bit {b}")))
+            Ok((1 << b, format!("bit {b}")))
         }
     }
+}
+
+/// A `bits` mask: a non-zero 32-bit number (`0xFF00` or `"0xFFFF_0000"`).
+fn mask_of(v: &Spanned<DeValue<'_>>) -> Result<(u32, String), KeyError> {
+    let x = plain(v).map_err(|m| KeyError::at("bits", ErrorKind::Syntax, m))?;
+    let mask: u32 = num(&x, "bits").map_err(|m| KeyError::at("bits", ErrorKind::BadNumber, m))?;
+    if mask == 0 {
+        return Err(
+            KeyError::at("bits", ErrorKind::OutOfRange, "`bits` = 0 names no bit")
+                .help("give a non-zero mask (e.g. `bits = \"0xFFFF_FF00\"`), or `bit` for one bit"),
+        );
+    }
+    Ok((mask, format!("bits {mask:#x}")))
 }
 
 /// `LEAF[.SUBLEAF]` (subleaf 0 when absent).

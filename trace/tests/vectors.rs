@@ -49,6 +49,113 @@ fn the_shipped_vectors_pass_on_their_policies_through_the_image_and_the_interpre
     }
     // The image is built from the default policy.
     assert!(run_vectors(&pvgate::POLICY, &pkvm).iter().all(|r| r.passed));
+    // The pKVM-IA vectors split by subject pass too, on both.
+    let default = interpreter("policy/default.toml");
+    for name in ["pkvm-ia-cpuid", "pkvm-ia-msr", "pkvm-ia-calls"] {
+        let file = load_vectors(root().join(format!("tests/conformance/{name}.toml"))).unwrap();
+        let results = run_vectors(&default, &file);
+        assert!(results.len() >= 30, "{name}: {} cases", results.len());
+        for r in results.iter().chain(&run_vectors(&pvgate::POLICY, &file)) {
+            assert!(r.passed, "{name}:{}: {}: {}", r.line, r.request, r.got);
+        }
+    }
+}
+
+const MASK_HEADER: &str = "format = \"pvgate-conformance/1\"\ntitle = \"t\"\n";
+
+fn mask_case(body: &str) -> String {
+    format!(
+        "{MASK_HEADER}\n[[case]]\nvm = \"protected\"\nphase = \"setup\"\ncpuid = \"0x1\"\nreg = \"ecx\"\n{body}"
+    )
+}
+
+#[test]
+fn a_bits_mask_holds_every_bit_in_one_case() {
+    let file = parse_vectors(
+        &mask_case("bits = \"0x8100_0000\"\nexpect = \"host\"\n"),
+        "mask.toml",
+    )
+    .unwrap();
+    let VectorBody::Cases(cases) = &file.body else {
+        panic!("not a vector file")
+    };
+    assert!(matches!(
+        cases[0].check,
+        Check::Cpuid {
+            mask: 0x8100_0000,
+            ..
+        }
+    ));
+    let default = interpreter("policy/default.toml");
+    let r = &run_vectors(&default, &file)[0];
+    assert!(r.passed, "{}: {}", r.request, r.got);
+    assert!(r.request.contains("bits 0x81000000"), "{}", r.request);
+    // A bare number and `bit` for one bit mean the same as a one-bit mask.
+    for body in [
+        "bits = 0x20\nexpect = \"force-off\"\n",
+        "bit = 5\nexpect = \"force-off\"\n",
+    ] {
+        let f = parse_vectors(&mask_case(body), "one.toml").unwrap();
+        let VectorBody::Cases(c) = &f.body else {
+            panic!()
+        };
+        assert!(
+            matches!(c[0].check, Check::Cpuid { mask: 0x20, .. }),
+            "{body}"
+        );
+        assert!(run_vectors(&default, &f)[0].passed, "{body}");
+    }
+}
+
+#[test]
+fn a_failing_mask_names_the_first_bit_whose_mode_differs() {
+    // ECX bit 24 (TSC_DEADLINE) and bit 31 (HYPERVISOR) are the host's,
+    // bit 21 (X2APIC) is forced on: the mask fails at bit 21.
+    let file = parse_vectors(
+        &mask_case("bits = \"0x8120_0000\"\nexpect = \"host\"\n"),
+        "mask.toml",
+    )
+    .unwrap();
+    let r = &run_vectors(&interpreter("policy/default.toml"), &file)[0];
+    assert!(!r.passed);
+    assert_eq!(r.expected, "host");
+    assert_eq!(r.got, "force-on at bit 21");
+    // After the first run every bit is fixed: the first bit of the mask
+    // (24) is named, not a later one.
+    let running = mask_case("bits = \"0x8100_0000\"\nexpect = \"host\"\n")
+        .replace("\"setup\"", "\"running\"");
+    let file = parse_vectors(&running, "running.toml").unwrap();
+    let r = &run_vectors(&interpreter("policy/default.toml"), &file)[0];
+    assert!(!r.passed);
+    assert_eq!(r.got, "fixed at bit 24");
+}
+
+#[test]
+fn bit_and_bits_are_exactly_one_and_a_mask_is_never_zero() {
+    for (body, line, message) in [
+        ("bit = 5\nbits = 0x20\nexpect = \"host\"\n", 10, "not both"),
+        (
+            "expect = \"host\"\n",
+            4,
+            "needs `bit` (one bit) or `bits` (a mask)",
+        ),
+        ("bits = 0\nexpect = \"host\"\n", 9, "names no bit"),
+        ("bits = \"0x0\"\nexpect = \"host\"\n", 9, "names no bit"),
+        (
+            "bits = \"0x1_0000_0000\"\nexpect = \"host\"\n",
+            9,
+            "out of range",
+        ),
+        ("bits = \"lots\"\nexpect = \"host\"\n", 9, "bits"),
+    ] {
+        let e = parse_vectors(&mask_case(body), "bad.toml").unwrap_err();
+        let errs = errors(e);
+        assert!(
+            errs.iter()
+                .any(|(l, m, _)| *l == line && m.contains(message)),
+            "{body:?}: {errs:?}"
+        );
+    }
 }
 
 #[test]
