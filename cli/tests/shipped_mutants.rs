@@ -103,3 +103,46 @@ fn the_default_policy_scores_at_least_95_against_the_shipped_suite() {
     // or the run would have been an input error (exit 2) above.
     assert!(run.stdout.contains("equivalent"), "{}", run.stdout);
 }
+
+/// `--coverage` over the shipped suites lists no uncovered rule,
+/// unbounded MSR range or uncovered invariant of either shipped policy.
+#[test]
+fn the_shipped_suites_cover_every_rule_range_and_invariant() {
+    let files = pkvm_ia_files();
+    let mut default = vec![
+        "conformance",
+        "--coverage",
+        "--policy",
+        "policy/default.toml",
+        "tests/data/traces/crosvm-boot-pvm.toml",
+        "tests/data/traces/crosvm-boot-npvm.toml",
+    ];
+    default.extend(files.iter().map(String::as_str));
+    let strict = [
+        "conformance",
+        "--coverage",
+        "--policy",
+        "policy/strict.toml",
+        "tests/conformance/strict.toml",
+    ];
+    for args in [default.as_slice(), strict.as_slice()] {
+        let run = pvgate(args);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        let report = run
+            .stdout
+            .split_once("coverage of ")
+            .map(|(_, r)| r)
+            .unwrap_or_else(|| panic!("no coverage report: {}", run.stdout));
+        let first = report.lines().next().unwrap_or_default();
+        // `N of N rules exercised, M of M invariants`.
+        let numbers: Vec<&str> = first
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert!(
+            numbers.len() >= 4 && numbers[0] == numbers[1] && numbers[2] == numbers[3],
+            "{first}"
+        );
+        assert_eq!(report.lines().count(), 1, "gaps listed:\n{report}");
+    }
+}
