@@ -182,6 +182,13 @@ impl<'t> LineIndex<'t> {
         LineIndex { text, newlines }
     }
 
+    /// The 1-based line of `offset` (a binary search: no scan of the
+    /// line, however long).
+    pub fn line(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.newlines.partition_point(|&n| n < offset) + 1
+    }
+
     /// The same answer as [`line_col`] on the indexed text.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -293,6 +300,11 @@ mod tests {
                 assert_eq!(
                     index.line_col(offset),
                     line_col(text, offset),
+                    "{text:?} at {offset}"
+                );
+                assert_eq!(
+                    index.line(offset),
+                    line_col(text, offset).0,
                     "{text:?} at {offset}"
                 );
             }

@@ -8,7 +8,7 @@ use std::num::NonZeroU64;
 use std::ops::Range;
 use std::path::Path;
 
-use pvgate_codegen::diagnostic::suggest;
+use pvgate_codegen::diagnostic::{LineIndex, suggest};
 use pvgate_codegen::number::{self, NumberError};
 use pvgate_codegen::{Diagnostic, ErrorKind, Registry};
 use pvgate_gate::{PvCall, Register, VmKind};
@@ -24,8 +24,8 @@ use crate::model::{
     CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Subleaf, Trace, TraceCall,
 };
 use crate::spanned::{
-    FileErrors, KeyError, drop_explained_missing, entry, header_span, line_of, toml_error,
-    unknown_keys, unknown_name,
+    FileErrors, KeyError, drop_explained_missing, entry, header_span, toml_error, unknown_keys,
+    unknown_name,
 };
 
 /// The trace format this crate reads.
@@ -197,9 +197,10 @@ pub fn parse(text: &str, path: &str) -> Result<Trace, TraceError> {
     let (kind, vcpus) = vm_table(root, &mut diags);
     drop_explained_missing(&mut diags, 0);
     let mut calls = Vec::new();
+    let lines = LineIndex::new(text);
     for (v, header) in array_of_tables(text, root, "call", &mut diags) {
         let call = call_from(
-            text,
+            &lines,
             v,
             header,
             vcpus.unwrap_or(MAX_TRACE_VCPUS),
@@ -358,7 +359,7 @@ pub(crate) fn array_of_tables<'a, 'i>(
 /// adds), its values typed and converted; each error is pushed located at
 /// its key's value (else at `header`). `what` names the call in messages.
 pub(crate) fn call_from(
-    text: &str,
+    lines: &LineIndex<'_>,
     v: &Spanned<DeValue<'_>>,
     header: Range<usize>,
     vcpus: usize,
@@ -381,7 +382,7 @@ pub(crate) fn call_from(
             return None;
         }
     };
-    let line = line_of(text, header.start);
+    let line = lines.line(header.start);
     let call = match convert_call(&raw, line, vcpus) {
         Ok(call) => Some(call),
         Err(errs) => {

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use pvgate_codegen::diagnostic::{line_col, suggest};
+use pvgate_codegen::diagnostic::suggest;
 use pvgate_codegen::number;
 use pvgate_codegen::{Diagnostic, ErrorKind};
 use toml::Spanned;
@@ -130,11 +130,6 @@ pub(crate) fn unknown_keys(
         };
         out.push(d);
     }
-}
-
-/// The 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    line_col(text, offset).0
 }
 
 /// The span of a `[[name]]` table's header that precedes `body`: the

@@ -22,7 +22,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use pvgate_codegen::diagnostic::suggest;
+use pvgate_codegen::diagnostic::{LineIndex, suggest};
 use pvgate_codegen::number;
 use pvgate_codegen::{Diagnostic, ErrorKind, Registry};
 use pvgate_gate::{Access, BitMode, Phase, PvCall, Register, Verdict, VmKind};
@@ -36,8 +36,7 @@ use crate::load::{
 };
 use crate::model::{MAX_TRACE_VCPUS, Trace, TraceCall};
 use crate::spanned::{
-    FileErrors, KeyError, drop_explained_missing, entry, line_of, toml_error, unknown_keys,
-    unknown_name,
+    FileErrors, KeyError, drop_explained_missing, entry, toml_error, unknown_keys, unknown_name,
 };
 
 /// The vector format this crate reads.
@@ -222,8 +221,9 @@ pub fn parse_vectors(text: &str, path: &str) -> Result<VectorFile, TraceError> {
     let title = string_key(root, "title", true, 0..0, &mut diags);
     drop_explained_missing(&mut diags, 0);
     let mut cases = Vec::new();
+    let lines = LineIndex::new(text);
     for (v, header) in array_of_tables(text, root, "case", &mut diags) {
-        cases.extend(case_from(text, v, header, &mut diags));
+        cases.extend(case_from(&lines, v, header, &mut diags));
     }
     if !diags.is_empty() {
         diags.sort_by_key(|d| d.span.start);
@@ -255,7 +255,7 @@ fn is_decision_key(key: &str, v: &DeValue<'_>) -> bool {
 
 /// One case; its errors are pushed, located.
 fn case_from(
-    text: &str,
+    lines: &LineIndex<'_>,
     v: &Spanned<DeValue<'_>>,
     header: Range<usize>,
     diags: &mut Vec<Diagnostic>,
@@ -267,7 +267,7 @@ fn case_from(
     let before = diags.len();
     let known: Vec<&str> = CALL_KEYS.iter().chain(CASE_KEYS).copied().collect();
     unknown_keys(table, &known, "a [[case]]", diags);
-    let line = line_of(text, header.start);
+    let line = lines.line(header.start);
     let kind = string_key(table, "vm", true, header.clone(), diags).and_then(|(k, _)| {
         VmKind::from_name(&k).or_else(|| {
             diags.push(unknown_name("vm", "vm kind", &k, KIND_NAMES).locate(table, header.clone()));
@@ -342,7 +342,7 @@ fn case_from(
         (None, None, _) => false,
     };
     let check = if is_hyp {
-        hyp_case(text, table, v, header.clone(), diags)
+        hyp_case(lines, table, v, header.clone(), diags)
     } else {
         decision_case(table, header.clone(), diags)
     };
@@ -377,7 +377,7 @@ fn ambiguous(table: &DeTable<'_>, header: Range<usize>, at: &str, why: &str) -> 
 
 /// A hyp case: `vcpus`, `preamble` and the call.
 fn hyp_case(
-    text: &str,
+    lines: &LineIndex<'_>,
     table: &DeTable<'_>,
     v: &Spanned<DeValue<'_>>,
     header: Range<usize>,
@@ -417,7 +417,7 @@ fn hyp_case(
             let mut calls = Vec::new();
             for item in items.iter() {
                 calls.extend(call_from(
-                    text,
+                    lines,
                     item,
                     item.span(),
                     vcpus,
@@ -430,7 +430,7 @@ fn hyp_case(
         }
     };
     let call = call_from(
-        text,
+        lines,
         v,
         header.clone(),
         vcpus,

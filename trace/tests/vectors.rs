@@ -374,3 +374,21 @@ errno = "EBUZY"
         assert!(parse_vectors(bad, "<t>").is_err(), "{bad}");
     }
 }
+
+/// A hostile file: one line holding a 20,000-call preamble. Each call's
+/// line comes from a line index (a binary search), not a scan of the
+/// line, so loading stays linear in the file (it was quadratic: 80,000
+/// calls took 35 s); the case runs every call and names its line.
+#[test]
+fn a_one_line_preamble_of_many_calls_loads_and_runs() {
+    let calls = vec![r#"{ pv = "get_rflags" }"#; 20_000].join(", ");
+    let text = format!(
+        "format = \"pvgate-conformance/1\"\ntitle = \"long\"\n[[case]]\nvm = \"protected\"\nphase = \"setup\"\npreamble = [ {calls} ]\npv = \"get_rflags\"\nexpect = \"allow\"\n"
+    );
+    let file = parse_vectors(&text, "long.toml").expect("the file loads");
+    let results = run_vectors(&interpreter("policy/default.toml"), &file);
+    assert_eq!(results.len(), 1);
+    assert!(results[0].passed, "{:?}", results[0]);
+    assert_eq!(results[0].line, 3);
+    assert_eq!(results[0].decided_by.len(), 20_001);
+}
