@@ -22,17 +22,28 @@ const POLICY_HEADER: &str = "pvgate_policy.h";
 /// Build the hypervisor image (a static library) for a policy.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "pvgate image [OPTIONS] <POLICY>",
     after_help = "Writes to DIR (default: <cargo target dir>/pvgate-image/<policy name>/) \
                   libpvgate_image.a, pvgate.h, pvgate_policy.h (`emit --lang c`) and \
                   manifest.json, after checking that the digest embedded in the library is the \
                   policy's. docs/image.md has the link command and a C example.\n\n\
                   Examples:\n  \
-                  cargo pvgate image --policy policy/strict.toml\n  \
-                  cargo pvgate image --policy policy/strict.toml --target none --out /tmp/pvgate-strict-none"
+                  cargo pvgate image policy/strict.toml\n  \
+                  cargo pvgate image policy/strict.toml --target none --out /tmp/pvgate-strict-none"
 )]
 pub struct Args {
     /// The policy to compile into the image.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(
+        value_name = "POLICY",
+        required_unless_present = "deprecated_policy",
+        conflicts_with = "deprecated_policy"
+    )]
+    pub policy_arg: Option<PathBuf>,
+    /// Deprecated spelling of POLICY (one release).
+    #[arg(long = "policy", value_name = "POLICY", hide = true)]
+    pub deprecated_policy: Option<PathBuf>,
+    /// The policy, from either spelling (filled by `resolve`).
+    #[arg(skip)]
     pub policy: PathBuf,
     /// What to build for.
     #[arg(long, value_enum, default_value_t)]
@@ -55,6 +66,20 @@ fn rule_counts(c: &Compiled) -> Value {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     std::fs::write(path, bytes).map_err(|e| ImageError::Write(path.to_path_buf(), e))
+}
+
+impl Args {
+    /// Settles the policy from either spelling (`policy_arg`).
+    pub fn resolve(&mut self) -> Result<(), CliError> {
+        self.policy = crate::policy_arg::resolve(
+            "image",
+            "POLICY [--target none|host] [--out DIR]",
+            self.policy_arg.take(),
+            self.deprecated_policy.take(),
+            None,
+        )?;
+        Ok(())
+    }
 }
 
 /// Runs `image`.

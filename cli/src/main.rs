@@ -25,6 +25,7 @@ mod image;
 mod init;
 mod lint;
 mod load;
+mod policy_arg;
 mod replay;
 mod report;
 mod sarif;
@@ -49,7 +50,7 @@ use crate::error::{CliError, Outcome};
                   Exit codes: 0 success; 1 the command found something (lint errors, a diff \
                   with --exit-code, an unmet trace expectation); 2 unusable input (invalid \
                   policy or trace, bad arguments).",
-    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
+    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
 )]
 struct Cli {
     /// The protected-VM baseline every policy is proven against, in
@@ -84,16 +85,28 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
     load::set_baseline_flag(cli.baseline);
     match cli.command {
         Command::Check(a) => check::run(&a),
-        Command::Conformance(a) => conformance::run(&a),
+        Command::Conformance(mut a) => {
+            a.resolve()?;
+            conformance::run(&a)
+        }
         Command::Lint(a) => lint::run(&a),
-        Command::Explain(a) => explain::run(&a),
+        Command::Explain(mut a) => {
+            a.resolve()?;
+            explain::run(&a)
+        }
         Command::Diff(a) => diff::run(&a),
         Command::Report(a) => report::run(&a),
-        Command::Replay(a) => replay::run(&a),
+        Command::Replay(mut a) => {
+            a.resolve()?;
+            replay::run(&a)
+        }
         Command::Schema(a) => schema::run(&a),
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
-        Command::Image(a) => image::run(&a),
+        Command::Image(mut a) => {
+            a.resolve()?;
+            image::run(&a)
+        }
         Command::Init(a) => init::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Completions(a) => completions::completions(&a),

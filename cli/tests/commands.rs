@@ -221,7 +221,6 @@ fn lint_of_an_invalid_policy_is_unusable_input() {
 fn explain_msr_write_with_a_refused_value_shows_the_refused_bit() {
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -255,7 +254,6 @@ fn explain_msr_write_with_a_refused_value_shows_the_refused_bit() {
 fn explain_msr_write_shows_forced_bits() {
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -282,7 +280,6 @@ fn explain_msr_write_shows_forced_bits() {
 fn explain_default_deny_names_the_nearest_rules() {
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -302,7 +299,6 @@ fn explain_default_deny_names_the_nearest_rules() {
     let v = json(
         &pvgate(&[
             "explain",
-            "--policy",
             DEFAULT,
             "--vm",
             "protected",
@@ -331,7 +327,6 @@ fn explain_default_deny_names_the_nearest_rules() {
 fn explain_cpuid_bit_names_the_feature_and_its_control() {
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -353,7 +348,6 @@ fn explain_cpuid_bit_names_the_feature_and_its_control() {
     );
     let by_name = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -374,7 +368,6 @@ fn explain_cpuid_bit_names_the_feature_and_its_control() {
     let v = json(
         &pvgate(&[
             "explain",
-            "--policy",
             STRICT,
             "--vm",
             "protected",
@@ -395,7 +388,6 @@ fn explain_cpuid_bit_names_the_feature_and_its_control() {
 fn explain_rejects_unknown_names_with_a_suggestion_and_exit_2() {
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -415,7 +407,6 @@ fn explain_rejects_unknown_names_with_a_suggestion_and_exit_2() {
     );
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -432,7 +423,6 @@ fn explain_rejects_unknown_names_with_a_suggestion_and_exit_2() {
     );
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
@@ -443,19 +433,10 @@ fn explain_rejects_unknown_names_with_a_suggestion_and_exit_2() {
     ]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("did you mean `vcpu_run`?"));
-    let run = pvgate(&[
-        "explain",
-        "--policy",
-        DEFAULT,
-        "--vm",
-        "protected",
-        "--phase",
-        "setup",
-    ]);
+    let run = pvgate(&["explain", DEFAULT, "--vm", "protected", "--phase", "setup"]);
     assert_eq!(run.code, 2, "one of --msr, --pv, --cpuid is required");
     let run = pvgate(&[
         "explain",
-        "--policy",
         DEFAULT,
         "--vm",
         "protected",
