@@ -51,6 +51,10 @@ pub struct Args {
     /// Where to write the image.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Output format of the summary (`json`: the output directory and the
+    /// manifest).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::format::Format,
 }
 
 /// Rule counts by class.
@@ -167,6 +171,11 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
         format!("{manifest_text}\n").as_bytes(),
     )?;
 
+    if args.format == crate::format::Format::Json {
+        let v = json!({"out": out.display().to_string(), "manifest": manifest});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Outcome::Clean);
+    }
     let counts = rule_counts(&policy);
     println!("image    {name} ({})", policy.path);
     println!("digest   {hex} (verified in {LIBRARY})");

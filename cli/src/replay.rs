@@ -300,6 +300,23 @@ fn step_json(c: &Compiled, trace: &str, s: &Step) -> Value {
             },
         );
         obj.insert("decided_by".into(), json!(decided_by(c, s)));
+        // CPUID leaves and register values as hex strings, like every
+        // other index and value of the JSON outputs.
+        obj.insert(
+            "cpuid_changes".into(),
+            s.cpuid_changes
+                .iter()
+                .map(|ch| {
+                    json!({
+                        "leaf": format!("{:#x}", ch.leaf),
+                        "subleaf": format!("{:#x}", ch.subleaf),
+                        "reg": ch.reg,
+                        "proposed": format!("{:#x}", ch.proposed),
+                        "effective": format!("{:#x}", ch.effective),
+                    })
+                })
+                .collect(),
+        );
     }
     v
 }

@@ -334,3 +334,29 @@ fn every_image_help_example_runs_as_written_and_none_builds_the_no_std_image() {
         }
     }
 }
+
+#[test]
+fn image_json_prints_the_output_directory_and_the_manifest() {
+    if skip("image --format json") {
+        return;
+    }
+    let (out, _) = strict_image();
+    let json_out = out.with_extension("json");
+    let _ = std::fs::remove_dir_all(&json_out);
+    let run = pvgate(&[
+        "image",
+        STRICT,
+        "--format",
+        "json",
+        "--out",
+        json_out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", both(&run));
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["out"], json_out.to_str().unwrap());
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json_out.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["manifest"], written, "the manifest that was written");
+    assert_eq!(v["manifest"]["policy"]["digest"], strict_digest());
+}

@@ -319,8 +319,12 @@ fn filtered_and_rejected_cpuid_bits_are_shown_with_carets_and_names() {
     let changes = &v["traces"][0]["steps"][0]["cpuid_changes"];
     assert_eq!(changes.as_array().unwrap().len(), 2, "{changes}");
     assert_eq!(changes[0]["reg"], "ecx");
+    assert_eq!(changes[0]["leaf"], "0x1", "CPUID leaves are hex strings");
+    let hex = |v: &serde_json::Value| {
+        u32::from_str_radix(v.as_str().unwrap().strip_prefix("0x").unwrap(), 16).unwrap()
+    };
     assert_eq!(
-        changes[0]["proposed"].as_u64().unwrap() ^ changes[0]["effective"].as_u64().unwrap(),
+        hex(&changes[0]["proposed"]) ^ hex(&changes[0]["effective"]),
         1 << 5
     );
 }
