@@ -10,6 +10,7 @@
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod check;
+mod color;
 mod completions;
 mod conformance;
 mod diff;
@@ -58,6 +59,10 @@ struct Cli {
     /// shipped policy/invariants/protected-baseline.toml).
     #[arg(long, global = true, value_name = "FILE")]
     baseline: Option<std::path::PathBuf>,
+    /// When to colour diagnostics: `auto` on a terminal unless `NO_COLOR`
+    /// is set, `always`, or `never`.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    color: color::Choice,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,6 +88,7 @@ enum Command {
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
     load::set_baseline_flag(cli.baseline);
+    color::set(cli.color);
     match cli.command {
         Command::Check(a) => check::run(&a),
         Command::Conformance(mut a) => {
