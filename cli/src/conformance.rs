@@ -35,7 +35,7 @@ use crate::replay::trace_error;
                   that does not load.",
     after_help = "Examples:\n  cargo pvgate conformance policy/default.toml tests/conformance/pkvm-ia.toml\n  \
                   cargo pvgate conformance --mutants --min-score 95 policy/default.toml \\\n    \
-                  --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml\n\n\
+                  --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml  # exit 1: this suite alone scores below 95\n\n\
                   Exit codes: 0 every case passed (--mutants: the score reached --min-score); 1 a case failed \
                   (--mutants: the score is below --min-score); 2 a policy, vector, trace or --equivalent file \
                   that does not load, or a suite that fails on the policy itself."
