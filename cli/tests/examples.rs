@@ -380,6 +380,21 @@ fn the_extraction_finds_the_examples_of_help_and_docs() {
     let all = examples();
     let from = |f: &str| all.iter().filter(|e| e.from.starts_with(f)).count();
     assert!(from("README.md") >= 2, "{all:#?}");
+    // README.md's tour of the reviewer's loop: fmt (after editing), check,
+    // lint, diff --base, conformance, in that order.
+    let readme: Vec<&str> = all
+        .iter()
+        .filter(|e| e.from.starts_with("README.md"))
+        .map(|e| e.line.as_str())
+        .collect();
+    let tour = ["fmt ", "check ", "lint ", "diff --base ", "conformance "];
+    assert!(
+        readme.windows(5).any(|w| w
+            .iter()
+            .zip(tour)
+            .all(|(l, t)| l.starts_with(&format!("cargo pvgate {t}")))),
+        "README.md has no five-line tour: {readme:#?}"
+    );
     assert!(from("docs/reviewing.md") >= 10, "{all:#?}");
     assert!(from("docs/conformance.md") >= 3, "{all:#?}");
     // A continued line is one example; `(exit N)` and `# exit N` are read.
