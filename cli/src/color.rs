@@ -20,6 +20,40 @@ pub enum Choice {
     Never,
 }
 
+impl Choice {
+    /// The same choice for clap's help and usage errors (whose `auto`
+    /// also honours `NO_COLOR`).
+    pub fn clap(self) -> clap::ColorChoice {
+        match self {
+            Choice::Auto => clap::ColorChoice::Auto,
+            Choice::Always => clap::ColorChoice::Always,
+            Choice::Never => clap::ColorChoice::Never,
+        }
+    }
+}
+
+/// `--color WHEN` or `--color=WHEN` from the raw arguments (the last one
+/// wins, as clap would have it); `auto` when absent or not understood.
+pub fn from_args(args: &[std::ffi::OsString]) -> Choice {
+    let mut choice = Choice::Auto;
+    let mut next_is_value = false;
+    for a in args.iter().map(|a| a.to_string_lossy()) {
+        let value = if next_is_value {
+            next_is_value = false;
+            Some(a.to_string())
+        } else if a == "--color" {
+            next_is_value = true;
+            None
+        } else {
+            a.strip_prefix("--color=").map(String::from)
+        };
+        if let Some(v) = value.and_then(|v| Choice::from_str(&v, true).ok()) {
+            choice = v;
+        }
+    }
+    choice
+}
+
 static CHOICE: OnceLock<Choice> = OnceLock::new();
 
 /// Records the global `--color` (once, from `main`).

@@ -120,8 +120,20 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
     }
 }
 
+/// Parses the command line; clap's own help and usage errors follow
+/// `--color` too (read before parsing, since clap renders them while it
+/// parses).
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = Cli::command().color(color::from_args(&args).clap());
+    cmd.try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(parse()) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Found) => ExitCode::from(1),
         Err(e) => {

@@ -153,3 +153,14 @@ fn color_is_a_global_option_in_the_help() {
     let help = pvgate(&["lint", "--help"]).stdout;
     assert!(help.contains("--color <WHEN>"), "{help}");
 }
+
+#[test]
+fn clap_usage_errors_follow_color_too() {
+    let always = pvgate(&["--color", "always", "replay", "policy/default.toml"]);
+    assert_eq!(always.code, 2);
+    assert!(always.stderr.contains(ESC), "{}", always.stderr);
+    let never = pvgate(&["--color=never", "replay", "policy/default.toml"]);
+    assert_eq!(never.code, 2);
+    assert!(!never.stderr.contains('\x1b'), "{}", never.stderr);
+    assert_eq!(strip(&always.stderr), never.stderr);
+}
