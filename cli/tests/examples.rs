@@ -8,7 +8,9 @@
 //! write there), with `>` redirections and `|` pipes done by the test and
 //! globs expanded as a shell would. The expected exit code is the one the
 //! example documents: a trailing `# exit N` comment, or the `(exit N)` line
-//! of its output in a `$ ` block; 0 otherwise.
+//! of its output in a `$ ` block; 0 otherwise. The output a `$ ` block
+//! shows must be what the command prints, byte for byte (a `[...` line
+//! stands for lines the page cuts).
 //!
 //! Not run here, because another test runs them (checked below):
 //! * `image` examples, which build the staticlib for minutes:
@@ -42,6 +44,9 @@ struct Example {
     from: String,
     line: String,
     code: i32,
+    /// For a `$ ` command in the docs: the output shown under it (stdout,
+    /// then stderr), where a `[...` line stands for lines cut.
+    shown: Option<Vec<String>>,
 }
 
 /// The subcommands, from the top-level help.
@@ -110,6 +115,7 @@ fn help_examples(cmd: &str, help: &str) -> Vec<Example> {
                 from: format!("`{cmd} --help`"),
                 line,
                 code: code.unwrap_or(0),
+                shown: None,
             });
         }
     }
@@ -144,6 +150,12 @@ fn doc_examples(file: &str) -> Vec<Example> {
         }
         if prompt {
             shown = None;
+        } else if let Some(i) = shown {
+            out[i]
+                .shown
+                .get_or_insert_with(Vec::new)
+                .push(l.to_string());
+            continue;
         }
         if body.starts_with("cargo pvgate ") {
             let (line, code) = comment(body);
@@ -151,6 +163,7 @@ fn doc_examples(file: &str) -> Vec<Example> {
                 from: format!("{file}:{}", n + 1),
                 line,
                 code: code.unwrap_or(0),
+                shown: None,
             });
             if prompt {
                 shown = Some(out.len() - 1);
@@ -346,6 +359,39 @@ fn run(dir: &Path, home: &Path, line: &str) -> (i32, String, String) {
     (code, stdout, stderr)
 }
 
+/// Whether `got` is the output a page shows, byte for byte; a `[...`
+/// line in it stands for any lines (the page cut them).
+fn same_output(shown: &[String], got: &str) -> Result<(), String> {
+    let got: Vec<&str> = got.trim_end_matches('\n').split('\n').collect();
+    let cut = shown
+        .iter()
+        .position(|l| l.trim_start().starts_with("[..."));
+    let (head, tail) = match cut {
+        Some(i) => (&shown[..i], &shown[i + 1..]),
+        None => (shown, &[][..]),
+    };
+    let fits = |want: &[String], have: &[&str]| {
+        want.len() == have.len() && want.iter().zip(have).all(|(w, h)| w == h)
+    };
+    if cut.is_none() {
+        return if fits(head, &got) {
+            Ok(())
+        } else {
+            Err("differs".into())
+        };
+    }
+    if got.len() < head.len() + tail.len() {
+        return Err("shorter than the lines shown".into());
+    }
+    if !fits(head, &got[..head.len()]) {
+        return Err("the lines before the cut differ".into());
+    }
+    if !fits(tail, &got[got.len() - tail.len()..]) {
+        return Err("the lines after the cut differ".into());
+    }
+    Ok(())
+}
+
 /// Every example, help first (top level, then each subcommand in the
 /// order of the top-level help), then README.md, then docs/*.md.
 fn examples() -> Vec<Example> {
@@ -406,6 +452,16 @@ fn the_extraction_finds_the_examples_of_help_and_docs() {
         all.iter()
             .any(|e| e.from.starts_with("docs/reviewing.md") && e.code == 1)
     );
+    let shown: Vec<&Vec<String>> = all.iter().filter_map(|e| e.shown.as_ref()).collect();
+    assert!(shown.len() >= 10, "{all:#?}");
+    assert!(
+        shown
+            .iter()
+            .any(|o| o.iter().any(|l| l.trim_start().starts_with("[...")))
+    );
+    assert!(same_output(&["a".into(), "[...]".into(), "d".into()], "a\nb\nc\nd\n").is_ok());
+    assert!(same_output(&["a".into(), "[...]".into(), "d".into()], "a\nb\n").is_err());
+    assert!(same_output(&["a".into()], "a\nb\n").is_err());
     assert_eq!(
         comment("cargo pvgate x   # exit 1: why"),
         ("cargo pvgate x".into(), Some(1))
@@ -475,6 +531,15 @@ fn every_example_in_help_and_docs_runs_as_written() {
                 "{}: `{}` uses a deprecated spelling: {stderr}",
                 e.from, e.line
             ));
+        }
+        if let Some(shown) = &e.shown {
+            let got = format!("{stdout}{stderr}");
+            if let Err(why) = same_output(shown, &got) {
+                failed.push(format!(
+                    "{}: `{}` no longer prints what the page shows ({why}); it prints:\n{got}",
+                    e.from, e.line
+                ));
+            }
         }
         ran += 1;
     }
