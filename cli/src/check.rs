@@ -40,7 +40,7 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
             Err(e) => {
                 invalid = true;
                 if args.format == Format::Human {
-                    eprint!("{}", e.render());
+                    eprint!("{}", e.render_styled(crate::color::stderr()));
                 }
                 json_out.push(error_json(&e));
             }

@@ -27,26 +27,37 @@ use crate::replay::trace_error;
 /// Run conformance vectors against a policy.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "pvgate conformance [OPTIONS] <POLICY> <VECTORS>...\n       pvgate conformance --mutants [OPTIONS] <POLICY> [VECTORS]...",
     long_about = "Run conformance vectors (format pvgate-conformance/1, docs/conformance.md) \
                   against POLICY: decision-only cases through the policy's decision functions, \
                   hyp cases through the real hypervisor core. Trace files (pvgate-trace/1) are \
                   accepted too: each call with expectations counts as a case.\n\n\
                   Exit codes: 0 every case passed; 1 a case failed; 2 a policy or vector file \
                   that does not load.",
-    after_help = "Examples:\n  cargo pvgate conformance --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
-                  cargo pvgate conformance --coverage --policy policy/default.toml tests/conformance/pkvm-ia.toml\n  \
-                  cargo pvgate conformance --mutants --min-score 95 --policy policy/default.toml \\\n    \
-                  --trace tests/data/traces/crosvm-boot-pvm.toml tests/conformance/pkvm-ia.toml\n\n\
+    after_help = "Examples:\n  cargo pvgate conformance policy/default.toml tests/conformance/pkvm-ia.toml\n  \
+                  cargo pvgate conformance --coverage policy/strict.toml tests/conformance/strict.toml\n  \
+                  cargo pvgate conformance --mutants --min-score 95 --equivalent tests/conformance/equivalent.toml \\\n    \
+                  policy/default.toml --trace tests/data/traces/crosvm-boot-pvm.toml \\\n    \
+                  --trace tests/data/traces/crosvm-boot-npvm.toml tests/conformance/pkvm-ia*.toml\n\n\
                   Exit codes: 0 every case passed (--mutants: the score reached --min-score); 1 a case failed \
                   (--mutants: the score is below --min-score); 2 a policy, vector, trace or --equivalent file \
                   that does not load, or a suite that fails on the policy itself."
 )]
 pub struct Args {
     /// The policy the vectors are run against.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(value_name = "POLICY", required_unless_present = "deprecated_policy")]
+    pub policy_arg: Option<PathBuf>,
+    /// Deprecated spelling of POLICY (one release).
+    #[arg(long = "policy", value_name = "POLICY", hide = true)]
+    pub deprecated_policy: Option<PathBuf>,
+    /// The policy, from either spelling (filled by `resolve`).
+    #[arg(skip)]
     pub policy: PathBuf,
     /// Vector files (`pvgate-conformance/1`) or traces (`pvgate-trace/1`).
-    #[arg(value_name = "VECTORS", required_unless_present = "mutants")]
+    #[arg(
+        value_name = "VECTORS",
+        required_unless_present_any = ["mutants", "deprecated_policy"]
+    )]
     pub vectors: Vec<PathBuf>,
     /// Mutation analysis instead of the plain check: derive every
     /// single-point mutant of the policy, build each, and run the vectors
@@ -85,6 +96,25 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+impl Args {
+    /// Settles the policy from either spelling (`policy_arg`).
+    pub fn resolve(&mut self) -> Result<(), CliError> {
+        self.policy = crate::policy_arg::resolve(
+            "conformance",
+            "POLICY VECTORS...",
+            self.policy_arg.take(),
+            self.deprecated_policy.take(),
+            Some(&mut self.vectors),
+        )?;
+        if self.vectors.is_empty() && !self.mutants {
+            return Err(CliError::arg(
+                "no vector file given: `cargo pvgate conformance POLICY VECTORS...`",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Runs `conformance`.

@@ -48,15 +48,18 @@ impl CliError {
         }
     }
 
-    /// The text printed on stderr.
+    /// The text printed on stderr (coloured as `--color` and the
+    /// terminal say).
     pub fn render(&self) -> String {
+        let color = crate::color::stderr();
+        let error = crate::color::error_prefix(color);
         match self {
-            CliError::Policy(e) => e.render(),
+            CliError::Policy(e) => e.render_styled(color),
             CliError::Arg { message, help } => match help {
-                Some(h) => format!("error: {message}\n  = help: {h}\n"),
-                None => format!("error: {message}\n"),
+                Some(h) => format!("{error}{message}\n  = help: {h}\n"),
+                None => format!("{error}{message}\n"),
             },
-            CliError::Files(e) => e.render(),
+            CliError::Files(e) => e.render_styled(color),
             CliError::Reported => String::new(),
         }
     }

@@ -24,12 +24,23 @@ use explanation::Explanation;
 /// Explain the decision for one host request.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "pvgate explain [OPTIONS] <POLICY> --vm <VM> --phase <PHASE> <--msr <NAME|INDEX>|--pv <CALL>|--cpuid <LEAF[.SUBLEAF]>>",
     group(clap::ArgGroup::new("target").required(true).args(["msr", "pv", "cpuid"])),
-    after_help = "Examples:\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase running --pv get_rflags\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --cpuid 0x1 --reg ecx --bit X2APIC"
+    after_help = "Examples:\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate explain policy/default.toml --vm protected --phase running --pv get_rflags\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --cpuid 0x1 --reg ecx --bit X2APIC"
 )]
 pub struct Args {
     /// The policy file.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(
+        value_name = "POLICY",
+        required_unless_present = "deprecated_policy",
+        conflicts_with = "deprecated_policy"
+    )]
+    pub policy_arg: Option<PathBuf>,
+    /// Deprecated spelling of POLICY (one release).
+    #[arg(long = "policy", value_name = "POLICY", hide = true)]
+    pub deprecated_policy: Option<PathBuf>,
+    /// The policy, from either spelling (filled by `resolve`).
+    #[arg(skip)]
     pub policy: PathBuf,
     /// The VM kind.
     #[arg(long, value_enum)]
@@ -61,6 +72,20 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+impl Args {
+    /// Settles the policy from either spelling (`policy_arg`).
+    pub fn resolve(&mut self) -> Result<(), CliError> {
+        self.policy = crate::policy_arg::resolve(
+            "explain",
+            "POLICY --vm KIND --phase PHASE (--msr|--pv|--cpuid) ...",
+            self.policy_arg.take(),
+            self.deprecated_policy.take(),
+            None,
+        )?;
+        Ok(())
+    }
 }
 
 /// Runs `explain`.

@@ -22,17 +22,28 @@ const POLICY_HEADER: &str = "pvgate_policy.h";
 /// Build the hypervisor image (a static library) for a policy.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "pvgate image [OPTIONS] <POLICY>",
     after_help = "Writes to DIR (default: <cargo target dir>/pvgate-image/<policy name>/) \
                   libpvgate_image.a, pvgate.h, pvgate_policy.h (`emit --lang c`) and \
                   manifest.json, after checking that the digest embedded in the library is the \
                   policy's. docs/image.md has the link command and a C example.\n\n\
                   Examples:\n  \
-                  cargo pvgate image --policy policy/strict.toml\n  \
-                  cargo pvgate image --policy policy/strict.toml --target none --out /tmp/pvgate-strict-none"
+                  cargo pvgate image policy/strict.toml\n  \
+                  cargo pvgate image policy/strict.toml --target none --out /tmp/pvgate-strict-none"
 )]
 pub struct Args {
     /// The policy to compile into the image.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(
+        value_name = "POLICY",
+        required_unless_present = "deprecated_policy",
+        conflicts_with = "deprecated_policy"
+    )]
+    pub policy_arg: Option<PathBuf>,
+    /// Deprecated spelling of POLICY (one release).
+    #[arg(long = "policy", value_name = "POLICY", hide = true)]
+    pub deprecated_policy: Option<PathBuf>,
+    /// The policy, from either spelling (filled by `resolve`).
+    #[arg(skip)]
     pub policy: PathBuf,
     /// What to build for.
     #[arg(long, value_enum, default_value_t)]
@@ -40,6 +51,10 @@ pub struct Args {
     /// Where to write the image.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Output format of the summary (`json`: the output directory and the
+    /// manifest).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: crate::format::Format,
 }
 
 /// Rule counts by class.
@@ -55,6 +70,20 @@ fn rule_counts(c: &Compiled) -> Value {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     std::fs::write(path, bytes).map_err(|e| ImageError::Write(path.to_path_buf(), e))
+}
+
+impl Args {
+    /// Settles the policy from either spelling (`policy_arg`).
+    pub fn resolve(&mut self) -> Result<(), CliError> {
+        self.policy = crate::policy_arg::resolve(
+            "image",
+            "POLICY [--target none|host] [--out DIR]",
+            self.policy_arg.take(),
+            self.deprecated_policy.take(),
+            None,
+        )?;
+        Ok(())
+    }
 }
 
 /// Runs `image`.
@@ -142,6 +171,11 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
         format!("{manifest_text}\n").as_bytes(),
     )?;
 
+    if args.format == crate::format::Format::Json {
+        let v = json!({"out": out.display().to_string(), "manifest": manifest});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Outcome::Clean);
+    }
     let counts = rule_counts(&policy);
     println!("image    {name} ({})", policy.path);
     println!("digest   {hex} (verified in {LIBRARY})");

@@ -5,9 +5,10 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use annotate_snippets::{AnnotationKind, Level, Snippet};
 use clap::ValueEnum;
 use pvgate_codegen::diagnostic::line_col;
+use pvgate_codegen::diagnostic::renderer;
 use pvgate_codegen::{Compiled, Registry};
 use pvgate_review::lint::{Finding, LINTS, Severity, findings};
 use serde_json::{Value, json};
@@ -18,7 +19,7 @@ use crate::{load, sarif};
 /// Lint policies for risky shapes.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif\n  cargo pvgate lint --explain cpuid-security-bit"
+    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif  # exit 1: default.toml has warnings\n  cargo pvgate lint --explain cpuid-security-bit"
 )]
 pub struct Args {
     /// Policy files to lint.
@@ -71,7 +72,7 @@ pub fn run(args: &Args) -> Result<Outcome, CliError> {
     match args.format {
         LintFormat::Human => {
             for (c, f) in &linted {
-                print!("{}", render_human(c, f));
+                print!("{}", render_human(c, f, crate::color::stdout()));
             }
         }
         LintFormat::Json => {
@@ -122,7 +123,7 @@ fn explain(name: &str) -> Result<String, CliError> {
 }
 
 /// Renders a policy's findings with source snippets and a summary line.
-pub fn render_human(c: &Compiled, findings: &[Finding]) -> String {
+pub fn render_human(c: &Compiled, findings: &[Finding], color: bool) -> String {
     let mut o = String::new();
     for f in findings {
         let level = match f.severity {
@@ -140,13 +141,7 @@ pub fn render_human(c: &Compiled, findings: &[Finding]) -> String {
                     .annotation(AnnotationKind::Primary.span(span).label(&f.label)),
             )
             .element(Level::HELP.message(&f.help))];
-        let (line, col) = line_col(&c.text, f.span.start);
-        let _ = writeln!(
-            o,
-            "{}\n  = at {}:{line}:{col}\n",
-            Renderer::plain().render(&group),
-            c.path
-        );
+        let _ = writeln!(o, "{}\n", renderer(color).render(&group));
     }
     let n = |s| findings.iter().filter(|f| f.severity == s).count();
     let plural = |k: usize, w: &str| format!("{k} {w}{}", if k == 1 { "" } else { "s" });

@@ -10,6 +10,7 @@
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 
 mod check;
+mod color;
 mod completions;
 mod conformance;
 mod diff;
@@ -25,6 +26,7 @@ mod image;
 mod init;
 mod lint;
 mod load;
+mod policy_arg;
 mod replay;
 mod report;
 mod sarif;
@@ -49,7 +51,7 @@ use crate::error::{CliError, Outcome};
                   Exit codes: 0 success; 1 the command found something (lint errors, a diff \
                   with --exit-code, an unmet trace expectation); 2 unusable input (invalid \
                   policy or trace, bad arguments).",
-    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain --policy policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
+    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
 )]
 struct Cli {
     /// The protected-VM baseline every policy is proven against, in
@@ -57,6 +59,10 @@ struct Cli {
     /// shipped policy/invariants/protected-baseline.toml).
     #[arg(long, global = true, value_name = "FILE")]
     baseline: Option<std::path::PathBuf>,
+    /// When to colour diagnostics: `auto` on a terminal unless `NO_COLOR`
+    /// is set, `always`, or `never`.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    color: color::Choice,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,19 +88,35 @@ enum Command {
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
     load::set_baseline_flag(cli.baseline);
+    color::set(cli.color);
     match cli.command {
         Command::Check(a) => check::run(&a),
-        Command::Conformance(a) if a.mutants => conformance::mutants::run(&a),
-        Command::Conformance(a) => conformance::run(&a),
+        Command::Conformance(mut a) => {
+            a.resolve()?;
+            if a.mutants {
+                conformance::mutants::run(&a)
+            } else {
+                conformance::run(&a)
+            }
+        }
         Command::Lint(a) => lint::run(&a),
-        Command::Explain(a) => explain::run(&a),
+        Command::Explain(mut a) => {
+            a.resolve()?;
+            explain::run(&a)
+        }
         Command::Diff(a) => diff::run(&a),
         Command::Report(a) => report::run(&a),
-        Command::Replay(a) => replay::run(&a),
+        Command::Replay(mut a) => {
+            a.resolve()?;
+            replay::run(&a)
+        }
         Command::Schema(a) => schema::run(&a),
         Command::Digest(a) => digest::run(&a),
         Command::Emit(a) => emit::run(&a),
-        Command::Image(a) => image::run(&a),
+        Command::Image(mut a) => {
+            a.resolve()?;
+            image::run(&a)
+        }
         Command::Init(a) => init::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Completions(a) => {
@@ -104,8 +126,20 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
     }
 }
 
+/// Parses the command line; clap's own help and usage errors follow
+/// `--color` too (read before parsing, since clap renders them while it
+/// parses).
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = Cli::command().color(color::from_args(&args).clap());
+    cmd.try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(parse()) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Found) => ExitCode::from(1),
         Err(e) => {

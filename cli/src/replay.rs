@@ -26,6 +26,7 @@ use trace_file::load_trace;
 /// Replay traces of host PV calls through the hypervisor core on a policy.
 #[derive(Debug, clap::Args)]
 #[command(
+    override_usage = "pvgate replay [OPTIONS] <POLICY> <TRACE>...",
     long_about = "Replay traces of host PV calls (format pvgate-trace/1, see \
                   tests/data/traces/README.md) through the real hypervisor core built on \
                   POLICY. For each call: its effect (allow, deny, ignore, filter, invalid), the \
@@ -33,14 +34,20 @@ use trace_file::load_trace;
                   trace's expectation held; then one summary line per trace.\n\n\
                   Exit codes: 0 every expectation held; 1 some expectation did not; 2 a policy \
                   or trace that does not load, bad arguments.",
-    after_help = "Examples:\n  cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml tests/data/traces/crosvm-boot-npvm.toml\n  cargo pvgate replay --policy policy/strict.toml tests/data/traces/crosvm-boot-pvm.toml\n  cargo pvgate replay --policy policy/examples/review-thread.toml --cpu host --format json policy/examples/sipi-npvm.trace.toml"
+    after_help = "Examples:\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml tests/data/traces/crosvm-boot-npvm.toml\n  cargo pvgate replay policy/strict.toml tests/data/traces/crosvm-boot-pvm.toml  # exit 1: strict denies a call crosvm makes\n  cargo pvgate replay policy/examples/review-thread.toml --cpu host --format json policy/examples/sipi-npvm.trace.toml"
 )]
 pub struct Args {
     /// The policy file.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(value_name = "POLICY", required_unless_present = "deprecated_policy")]
+    pub policy_arg: Option<PathBuf>,
+    /// Deprecated spelling of POLICY (one release).
+    #[arg(long = "policy", value_name = "POLICY", hide = true)]
+    pub deprecated_policy: Option<PathBuf>,
+    /// The policy, from either spelling (filled by `resolve`).
+    #[arg(skip)]
     pub policy: PathBuf,
     /// Trace files (pvgate-trace/1).
-    #[arg(value_name = "TRACE", required = true)]
+    #[arg(value_name = "TRACE", required_unless_present = "deprecated_policy")]
     pub traces: Vec<PathBuf>,
     /// The CPU model behind the hypervisor's base CPUID (default: the one
     /// each trace names, else `reference`).
@@ -66,6 +73,25 @@ impl CpuArg {
             CpuArg::Reference => "reference",
             CpuArg::Host => "host",
         }
+    }
+}
+
+impl Args {
+    /// Settles the policy from either spelling (`policy_arg`).
+    pub fn resolve(&mut self) -> Result<(), CliError> {
+        self.policy = crate::policy_arg::resolve(
+            "replay",
+            "POLICY TRACE...",
+            self.policy_arg.take(),
+            self.deprecated_policy.take(),
+            Some(&mut self.traces),
+        )?;
+        if self.traces.is_empty() {
+            return Err(CliError::arg(
+                "no trace given: `cargo pvgate replay POLICY TRACE...`",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -274,6 +300,23 @@ fn step_json(c: &Compiled, trace: &str, s: &Step) -> Value {
             },
         );
         obj.insert("decided_by".into(), json!(decided_by(c, s)));
+        // CPUID leaves and register values as hex strings, like every
+        // other index and value of the JSON outputs.
+        obj.insert(
+            "cpuid_changes".into(),
+            s.cpuid_changes
+                .iter()
+                .map(|ch| {
+                    json!({
+                        "leaf": format!("{:#x}", ch.leaf),
+                        "subleaf": format!("{:#x}", ch.subleaf),
+                        "reg": ch.reg,
+                        "proposed": format!("{:#x}", ch.proposed),
+                        "effective": format!("{:#x}", ch.effective),
+                    })
+                })
+                .collect(),
+        );
     }
     v
 }

@@ -11,7 +11,7 @@ const VECTORS: &str = "tests/conformance/pkvm-ia.toml";
 
 #[test]
 fn the_default_policy_passes_the_pkvm_ia_vectors() {
-    let run = pvgate(&["conformance", "--policy", "policy/default.toml", VECTORS]);
+    let run = pvgate(&["conformance", "policy/default.toml", VECTORS]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(": 188 cases, 188 passed, 0 failed"),
@@ -23,7 +23,7 @@ fn the_default_policy_passes_the_pkvm_ia_vectors() {
 
 #[test]
 fn strict_fails_exactly_where_it_drops_the_stopgap_or_narrows_pkvm_ia() {
-    let run = pvgate(&["conformance", "--policy", "policy/strict.toml", VECTORS]);
+    let run = pvgate(&["conformance", "policy/strict.toml", VECTORS]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let failures: Vec<&str> = run
         .stdout
@@ -69,13 +69,7 @@ fn strict_fails_exactly_where_it_drops_the_stopgap_or_narrows_pkvm_ia() {
 
 #[test]
 fn verbose_lists_passing_cases_with_their_rule() {
-    let run = pvgate(&[
-        "conformance",
-        "--verbose",
-        "--policy",
-        "policy/default.toml",
-        VECTORS,
-    ]);
+    let run = pvgate(&["conformance", "--verbose", "policy/default.toml", VECTORS]);
     assert_eq!(run.code, 0);
     assert!(
         run.stdout.contains("ok   tests/conformance/pkvm-ia.toml:742: protected setup write of MSR IA32_PAT (0x277): deny (no rule: default deny)"),
@@ -93,7 +87,6 @@ fn json_has_every_case() {
         "conformance",
         "--format",
         "json",
-        "--policy",
         "policy/strict.toml",
         VECTORS,
     ]);
@@ -117,7 +110,6 @@ fn json_has_every_case() {
 fn unusable_vectors_exit_2_with_their_location() {
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/default.toml",
         "cli/tests/fixtures/conformance/malformed.toml",
     ]);
@@ -137,7 +129,6 @@ fn unusable_vectors_exit_2_with_their_location() {
     assert!(!run.stderr.contains("missing key"), "{}", run.stderr);
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/default.toml",
         "cli/tests/fixtures/conformance/unknown-call.toml",
     ]);
@@ -202,7 +193,7 @@ fn injection_below_32_and_soft_interrupts_allowed_fail_the_vectors() {
             "min-vector = 0\nallow-soft = true",
         )
     });
-    let run = pvgate(&["conformance", "--policy", &policy, VECTORS]);
+    let run = pvgate(&["conformance", &policy, VECTORS]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let f = failures(&run);
     assert_eq!(f.len(), 2, "{}", run.stdout);
@@ -224,7 +215,7 @@ fn host_control_of_the_pmu_leaf_fails_the_vectors() {
              eax = {{ host = 0xFFFFFFFF }}\nedx = {{ host = 0xFFFFFFFF }}\nreason = \"the host describes the PMU\"\n"
         )
     });
-    let run = pvgate(&["conformance", "--policy", &policy, VECTORS]);
+    let run = pvgate(&["conformance", &policy, VECTORS]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let f = failures(&run);
     assert!(!f.is_empty());
@@ -253,7 +244,7 @@ fn strict_gaining_low_msr_reads_in_setup_fails_its_vectors() {
             reads("0x1A1", "0x1FF", 3)
         )
     });
-    let run = pvgate(&["conformance", "--policy", &policy, STRICT_VECTORS]);
+    let run = pvgate(&["conformance", &policy, STRICT_VECTORS]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let f = failures(&run);
     assert!(
@@ -273,12 +264,7 @@ fn strict_gaining_low_msr_reads_in_setup_fails_its_vectors() {
 
 #[test]
 fn the_strict_vectors_pass_on_strict_and_notice_the_default_policy() {
-    let run = pvgate(&[
-        "conformance",
-        "--policy",
-        "policy/strict.toml",
-        STRICT_VECTORS,
-    ]);
+    let run = pvgate(&["conformance", "policy/strict.toml", STRICT_VECTORS]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("27 cases, 27 passed, 0 failed"),
@@ -286,12 +272,7 @@ fn the_strict_vectors_pass_on_strict_and_notice_the_default_policy() {
         run.stdout
     );
     // The default policy filters CPUID violations where strict rejects them.
-    let run = pvgate(&[
-        "conformance",
-        "--policy",
-        "policy/default.toml",
-        STRICT_VECTORS,
-    ]);
+    let run = pvgate(&["conformance", "policy/default.toml", STRICT_VECTORS]);
     assert_eq!(run.code, 1);
     assert!(
         run.stdout.contains(
@@ -306,7 +287,6 @@ fn the_strict_vectors_pass_on_strict_and_notice_the_default_policy() {
 fn three_mistakes_in_a_vector_file_are_three_located_errors() {
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/default.toml",
         "cli/tests/fixtures/conformance/three-mistakes.toml",
     ]);
@@ -320,7 +300,6 @@ fn a_trace_with_two_unknown_keys_gets_both_errors() {
     for cmd in ["replay", "conformance"] {
         let run = pvgate(&[
             cmd,
-            "--policy",
             "policy/default.toml",
             "cli/tests/fixtures/conformance/two-unknown-keys.trace.toml",
         ]);
@@ -351,7 +330,6 @@ fn a_trace_with_two_unknown_keys_gets_both_errors() {
 fn case_kinds_are_never_guessed() {
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/default.toml",
         "cli/tests/fixtures/conformance/ambiguous.toml",
     ]);
@@ -393,7 +371,7 @@ fn shipped_traces_are_vector_files_too() {
         "tests/data/traces/pvm-secondary-start.toml",
         "tests/data/traces/npvm-start-secondary.toml",
     ];
-    let mut args = vec!["conformance", "--policy", "policy/default.toml", VECTORS];
+    let mut args = vec!["conformance", "policy/default.toml", VECTORS];
     args.extend(traces);
     let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -409,7 +387,6 @@ fn shipped_traces_are_vector_files_too() {
 fn a_refused_driving_call_fails_the_case_naming_the_call() {
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/default.toml",
         "cli/tests/fixtures/conformance/driving.toml",
     ]);
@@ -439,7 +416,6 @@ fn json_names_the_case_kind_each_calls_rule_and_the_cite() {
         "conformance",
         "--format",
         "json",
-        "--policy",
         "policy/default.toml",
         STRICT_VECTORS,
     ]);

@@ -12,14 +12,7 @@ const PARTIAL: &str = "cli/tests/fixtures/coverage/partial.toml";
 const BOUNDS: &str = "cli/tests/fixtures/coverage/bounds.toml";
 
 fn json(files: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "conformance",
-        "--coverage",
-        "--format",
-        "json",
-        "--policy",
-        POLICY,
-    ];
+    let mut args = vec!["conformance", "--coverage", "--format", "json", POLICY];
     args.extend_from_slice(files);
     let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -29,7 +22,7 @@ fn json(files: &[&str]) -> serde_json::Value {
 
 #[test]
 fn uncovered_rules_and_unbounded_ranges_are_listed_with_file_and_line() {
-    let run = pvgate(&["conformance", "--coverage", "--policy", POLICY, PARTIAL]);
+    let run = pvgate(&["conformance", "--coverage", POLICY, PARTIAL]);
     assert_eq!(
         run.code, 0,
         "coverage gaps are reported, not failures: {}",
@@ -61,14 +54,7 @@ fn uncovered_rules_and_unbounded_ranges_are_listed_with_file_and_line() {
 
 #[test]
 fn both_ends_and_one_outside_value_bound_a_range() {
-    let run = pvgate(&[
-        "conformance",
-        "--coverage",
-        "--policy",
-        POLICY,
-        PARTIAL,
-        BOUNDS,
-    ]);
+    let run = pvgate(&["conformance", "--coverage", POLICY, PARTIAL, BOUNDS]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout.contains("5 of 5 rules exercised"),
@@ -124,14 +110,7 @@ fn json_gives_every_rule_range_and_invariant_with_hex_indices() {
 
 #[test]
 fn coverage_and_mutants_do_not_mix() {
-    let run = pvgate(&[
-        "conformance",
-        "--coverage",
-        "--mutants",
-        "--policy",
-        POLICY,
-        PARTIAL,
-    ]);
+    let run = pvgate(&["conformance", "--coverage", "--mutants", POLICY, PARTIAL]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--mutants"), "{}", run.stderr);
 }

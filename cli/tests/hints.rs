@@ -82,7 +82,6 @@ fn a_bit_in_the_wrong_register_gets_a_fix_line() {
 fn a_regs_table_that_swallowed_expect_says_so() {
     let out = both(&[
         "replay",
-        "--policy",
         "policy/default.toml",
         "cli/tests/traces/regs-swallow-expect.toml",
     ]);
@@ -95,7 +94,6 @@ fn a_regs_table_that_swallowed_expect_says_so() {
 fn a_trace_value_too_large_for_toml_is_refused_with_the_string_form() {
     let out = both(&[
         "replay",
-        "--policy",
         "policy/default.toml",
         "cli/tests/traces/value-literal-too-large.toml",
     ]);

@@ -1,4 +1,4 @@
-//! `image` and `digest --image`: `image --policy policy/strict.toml` builds
+//! `image` and `digest --image`: `image policy/strict.toml` builds
 //! the staticlib (a real cargo build, in `<target dir>/pvgate-image-build`,
 //! reused between runs), verifies and writes what docs/image.md lists; the
 //! digest read back from the library is `digest policy/strict.toml`; and the
@@ -48,7 +48,7 @@ fn strict_image() -> &'static (PathBuf, Run) {
     IMAGE.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("pvgate-image-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
-        let run = pvgate(&["image", "--policy", STRICT, "--out", out.to_str().unwrap()]);
+        let run = pvgate(&["image", STRICT, "--out", out.to_str().unwrap()]);
         assert_eq!(run.code, 0, "{}", both(&run));
         (out, run)
     })
@@ -198,7 +198,7 @@ fn the_documented_c_example_links_and_passes_against_the_strict_image() {
         .expect("the image command")
         .split_whitespace()
         .collect();
-    assert_eq!(image, ["image", "--policy", STRICT, "--out", "\"$OUT\""]);
+    assert_eq!(image, ["image", STRICT, "--out", "\"$OUT\""]);
     // The image command itself ran as strict_image() (into our OUT); the
     // compile and run lines run as written, with OUT set to it.
     for line in &lines[2..] {
@@ -284,11 +284,7 @@ fn a_tampered_or_foreign_library_is_read_as_such() {
 
 #[test]
 fn image_refuses_an_invalid_policy_before_building() {
-    let run = pvgate(&[
-        "image",
-        "--policy",
-        "cli/tests/broken/unknown-msr-name.toml",
-    ]);
+    let run = pvgate(&["image", "cli/tests/broken/unknown-msr-name.toml"]);
     assert_eq!(run.code, 2, "{}", both(&run));
     assert!(!run.stderr.contains("Compiling"), "{}", run.stderr);
     assert!(run.stderr.contains("is invalid"), "{}", run.stderr);
@@ -337,4 +333,30 @@ fn every_image_help_example_runs_as_written_and_none_builds_the_no_std_image() {
             );
         }
     }
+}
+
+#[test]
+fn image_json_prints_the_output_directory_and_the_manifest() {
+    if skip("image --format json") {
+        return;
+    }
+    let (out, _) = strict_image();
+    let json_out = out.with_extension("json");
+    let _ = std::fs::remove_dir_all(&json_out);
+    let run = pvgate(&[
+        "image",
+        STRICT,
+        "--format",
+        "json",
+        "--out",
+        json_out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", both(&run));
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["out"], json_out.to_str().unwrap());
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json_out.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["manifest"], written, "the manifest that was written");
+    assert_eq!(v["manifest"]["policy"]["digest"], strict_digest());
 }

@@ -21,7 +21,7 @@ const VECTORS: &str = "cli/tests/fixtures/mutants/tiny-vectors.toml";
 const TRACE: &str = "cli/tests/fixtures/mutants/tiny-inject.trace.toml";
 
 fn mutants(extra: &[&str]) -> common::Run {
-    let mut args = vec!["conformance", "--mutants", "--policy", POLICY];
+    let mut args = vec!["conformance", "--mutants", POLICY];
     args.extend_from_slice(extra);
     args.push(VECTORS);
     pvgate(&args)
@@ -187,14 +187,7 @@ fn min_score_gates_at_the_printed_precision() {
     assert_eq!(v["min_score"], 95.0);
     // Not a percentage; or given without --mutants.
     assert_eq!(mutants(&["--min-score", "101"]).code, 2);
-    let run = pvgate(&[
-        "conformance",
-        "--min-score",
-        "50",
-        "--policy",
-        POLICY,
-        VECTORS,
-    ]);
+    let run = pvgate(&["conformance", "--min-score", "50", POLICY, VECTORS]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
@@ -316,7 +309,6 @@ fn a_suite_that_fails_on_the_policy_itself_is_an_input_error() {
     let run = pvgate(&[
         "conformance",
         "--mutants",
-        "--policy",
         POLICY,
         "tests/conformance/pkvm-ia.toml",
     ]);
@@ -337,7 +329,6 @@ fn the_shipped_policy_runs_with_the_shipped_vectors_and_traces() {
         "--mutants",
         "--format",
         "json",
-        "--policy",
         "policy/default.toml",
         "--trace",
         "tests/data/traces/crosvm-boot-pvm.toml",

@@ -179,7 +179,6 @@ fn vectors(lit: &str, bits: u32, name: &str) -> Option<u64> {
         "conformance",
         "--format",
         "json",
-        "--policy",
         "policy/default.toml",
         path.to_str().unwrap(),
     ]);

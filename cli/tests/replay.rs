@@ -23,7 +23,7 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn both_crosvm_boots_meet_every_expectation_under_the_default_policy() {
-    let run = pvgate(&["replay", "--policy", DEFAULT, PVM, NPVM]);
+    let run = pvgate(&["replay", DEFAULT, PVM, NPVM]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(
@@ -60,7 +60,7 @@ fn the_example_traces_meet_every_expectation_under_the_review_thread_policy() {
         .collect();
     traces.sort();
     assert!(!traces.is_empty(), "policy/examples has traces");
-    let mut args = vec!["replay", "--policy", REVIEW_THREAD];
+    let mut args = vec!["replay", REVIEW_THREAD];
     args.extend(traces.iter().map(String::as_str));
     let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -76,7 +76,7 @@ fn the_example_traces_meet_every_expectation_under_the_review_thread_policy() {
 
 #[test]
 fn a_wrong_expectation_exits_1_and_names_the_call() {
-    let run = pvgate(&["replay", "--policy", DEFAULT, WRONG]);
+    let run = pvgate(&["replay", DEFAULT, WRONG]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert!(
@@ -103,7 +103,7 @@ fn a_wrong_expectation_exits_1_and_names_the_call() {
 
 #[test]
 fn one_failing_trace_among_passing_ones_still_exits_1() {
-    let run = pvgate(&["replay", "--policy", DEFAULT, PVM, WRONG]);
+    let run = pvgate(&["replay", DEFAULT, PVM, WRONG]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -115,7 +115,7 @@ fn one_failing_trace_among_passing_ones_still_exits_1() {
 
 #[test]
 fn a_malformed_trace_exits_2_with_its_file_line_and_column() {
-    let run = pvgate(&["replay", "--policy", DEFAULT, MALFORMED]);
+    let run = pvgate(&["replay", DEFAULT, MALFORMED]);
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
@@ -144,19 +144,14 @@ fn a_malformed_trace_exits_2_with_its_file_line_and_column() {
 
 #[test]
 fn a_malformed_trace_stops_the_run_before_any_replay() {
-    let run = pvgate(&["replay", "--policy", DEFAULT, PVM, MALFORMED]);
+    let run = pvgate(&["replay", DEFAULT, PVM, MALFORMED]);
     assert_eq!(run.code, 2);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
 
 #[test]
 fn unusable_policies_missing_traces_and_bad_arguments_exit_2() {
-    let bad_policy = pvgate(&[
-        "replay",
-        "--policy",
-        "cli/tests/broken/unknown-msr-name.toml",
-        PVM,
-    ]);
+    let bad_policy = pvgate(&["replay", "cli/tests/broken/unknown-msr-name.toml", PVM]);
     assert_eq!(bad_policy.code, 2);
     assert!(
         bad_policy
@@ -165,12 +160,7 @@ fn unusable_policies_missing_traces_and_bad_arguments_exit_2() {
         "{}",
         bad_policy.stderr
     );
-    let missing = pvgate(&[
-        "replay",
-        "--policy",
-        DEFAULT,
-        "cli/tests/traces/absent.toml",
-    ]);
+    let missing = pvgate(&["replay", DEFAULT, "cli/tests/traces/absent.toml"]);
     assert_eq!(missing.code, 2);
     assert!(
         missing
@@ -179,18 +169,16 @@ fn unusable_policies_missing_traces_and_bad_arguments_exit_2() {
         "{}",
         missing.stderr
     );
-    assert_eq!(pvgate(&["replay", "--policy", DEFAULT]).code, 2);
+    assert_eq!(pvgate(&["replay", DEFAULT]).code, 2);
     assert_eq!(
-        pvgate(&["replay", "--policy", DEFAULT, "--cpu", "pentium", PVM]).code,
+        pvgate(&["replay", DEFAULT, "--cpu", "pentium", PVM]).code,
         2
     );
 }
 
 #[test]
 fn json_has_every_calls_effect_rule_and_expectation() {
-    let run = pvgate(&[
-        "replay", "--policy", DEFAULT, "--format", "json", PVM, WRONG,
-    ]);
+    let run = pvgate(&["replay", DEFAULT, "--format", "json", PVM, WRONG]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let v = json(&run.stdout);
     assert_eq!(v["policy"]["path"], DEFAULT);
@@ -243,7 +231,7 @@ fn json_has_every_calls_effect_rule_and_expectation() {
 
 #[test]
 fn the_protected_boot_under_the_strict_policy_misses_the_tsc_offset_after_run() {
-    let run = pvgate(&["replay", "--policy", STRICT, "--format", "json", PVM]);
+    let run = pvgate(&["replay", STRICT, "--format", "json", PVM]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let v = json(&run.stdout);
     let unmet: Vec<(String, String)> = v["traces"][0]["steps"]
@@ -259,7 +247,7 @@ fn the_protected_boot_under_the_strict_policy_misses_the_tsc_offset_after_run() 
         unmet,
         [("\"write_tsc_offset\"".to_string(), "\"deny\"".to_string())]
     );
-    let human = pvgate(&["replay", "--policy", STRICT, PVM]);
+    let human = pvgate(&["replay", STRICT, PVM]);
     assert_eq!(human.code, 1);
     assert!(
         human.stdout.contains(
@@ -274,7 +262,6 @@ fn the_protected_boot_under_the_strict_policy_misses_the_tsc_offset_after_run() 
 fn the_cpu_model_can_be_chosen() {
     let run = pvgate(&[
         "replay",
-        "--policy",
         DEFAULT,
         "--cpu",
         "reference",
@@ -291,8 +278,9 @@ fn help_has_an_example() {
     let run = pvgate(&["replay", "--help"]);
     assert_eq!(run.code, 0);
     assert!(
-        run.stdout
-            .contains("cargo pvgate replay --policy policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"),
+        run.stdout.contains(
+            "cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
+        ),
         "{}",
         run.stdout
     );
@@ -301,7 +289,7 @@ fn help_has_an_example() {
 #[test]
 fn filtered_and_rejected_cpuid_bits_are_shown_with_carets_and_names() {
     let trace = "cli/tests/traces/cpuid-forbidden-edits.toml";
-    let run = pvgate(&["replay", "--policy", "policy/default.toml", trace]);
+    let run = pvgate(&["replay", "policy/default.toml", trace]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -325,21 +313,18 @@ fn filtered_and_rejected_cpuid_bits_are_shown_with_carets_and_names() {
     // and one `_` left of the last character.
     assert_eq!(caret_line.find('^').unwrap(), bits_start + 38 - (5 + 5 / 4));
 
-    let run = pvgate(&[
-        "replay",
-        "--policy",
-        "policy/strict.toml",
-        "--format",
-        "json",
-        trace,
-    ]);
+    let run = pvgate(&["replay", "policy/strict.toml", "--format", "json", trace]);
     assert_eq!(run.code, 1);
     let v = json(&run.stdout);
     let changes = &v["traces"][0]["steps"][0]["cpuid_changes"];
     assert_eq!(changes.as_array().unwrap().len(), 2, "{changes}");
     assert_eq!(changes[0]["reg"], "ecx");
+    assert_eq!(changes[0]["leaf"], "0x1", "CPUID leaves are hex strings");
+    let hex = |v: &serde_json::Value| {
+        u32::from_str_radix(v.as_str().unwrap().strip_prefix("0x").unwrap(), 16).unwrap()
+    };
     assert_eq!(
-        changes[0]["proposed"].as_u64().unwrap() ^ changes[0]["effective"].as_u64().unwrap(),
+        hex(&changes[0]["proposed"]) ^ hex(&changes[0]["effective"]),
         1 << 5
     );
 }

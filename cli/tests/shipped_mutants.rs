@@ -33,7 +33,7 @@ fn pkvm_ia_files() -> Vec<String> {
 fn the_default_policy_passes_every_pkvm_ia_vector_file_and_strict_its_own() {
     let files = pkvm_ia_files();
     assert!(files.len() >= 4, "{files:?}");
-    let mut args = vec!["conformance", "--policy", "policy/default.toml"];
+    let mut args = vec!["conformance", "policy/default.toml"];
     args.extend(files.iter().map(String::as_str));
     let run = pvgate(&args);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -47,7 +47,6 @@ fn the_default_policy_passes_every_pkvm_ia_vector_file_and_strict_its_own() {
     assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
     let run = pvgate(&[
         "conformance",
-        "--policy",
         "policy/strict.toml",
         "tests/conformance/strict.toml",
     ]);
@@ -64,7 +63,6 @@ fn the_default_policy_scores_at_least_95_against_the_shipped_suite() {
         "95",
         "--equivalent",
         "tests/conformance/equivalent.toml",
-        "--policy",
         "policy/default.toml",
         "--trace",
         "tests/data/traces/crosvm-boot-pvm.toml",
@@ -112,7 +110,6 @@ fn the_shipped_suites_cover_every_rule_range_and_invariant() {
     let mut default = vec![
         "conformance",
         "--coverage",
-        "--policy",
         "policy/default.toml",
         "tests/data/traces/crosvm-boot-pvm.toml",
         "tests/data/traces/crosvm-boot-npvm.toml",
@@ -121,7 +118,6 @@ fn the_shipped_suites_cover_every_rule_range_and_invariant() {
     let strict = [
         "conformance",
         "--coverage",
-        "--policy",
         "policy/strict.toml",
         "tests/conformance/strict.toml",
     ];

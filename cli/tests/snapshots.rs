@@ -49,7 +49,6 @@ fn error_cpuid_mask_wider_than_register() {
 fn explain_refused_msr_value() {
     insta::assert_snapshot!(both(&[
         "explain",
-        "--policy",
         "cli/tests/fixtures/review.toml",
         "--vm",
         "protected",
@@ -68,7 +67,6 @@ fn explain_refused_msr_value() {
 fn explain_forced_msr_bits() {
     insta::assert_snapshot!(both(&[
         "explain",
-        "--policy",
         "cli/tests/fixtures/review.toml",
         "--vm",
         "protected",
@@ -87,7 +85,6 @@ fn explain_forced_msr_bits() {
 fn explain_default_deny_with_nearest_rules() {
     insta::assert_snapshot!(both(&[
         "explain",
-        "--policy",
         "cli/tests/fixtures/review.toml",
         "--vm",
         "protected",
@@ -104,7 +101,6 @@ fn explain_default_deny_with_nearest_rules() {
 fn explain_pv_call() {
     insta::assert_snapshot!(both(&[
         "explain",
-        "--policy",
         "cli/tests/fixtures/review.toml",
         "--vm",
         "protected",
@@ -119,7 +115,6 @@ fn explain_pv_call() {
 fn explain_cpuid_register() {
     insta::assert_snapshot!(both(&[
         "explain",
-        "--policy",
         "cli/tests/fixtures/review.toml",
         "--vm",
         "protected",
@@ -176,7 +171,6 @@ fn report_review_fixture() {
 fn replay_protected_crosvm_boot() {
     insta::assert_snapshot!(both(&[
         "replay",
-        "--policy",
         "policy/default.toml",
         "tests/data/traces/crosvm-boot-pvm.toml"
     ]));
@@ -186,7 +180,6 @@ fn replay_protected_crosvm_boot() {
 fn replay_malformed_trace() {
     insta::assert_snapshot!(both(&[
         "replay",
-        "--policy",
         "policy/default.toml",
         "cli/tests/traces/malformed.toml"
     ]));

@@ -123,8 +123,15 @@ impl Diagnostic {
         line_col(text, self.span.start)
     }
 
-    /// Renders the diagnostic rustc-style against the policy text.
+    /// Renders the diagnostic rustc-style against the policy text, without
+    /// colour. The `--> path:line:col` header is the only location line.
     pub fn render(&self, path: &str, text: &str) -> String {
+        self.render_styled(path, text, false)
+    }
+
+    /// [`Diagnostic::render`], with ANSI colours when `color` is true (for
+    /// a terminal).
+    pub fn render_styled(&self, path: &str, text: &str, color: bool) -> String {
         let clamp = |r: &Range<usize>| r.start.min(text.len())..r.end.min(text.len());
         let mut snippet = Snippet::source(text).path(path).annotation(
             AnnotationKind::Primary
@@ -139,15 +146,22 @@ impl Diagnostic {
             group = group.element(Level::HELP.message(help));
         }
         let group = [group];
-        let (line, col) = self.line_col(text);
-        let rendered = Renderer::plain().render(&group);
-        format!("{rendered}\n  = at {path}:{line}:{col}\n")
+        format!("{}\n", renderer(color).render(&group))
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// The snippet renderer: styled (ANSI colours) or plain.
+pub fn renderer(color: bool) -> Renderer {
+    if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
     }
 }
 

@@ -59,11 +59,16 @@ pub struct PolicyErrors {
 impl PolicyErrors {
     /// Renders every diagnostic against the policy text.
     pub fn render(&self, path: &str, text: &str) -> String {
+        self.render_styled(path, text, false)
+    }
+
+    /// [`PolicyErrors::render`], with ANSI colours when `color` is true.
+    pub fn render_styled(&self, path: &str, text: &str, color: bool) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
             match &d.file {
-                Some(f) => out.push_str(&d.render(&f.path, &f.text)),
-                None => out.push_str(&d.render(path, text)),
+                Some(f) => out.push_str(&d.render_styled(&f.path, &f.text, color)),
+                None => out.push_str(&d.render_styled(path, text, color)),
             }
             out.push('\n');
         }
@@ -100,11 +105,16 @@ pub enum LoadError {
 impl LoadError {
     /// A rendering for humans: located, underlined diagnostics.
     pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// [`LoadError::render`], with ANSI colours when `color` is true.
+    pub fn render_styled(&self, color: bool) -> String {
         match self {
             LoadError::Io { path, error } => {
                 format!("error: cannot read policy `{path}`: {error}\n")
             }
-            LoadError::Invalid { path, text, errors } => errors.render(path, text),
+            LoadError::Invalid { path, text, errors } => errors.render_styled(path, text, color),
         }
     }
 }

@@ -6,7 +6,7 @@
  * pvgate_hypercall(); every call is decided by the policy first. ABI, state
  * model and audit interface: docs/hypervisor.md.
  *
- * Build: cargo pvgate image --policy policy/default.toml --out DIR
+ * Build: cargo pvgate image policy/default.toml --out DIR
  *        (or by hand: cargo build --release -p pvgate-image)
  * Link (x86_64-unknown-linux-gnu): cc -I DIR prog.c DIR/libpvgate_image.a
  *        -Wl,--gc-sections (docs/image.md)

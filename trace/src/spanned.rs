@@ -29,9 +29,14 @@ impl FileErrors {
     /// Each error drawn rustc-style (snippet, underline, hint), then one
     /// closing line naming the file.
     pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// [`FileErrors::render`], with ANSI colours when `color` is true.
+    pub fn render_styled(&self, color: bool) -> String {
         let mut out = String::new();
         for d in &self.diagnostics {
-            out.push_str(&d.render(&self.path, &self.text));
+            out.push_str(&d.render_styled(&self.path, &self.text, color));
             out.push('\n');
         }
         let n = self.diagnostics.len();

@@ -94,7 +94,7 @@ pub(super) fn cpuid(
         query,
         d.verdict,
         rule,
-        json!({"cpuid": {"leaf": leaf, "subleaf": subleaf}}),
+        json!({"cpuid": {"leaf": format!("{leaf:#x}"), "subleaf": format!("{subleaf:#x}")}}),
     );
     let controls = d
         .rule
@@ -145,7 +145,7 @@ pub(super) fn cpuid(
                         host_feats.join(", ")
                     ));
                 }
-                regs_json.insert(r.name().into(), json!({"host": ctl.host, "clear_only": ctl.clear_only, "force_on": ctl.force_on, "force_off": ctl.force_off}));
+                regs_json.insert(r.name().into(), json!({"host": format!("{:#x}", ctl.host), "clear_only": format!("{:#x}", ctl.clear_only), "force_on": format!("{:#x}", ctl.force_on), "force_off": format!("{:#x}", ctl.force_off)}));
             }
             None => {}
         }

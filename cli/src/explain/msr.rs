@@ -42,7 +42,7 @@ pub(super) fn msr(
         query,
         d.verdict,
         rule,
-        json!({"msr": index, "access": access.name()}),
+        json!({"msr": format!("{index:#x}"), "access": access.name()}),
     );
     let Some(r) = d.rule else {
         for rule in c.ir.rules.iter() {
