@@ -129,7 +129,25 @@ fn doc_examples(file: &str) -> Vec<Example> {
     let mut in_block = false;
     // Index in `out` of the `$ ` command whose output is being read.
     let mut shown: Option<usize> = None;
+    // A line ending in `\` continues on the next (a shell continuation),
+    // numbered by its first line.
+    let mut joined: Vec<(usize, String)> = Vec::new();
+    let mut continues = false;
     for (n, l) in text.lines().enumerate() {
+        match (continues, joined.last_mut()) {
+            (true, Some((_, prev))) => prev.push_str(l.trim_start()),
+            _ => joined.push((n, l.to_string())),
+        }
+        continues = l.ends_with('\\') && !l.starts_with("```");
+        if continues && let Some((_, last)) = joined.last_mut() {
+            last.pop();
+            if !last.ends_with(' ') {
+                last.push(' ');
+            }
+        }
+    }
+    for (n, l) in &joined {
+        let (n, l) = (*n, l.as_str());
         if l.starts_with("```") {
             in_block = !in_block;
             shown = None;
