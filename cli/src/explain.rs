@@ -26,7 +26,7 @@ use explanation::Explanation;
 #[command(
     override_usage = "pvgate explain [OPTIONS] <POLICY> --vm <VM> --phase <PHASE> <--msr <NAME|INDEX>|--pv <CALL>|--cpuid <LEAF[.SUBLEAF]>>",
     group(clap::ArgGroup::new("target").required(true).args(["msr", "pv", "cpuid"])),
-    after_help = "Examples:\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate explain policy/default.toml --vm protected --phase running --pv get_rflags\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --cpuid 0x1 --reg ecx --bit X2APIC"
+    after_help = "Examples:\n  cargo pvgate explain policy/default.toml --vm protected --phase setup \\\n    --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate explain policy/default.toml --vm protected --phase running --pv get_rflags\n  cargo pvgate explain policy/default.toml --vm protected --phase setup \\\n    --cpuid 0x1 --reg ecx --bit X2APIC"
 )]
 pub struct Args {
     /// The policy file.

@@ -19,7 +19,7 @@ use crate::{load, sarif};
 /// Lint policies for risky shapes.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif  # exit 1: default.toml has warnings\n  cargo pvgate lint --explain cpuid-security-bit"
+    after_help = "Examples:\n  cargo pvgate lint policy/default.toml\n  cargo pvgate lint --deny-warnings --format sarif policy/*.toml > pvgate.sarif  # exit 1\n  cargo pvgate lint --explain cpuid-security-bit"
 )]
 pub struct Args {
     /// Policy files to lint.

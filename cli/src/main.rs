@@ -51,7 +51,7 @@ use crate::error::{CliError, Outcome};
                   Exit codes: 0 success; 1 the command found something (lint errors, a diff \
                   with --exit-code, an unmet trace expectation); 2 unusable input (invalid \
                   policy or trace, bad arguments).",
-    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain policy/default.toml --vm protected --phase setup --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
+    after_help = "Examples:\n  cargo pvgate check policy/default.toml\n  cargo pvgate explain policy/default.toml --vm protected --phase setup \\\n    --msr IA32_MISC_ENABLE --access write --value 0x1809\n  cargo pvgate diff policy/default.toml policy/strict.toml\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
 )]
 struct Cli {
     /// The protected-VM baseline every policy is proven against, in

@@ -34,7 +34,7 @@ use trace_file::load_trace;
                   trace's expectation held; then one summary line per trace.\n\n\
                   Exit codes: 0 every expectation held; 1 some expectation did not; 2 a policy \
                   or trace that does not load, bad arguments.",
-    after_help = "Examples:\n  cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml tests/data/traces/crosvm-boot-npvm.toml\n  cargo pvgate replay policy/strict.toml tests/data/traces/crosvm-boot-pvm.toml  # exit 1: strict denies a call crosvm makes\n  cargo pvgate replay policy/examples/review-thread.toml --cpu host --format json policy/examples/sipi-npvm.trace.toml"
+    after_help = "Examples:\n  cargo pvgate replay policy/default.toml \\\n    tests/data/traces/crosvm-boot-pvm.toml tests/data/traces/crosvm-boot-npvm.toml\n  cargo pvgate replay policy/strict.toml tests/data/traces/crosvm-boot-pvm.toml  # exit 1\n  cargo pvgate replay policy/examples/review-thread.toml --cpu host --format json \\\n    policy/examples/sipi-npvm.trace.toml"
 )]
 pub struct Args {
     /// The policy file.

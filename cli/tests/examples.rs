@@ -103,6 +103,13 @@ fn help_examples(cmd: &str, help: &str) -> Vec<Example> {
             continue;
         }
         let text = l.trim();
+        // clap wraps a line wider than the help (100 columns): the tail
+        // would be lost and a truncated command run. Examples continue
+        // with `\` instead.
+        assert!(
+            !pending.is_empty() || text.starts_with("cargo pvgate ") || text.starts_with('#'),
+            "`{cmd} --help`: an example line wrapped by clap (write it with a `\\` continuation): `{text}`"
+        );
         if let Some(head) = text.strip_suffix('\\') {
             pending.push_str(head);
             continue;

@@ -200,6 +200,10 @@ impl<'t> LineIndex<'t> {
     /// line, however long).
     pub fn line(&self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
+        if !self.text.is_char_boundary(offset) {
+            // `line_col`'s answer for an offset inside a character.
+            return line_col(self.text, offset).0;
+        }
         self.newlines.partition_point(|&n| n < offset) + 1
     }
 
