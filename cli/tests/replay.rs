@@ -279,7 +279,7 @@ fn help_has_an_example() {
     assert_eq!(run.code, 0);
     assert!(
         run.stdout.contains(
-            "cargo pvgate replay policy/default.toml tests/data/traces/crosvm-boot-pvm.toml"
+            "cargo pvgate replay policy/strict.toml tests/data/traces/crosvm-boot-pvm.toml"
         ),
         "{}",
         run.stdout
