@@ -10,6 +10,7 @@ use pvgate_gate::{
     decide_cpuid, merge_supported, offered_register, support_for,
 };
 
+use super::cpuid_keys::{Lookup, SortedKeys, Support, merge_keys};
 use super::ctx::Ctx;
 use crate::audit::{Effect, Resource};
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
@@ -47,9 +48,10 @@ pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4f
 /// the zeroed 0x40000001 paravirt features). Sorted by (leaf, subleaf).
 pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
     let table = policy.cpuid_support();
+    let mut supported = Support::new(table, kind);
     let mut out = CpuidTable::new();
     for hw in &cpu.base {
-        let support = support_for(table, kind, hw.leaf, hw.subleaf);
+        let support = supported.regs(hw.leaf, hw.subleaf);
         let mut e = *hw;
         for (reg, s) in Register::ALL.into_iter().zip(support) {
             e.set_reg(reg, s.base(hw.reg(reg)));
@@ -89,7 +91,9 @@ fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
 }
 
 fn sort_table(t: &mut CpuidTable) {
-    t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
+    if !t.is_sorted_by_key(|e| (e.leaf, e.subleaf)) {
+        t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
+    }
 }
 
 /// The first register where the host's proposal was replaced.
@@ -109,18 +113,14 @@ pub(crate) fn set_cpuid<P: Policy>(
     v: &mut VcpuState,
     table: &mut CpuidTable,
 ) -> Outcome {
-    // Duplicates make the proposal ambiguous.
-    for (i, e) in table.iter().enumerate() {
-        if table
-            .iter()
-            .skip(i.saturating_add(1))
-            .any(|o| o.is(e.leaf, e.subleaf))
-        {
-            return ctx.fail(CallError::CpuidDuplicate {
-                leaf: e.leaf,
-                subleaf: e.subleaf,
-            });
-        }
+    // Duplicates make the proposal ambiguous: the first entry that appears
+    // again later is named. Sorted once, they are neighbours.
+    let keys = SortedKeys::new(table);
+    if let Some(e) = keys.first_duplicate().and_then(|i| table.get(i)) {
+        return ctx.fail(CallError::CpuidDuplicate {
+            leaf: e.leaf,
+            subleaf: e.subleaf,
+        });
     }
     if v.phase != Phase::Setup {
         // After the first run, only the current table may be sent again.
@@ -157,34 +157,33 @@ pub(crate) fn set_cpuid<P: Policy>(
     }
 
     // The effective table covers the host's entries and every entry of the
-    // supported base (a base leaf the host leaves out is proposed as zeros).
+    // supported base (a base leaf the host leaves out is proposed as zeros),
+    // built in (leaf, subleaf) order; the first violation is the first in
+    // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
     let base = supported_base(ctx.policy, ctx.cpu, ctx.kind);
-    let extra = base
-        .iter()
-        .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
-        .count();
-    let count = table.len().saturating_add(extra);
+    let merged = merge_keys(&keys, &base);
+    let count = merged.count;
     if count > MAX_CPUID_ENTRIES {
         return ctx.fail(CallError::CpuidTooLarge {
             count: count as u64,
         });
     }
-    let keys = table.iter().map(|e| (e.leaf, e.subleaf)).chain(
-        base.iter()
-            .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
-            .map(|b| (b.leaf, b.subleaf)),
-    );
-    let mut first: Option<Violation> = None;
+    let mut hardware = Lookup::new(&ctx.cpu.base);
+    let mut supported = Support::new(ctx.policy.cpuid_support(), ctx.kind);
+    let mut first: Option<(usize, Violation)> = None;
     let mut replaced = 0u32;
-    for (leaf, subleaf) in keys {
-        let host = find_entry(table, leaf, subleaf)
+    for k in merged.keys {
+        let (leaf, subleaf) = (k.leaf, k.subleaf);
+        let host = k
+            .host
+            .and_then(|i| table.get(i))
             .copied()
             .unwrap_or(CpuidEntry::zero(leaf, subleaf));
         // The hardware's value; the merge masks it by the supported CPUID,
         // and no bit outside that mask survives, whoever asks for it.
-        let hw = ctx.cpu.base_entry(leaf, subleaf);
-        let support = support_for(ctx.policy.cpuid_support(), ctx.kind, leaf, subleaf);
+        let hw = hardware.entry(leaf, subleaf);
+        let support = supported.regs(leaf, subleaf);
         let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
         let controls = cpuid_controls(&d);
         let mut e = CpuidEntry::zero(leaf, subleaf);
@@ -194,21 +193,24 @@ pub(crate) fn set_cpuid<P: Policy>(
             // An `ignore` rule keeps the base silently.
             if m.violations != 0 && d.verdict != Verdict::Ignore {
                 replaced = replaced.wrapping_add(1);
-                if first.is_none() {
-                    first = Some(Violation {
-                        entry: e,
-                        reg,
-                        host: host.reg(reg),
-                        effective: m.effective,
-                        rule: d.rule.map(|r| r.id),
-                    });
+                if first.is_none_or(|(rank, _)| k.rank < rank) {
+                    first = Some((
+                        k.rank,
+                        Violation {
+                            entry: e,
+                            reg,
+                            host: host.reg(reg),
+                            effective: m.effective,
+                            rule: d.rule.map(|r| r.id),
+                        },
+                    ));
                 }
             }
         }
         // Capacity was checked above.
         let _ = effective.push(e);
     }
-    sort_table(&mut effective);
+    let first = first.map(|(_, f)| f);
     let report = |f: &Violation| -> [u64; 4] {
         [
             effective.len() as u64,
