@@ -162,8 +162,7 @@ pub(crate) fn set_cpuid<P: Policy>(
     // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
     let base = supported_base(ctx.policy, ctx.cpu, ctx.kind);
-    let merged = merge_keys(&keys, &base);
-    let count = merged.count;
+    let count = merge_keys(&keys, &base).count();
     if count > MAX_CPUID_ENTRIES {
         return ctx.fail(CallError::CpuidTooLarge {
             count: count as u64,
@@ -173,17 +172,24 @@ pub(crate) fn set_cpuid<P: Policy>(
     let mut supported = Support::new(ctx.policy.cpuid_support(), ctx.kind);
     let mut first: Option<(usize, Violation)> = None;
     let mut replaced = 0u32;
-    for k in merged.keys {
+    for k in merge_keys(&keys, &base) {
         let (leaf, subleaf) = (k.leaf, k.subleaf);
         let host = k
             .host
             .and_then(|i| table.get(i))
             .copied()
             .unwrap_or(CpuidEntry::zero(leaf, subleaf));
+        let support = supported.regs(leaf, subleaf);
+        if support.iter().all(|s| s.allowed() == 0) && host == CpuidEntry::zero(leaf, subleaf) {
+            // Nothing of this entry is supported, so every bit is cleared
+            // whatever the hardware or the policy say; the host proposed
+            // exactly that, so nothing is replaced.
+            let _ = effective.push(host);
+            continue;
+        }
         // The hardware's value; the merge masks it by the supported CPUID,
         // and no bit outside that mask survives, whoever asks for it.
         let hw = hardware.entry(leaf, subleaf);
-        let support = supported.regs(leaf, subleaf);
         let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
         let controls = cpuid_controls(&d);
         let mut e = CpuidEntry::zero(leaf, subleaf);

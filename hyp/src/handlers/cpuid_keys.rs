@@ -201,60 +201,65 @@ pub(crate) struct MergeKey {
     pub(crate) host: Option<usize>,
 }
 
-/// The keys of the effective table, and how many there are (more than
-/// [`MAX_CPUID_ENTRIES`] only when the merge would not fit; then `keys`
-/// holds the first ones).
-pub(crate) struct Merged {
-    /// The keys, in (leaf, subleaf) order.
-    pub(crate) keys: Vec<MergeKey, MAX_CPUID_ENTRIES>,
-    /// How many keys the effective table would have.
-    pub(crate) count: usize,
-}
-
 /// Walks the sorted proposal keys and the sorted base together, giving
 /// every key of the effective table once per entry, in (leaf, subleaf)
 /// order: each proposal entry, and each base entry the proposal leaves
 /// out. `base` is sorted by key (as `supported_base` returns it).
-pub(crate) fn merge_keys(keys: &SortedKeys, base: &[CpuidEntry]) -> Merged {
-    let proposal = keys.keys.as_slice();
-    let n = proposal.len();
-    let mut out = Merged {
-        keys: Vec::new(),
-        count: 0,
-    };
-    let (mut p, mut b, mut extra) = (0usize, 0usize, 0usize);
-    loop {
-        let next = match (proposal.get(p), base.get(b)) {
-            (None, None) => break,
-            (Some(&(k, i)), e) if e.is_none_or(|e| k < key_of(e)) => {
-                p = p.saturating_add(1);
-                MergeKey {
-                    leaf: (k >> 32) as u32,
-                    subleaf: k as u32,
-                    rank: usize::from(i),
-                    host: Some(usize::from(i)),
-                }
-            }
-            (Some(&(k, _)), Some(e)) if k == key_of(e) => {
-                // The proposal has this base entry: its entry stands for it.
-                b = b.saturating_add(1);
-                continue;
-            }
-            (_, Some(e)) => {
-                b = b.saturating_add(1);
-                extra = extra.saturating_add(1);
-                MergeKey {
-                    leaf: e.leaf,
-                    subleaf: e.subleaf,
-                    rank: n.saturating_add(extra),
-                    host: None,
-                }
-            }
-            (Some(_), None) => break,
-        };
-        out.count = out.count.saturating_add(1);
-        // Past capacity only the count goes on (the caller refuses).
-        let _ = out.keys.push(next);
+pub(crate) struct MergeKeys<'a> {
+    proposal: &'a [(u64, u16)],
+    base: &'a [CpuidEntry],
+    p: usize,
+    b: usize,
+    extra: usize,
+}
+
+/// The walk over `keys` and `base` (see [`MergeKeys`]).
+pub(crate) fn merge_keys<'a>(keys: &'a SortedKeys, base: &'a [CpuidEntry]) -> MergeKeys<'a> {
+    MergeKeys {
+        proposal: keys.keys.as_slice(),
+        base,
+        p: 0,
+        b: 0,
+        extra: 0,
     }
-    out
+}
+
+impl Iterator for MergeKeys<'_> {
+    type Item = MergeKey;
+
+    #[inline]
+    fn next(&mut self) -> Option<MergeKey> {
+        loop {
+            return match (self.proposal.get(self.p), self.base.get(self.b)) {
+                (None, None) => None,
+                (Some(&(k, i)), e) if e.is_none_or(|e| k < key_of(e)) => {
+                    self.p = self.p.saturating_add(1);
+                    Some(MergeKey {
+                        leaf: (k >> 32) as u32,
+                        subleaf: k as u32,
+                        rank: usize::from(i),
+                        host: Some(usize::from(i)),
+                    })
+                }
+                (Some(&(k, _)), Some(e)) if k == key_of(e) => {
+                    // The proposal has this base entry: its entry stands
+                    // for it.
+                    self.b = self.b.saturating_add(1);
+                    continue;
+                }
+                (_, Some(e)) => {
+                    self.b = self.b.saturating_add(1);
+                    let rank = self.proposal.len().saturating_add(self.extra);
+                    self.extra = self.extra.saturating_add(1);
+                    Some(MergeKey {
+                        leaf: e.leaf,
+                        subleaf: e.subleaf,
+                        rank,
+                        host: None,
+                    })
+                }
+                (Some(_), None) => None,
+            };
+        }
+    }
 }
