@@ -27,8 +27,13 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         // reads it in place rather than from a copy, and the resource the
         // audit names is read from it only when the call is refused.
         let call = &call;
-        let mut outcome =
-            self.call_inner(vcpu, pv, || call.resource(), |ctx, v| execute(ctx, v, call));
+        let mut outcome = self.call_inner(
+            vcpu,
+            pv,
+            || call.resource(),
+            #[inline(always)]
+            |ctx, v| execute(ctx, v, call),
+        );
         if !outcome.ok() {
             outcome.out = [0; 4];
         }
