@@ -92,7 +92,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             // The first run: the only call that moves a vCPU to `running`,
             // so the only one that may have to be undone (a copy of the
             // vCPU is kept for that, off the path of every other call).
-            return self.first_run(cpu, &mut locked, pv, &resource, &mut exec);
+            return self.first_run(cpu, locked, pv, &resource, &mut exec);
         }
         let outcome = self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec);
         if self.lost_first_run(&mut locked) {
@@ -108,17 +108,17 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     fn first_run(
         &self,
         cpu: &CpuModel,
-        locked: &mut LockedVcpu<'_, VCPUS>,
+        mut locked: LockedVcpu<'_, VCPUS>,
         pv: PvCall,
         resource: &impl Fn() -> Resource,
         exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
         let before = locked.vcpu.clone();
-        let outcome = self.decide_and_execute(cpu, locked, pv, resource, exec);
-        if self.lost_first_run(locked) {
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
+        if self.lost_first_run(&mut locked) {
             *locked.vcpu = before;
             locked.vcpu.advance(Phase::Teardown);
-            return self.decide_and_execute(cpu, locked, pv, resource, exec);
+            return self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
         }
         outcome
     }
