@@ -35,6 +35,31 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
     table
 }
 
+/// The supported base of each VM kind ([`supported_base`]), kept by the
+/// hypervisor once its CPU model is installed.
+pub(crate) struct SupportedBases {
+    protected: CpuidTable,
+    normal: CpuidTable,
+}
+
+impl SupportedBases {
+    /// Both kinds' bases for a policy and CPU model.
+    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel) -> SupportedBases {
+        SupportedBases {
+            protected: supported_base(policy, cpu, VmKind::Protected),
+            normal: supported_base(policy, cpu, VmKind::Normal),
+        }
+    }
+
+    /// The base of `kind`.
+    pub(crate) fn of_kind(&self, kind: VmKind) -> &CpuidTable {
+        match kind {
+            VmKind::Protected => &self.protected,
+            VmKind::Normal => &self.normal,
+        }
+    }
+}
+
 /// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
 /// returns information for an EAX input in 0x40000000-0x4FFFFFFF.
 pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4fff_ffff;
@@ -112,6 +137,7 @@ pub(crate) fn set_cpuid<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     table: &mut CpuidTable,
+    bases: Option<&SupportedBases>,
 ) -> Outcome {
     // Duplicates make the proposal ambiguous: the first entry that appears
     // again later is named. Sorted once, they are neighbours.
@@ -161,18 +187,20 @@ pub(crate) fn set_cpuid<P: Policy>(
     // built in (leaf, subleaf) order; the first violation is the first in
     // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
-    let base = supported_base(ctx.policy, ctx.cpu, ctx.kind);
-    let count = merge_keys(&keys, &base).count();
-    if count > MAX_CPUID_ENTRIES {
-        return ctx.fail(CallError::CpuidTooLarge {
-            count: count as u64,
-        });
-    }
+    let computed;
+    let base = match bases {
+        Some(b) => b.of_kind(ctx.kind),
+        None => {
+            computed = supported_base(ctx.policy, ctx.cpu, ctx.kind);
+            &computed
+        }
+    };
     let mut hardware = Lookup::new(&ctx.cpu.base);
     let mut supported = Support::new(ctx.policy.cpuid_support(), ctx.kind);
     let mut first: Option<(usize, Violation)> = None;
     let mut replaced = 0u32;
-    for k in merge_keys(&keys, &base) {
+    let mut walk = merge_keys(&keys, base);
+    while let Some(k) = walk.next() {
         let (leaf, subleaf) = (k.leaf, k.subleaf);
         let host = k
             .host
@@ -180,41 +208,51 @@ pub(crate) fn set_cpuid<P: Policy>(
             .copied()
             .unwrap_or(CpuidEntry::zero(leaf, subleaf));
         let support = supported.regs(leaf, subleaf);
-        if support.iter().all(|s| s.allowed() == 0) && host == CpuidEntry::zero(leaf, subleaf) {
+        let e = if support.iter().all(|s| s.allowed() == 0)
+            && host == CpuidEntry::zero(leaf, subleaf)
+        {
             // Nothing of this entry is supported, so every bit is cleared
             // whatever the hardware or the policy say; the host proposed
             // exactly that, so nothing is replaced.
-            let _ = effective.push(host);
-            continue;
-        }
-        // The hardware's value; the merge masks it by the supported CPUID,
-        // and no bit outside that mask survives, whoever asks for it.
-        let hw = hardware.entry(leaf, subleaf);
-        let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
-        let controls = cpuid_controls(&d);
-        let mut e = CpuidEntry::zero(leaf, subleaf);
-        for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
-            let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
-            e.set_reg(reg, m.effective);
-            // An `ignore` rule keeps the base silently.
-            if m.violations != 0 && d.verdict != Verdict::Ignore {
-                replaced = replaced.wrapping_add(1);
-                if first.is_none_or(|(rank, _)| k.rank < rank) {
-                    first = Some((
-                        k.rank,
-                        Violation {
-                            entry: e,
-                            reg,
-                            host: host.reg(reg),
-                            effective: m.effective,
-                            rule: d.rule.map(|r| r.id),
-                        },
-                    ));
+            host
+        } else {
+            // The hardware's value; the merge masks it by the supported
+            // CPUID, and no bit outside that mask survives, whoever asks.
+            let hw = hardware.entry(leaf, subleaf);
+            let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
+            let controls = cpuid_controls(&d);
+            let mut e = CpuidEntry::zero(leaf, subleaf);
+            for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
+                let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
+                e.set_reg(reg, m.effective);
+                // An `ignore` rule keeps the base silently.
+                if m.violations != 0 && d.verdict != Verdict::Ignore {
+                    replaced = replaced.wrapping_add(1);
+                    if first.is_none_or(|(rank, _)| k.rank < rank) {
+                        first = Some((
+                            k.rank,
+                            Violation {
+                                entry: e,
+                                reg,
+                                host: host.reg(reg),
+                                effective: m.effective,
+                                rule: d.rule.map(|r| r.id),
+                            },
+                        ));
+                    }
                 }
             }
+            e
+        };
+        if effective.push(e).is_err() {
+            // Nothing was changed yet: the table would not fit.
+            let count = MAX_CPUID_ENTRIES
+                .saturating_add(1)
+                .saturating_add(walk.count());
+            return ctx.fail(CallError::CpuidTooLarge {
+                count: count as u64,
+            });
         }
-        // Capacity was checked above.
-        let _ = effective.push(e);
     }
     let first = first.map(|(_, f)| f);
     let report = |f: &Violation| -> [u64; 4] {

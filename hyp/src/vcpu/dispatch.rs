@@ -49,7 +49,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             vcpu,
             pv,
             || Resource::Call,
-            |ctx, v| cpuid::set_cpuid(ctx, v, table),
+            |ctx, v| cpuid::set_cpuid(ctx, v, table, self.bases.get()),
         );
         self.account(pv, vcpu.0, &outcome);
         outcome
