@@ -11,6 +11,7 @@ use pvgate_gate::{
 };
 
 pub(crate) use super::cpuid_base::SupportedBases;
+use super::cpuid_base::sort_table;
 pub use super::cpuid_base::supported_base;
 use super::cpuid_keys::{Lookup, SortedKeys, Support, merge_keys};
 use super::ctx::Ctx;
@@ -42,12 +43,6 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
 fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
     d.granted(|rule| Some(rule.cpuid_controls()))
         .unwrap_or([RegControl::FIXED; 4])
-}
-
-pub(super) fn sort_table(t: &mut CpuidTable) {
-    if !t.is_sorted_by_key(|e| (e.leaf, e.subleaf)) {
-        t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
-    }
 }
 
 /// The first register where the host's proposal was replaced.

@@ -5,7 +5,6 @@
 
 use pvgate_gate::{Policy, Register, VmKind};
 
-use super::cpuid::sort_table;
 use super::cpuid_keys::Support;
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, find_entry};
 
@@ -80,4 +79,11 @@ pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKi
     }
     sort_table(&mut out);
     out
+}
+
+/// Sorts a table by (leaf, subleaf) (a sorted one is only checked).
+pub(super) fn sort_table(t: &mut CpuidTable) {
+    if !t.is_sorted_by_key(|e| (e.leaf, e.subleaf)) {
+        t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
+    }
 }
