@@ -135,8 +135,11 @@ impl AuditEvent {
     }
 }
 
-/// How many events the ring keeps.
+/// How many events the ring keeps (a power of two).
 pub const AUDIT_RING_CAPACITY: usize = 32;
+const _: () = assert!(AUDIT_RING_CAPACITY.is_power_of_two());
+/// A sequence number's ring slot is its low bits.
+const RING_MASK: u64 = (AUDIT_RING_CAPACITY as u64).wrapping_sub(1);
 
 /// Counter slots: index 0 counts unknown call numbers, `n` counts PV call `n`.
 pub const AUDIT_CALL_SLOTS: usize = PvCall::ALL.len() + 1;
@@ -183,11 +186,13 @@ impl Audit {
         }
     }
 
+    #[inline(always)]
     fn slot(call: Option<PvCall>) -> usize {
         call.map_or(0, |c| c as usize)
     }
 
     /// Counts one outcome (`call` `None`: an unknown call number).
+    #[inline]
     pub fn count(&self, call: Option<PvCall>, effect: Effect) {
         if let Some(c) = self
             .counters
@@ -227,6 +232,7 @@ impl Audit {
 
     /// Records an event in the ring, overwriting the oldest (`errno` 0
     /// for a call that succeeded).
+    #[inline]
     pub fn record(
         &self,
         call: PvCall,
@@ -239,7 +245,8 @@ impl Audit {
         let mut ring = self.ring.lock();
         let seq = ring.next_seq;
         ring.next_seq = seq.wrapping_add(1);
-        let at = seq.checked_rem(AUDIT_RING_CAPACITY as u64).unwrap_or(0) as usize;
+        // A power of two: the remainder is a mask.
+        let at = (seq & RING_MASK) as usize;
         if let Some(slot) = ring.events.get_mut(at) {
             *slot = Some(AuditEvent {
                 seq,

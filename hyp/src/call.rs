@@ -197,6 +197,7 @@ pub enum Call {
 
 impl Call {
     /// The PV call this is.
+    #[inline]
     pub const fn pv(&self) -> PvCall {
         match self {
             Call::EnableNmiWindow => PvCall::EnableNmiWindow,
@@ -255,6 +256,7 @@ impl Call {
 
     /// The resource the call is about, named in the audit when the call is
     /// refused or ignored as a whole.
+    #[inline]
     pub const fn resource(&self) -> crate::audit::Resource {
         use crate::audit::Resource;
         match *self {

@@ -1,6 +1,6 @@
 //! The CPU model: the hardware's CPUID table (what the CPU has, like QEMU
 //! `-cpu host`; a protected VM's base is it masked by the hypervisor's
-//! supported CPUID, `handlers::cpuid::supported_base`) and its machine-check
+//! supported CPUID, `handlers::cpuid_base::supported_base`) and its machine-check
 //! capability, read through raw-cpuid from real hardware or from a table of
 //! recorded CPUID entries (the image's reference CPU is a `const` table
 //! generated at build time; hyp parses no text).

@@ -277,6 +277,7 @@ pub enum CallError {
 
 impl CallError {
     /// The errno the ABI returns (negated in the status).
+    #[inline]
     pub const fn errno(&self) -> i64 {
         match self {
             CallError::Denied { .. }
@@ -315,6 +316,7 @@ impl CallError {
     }
 
     /// Whether this is a policy refusal (`deny`) or a bad request (`invalid`).
+    #[inline]
     pub const fn effect(&self) -> Effect {
         // A vCPU that is not started yet is hyp's rule, not the policy's.
         if self.errno() == EPERM && !matches!(self, CallError::NotStarted { .. }) {

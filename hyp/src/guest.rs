@@ -53,7 +53,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             let locked = self
                 .lock_vcpu(caller)
                 .ok_or(GuestCallError::BadHandle { handle: caller.0 })?;
-            if locked.meta.kind != VmKind::Protected {
+            if locked.meta.kind() != VmKind::Protected {
                 return Err(GuestCallError::NotProtected);
             }
             if locked.vcpu.phase != Phase::Running {

@@ -9,7 +9,7 @@ use pvgate_gate::{Policy, VmKind};
 use crate::audit::Audit;
 use crate::config::HypConfig;
 use crate::cpu::{CpuModel, CpuidTable};
-use crate::handlers::cpuid::supported_cpuid;
+use crate::handlers::cpuid::{SupportedBases, supported_cpuid};
 use crate::vm::slot::VmSlot;
 
 /// The hypervisor core, generic over the policy (the image's const tables,
@@ -27,6 +27,10 @@ pub struct Hyp<P, const VMS: usize = 8, const VCPUS: usize = 8> {
     pub(crate) policy: P,
     pub(crate) config: HypConfig,
     pub(crate) cpu: spin::Once<CpuModel>,
+    /// The supported base per VM kind, computed once the CPU model is
+    /// installed (a function of the policy and the model, both fixed by
+    /// then), so `vcpu_after_set_cpuid` does not rebuild it per call.
+    pub(crate) bases: spin::Once<SupportedBases>,
     pub(crate) vms: [VmSlot<VCPUS>; VMS],
     pub(crate) audit: Audit,
 }
@@ -40,6 +44,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             policy,
             config,
             cpu: spin::Once::new(),
+            bases: spin::Once::new(),
             vms: [const { VmSlot::new() }; VMS],
             audit: Audit::new(),
         }
@@ -56,10 +61,12 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// whether this call installed it.
     pub fn install_cpu_model(&self, cpu: CpuModel) -> bool {
         let mut installed = false;
-        self.cpu.call_once(|| {
+        let cpu = self.cpu.call_once(|| {
             installed = true;
             cpu
         });
+        self.bases
+            .call_once(|| SupportedBases::of(&self.policy, cpu));
         installed
     }
 

@@ -28,6 +28,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    #[inline]
     pub(crate) fn new(
         call: PvCall,
         effect: Effect,
@@ -45,6 +46,7 @@ impl Outcome {
         }
     }
 
+    #[inline]
     pub(crate) fn failed(
         call: PvCall,
         error: CallError,
@@ -58,11 +60,13 @@ impl Outcome {
     }
 
     /// The ABI status: 0 on success, `-errno` on failure.
+    #[inline]
     pub fn status(&self) -> i64 {
         self.error.map_or(0, |e| e.errno().wrapping_neg())
     }
 
     /// Whether the call succeeded (allow, ignore or filter).
+    #[inline]
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
@@ -73,13 +77,14 @@ impl Outcome {
 /// (`allow` with such a constraint); otherwise the finished outcome:
 /// `ignore` succeeds without effect, and `deny`, default deny and an
 /// `allow` whose rule has no such constraint (fail closed) fail with
-/// `denied`. `resource` is what the audit names.
+/// `denied`. `resource` gives what the audit names (asked for only when
+/// the call does not go on).
 #[inline(always)]
 pub(crate) fn decided<'a, C>(
     call: PvCall,
     d: &Decision<'a>,
     of: impl FnOnce(&Rule<'a>) -> Option<C>,
-    resource: Resource,
+    resource: impl FnOnce() -> Resource,
     denied: impl FnOnce() -> CallError,
 ) -> Result<C, Outcome> {
     if let Some(c) = d.granted(of) {
@@ -87,8 +92,8 @@ pub(crate) fn decided<'a, C>(
     }
     let rule = d.rule.map(|r| r.id);
     Err(if d.verdict == Verdict::Ignore {
-        Outcome::new(call, Effect::Ignore, rule, resource)
+        Outcome::new(call, Effect::Ignore, rule, resource())
     } else {
-        Outcome::failed(call, denied(), rule, resource)
+        Outcome::failed(call, denied(), rule, resource())
     })
 }

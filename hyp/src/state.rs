@@ -263,11 +263,13 @@ impl VcpuState {
     }
 
     /// The stored value of an MSR (`None` if never set).
+    #[inline]
     pub fn msr(&self, index: u32) -> Option<u64> {
         self.msrs.iter().find(|(i, _)| *i == index).map(|&(_, v)| v)
     }
 
     /// Stores an MSR value; `false` when the store is full.
+    #[inline]
     pub fn set_msr(&mut self, index: u32, value: u64) -> bool {
         if let Some(slot) = self.msrs.iter_mut().find(|(i, _)| *i == index) {
             slot.1 = value;

@@ -9,7 +9,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use pvgate_gate::{Phase, VmKind};
+use pvgate_gate::{Phase, Policy, ViolationMode, VmKind};
 use pvgate_hyp::Call;
 
 /// Counts this thread's allocations, then defers to the system allocator.
@@ -134,4 +134,90 @@ fn pv_calls_allocate_nothing() {
     let n = allocations(|| outcome = Some(h.call(forged, Call::GetRflags)));
     assert_eq!(outcome.map(|o| o.ok()), Some(false));
     assert_eq!(n, 0);
+}
+
+#[test]
+fn a_first_run_and_a_call_after_destroy_allocate_nothing() {
+    let h = common::hyp(pvgate::POLICY);
+    // A protected boot vCPU, finalized, not run yet: its first run keeps
+    // a copy of the vCPU to undo a run that lost the race with destroy.
+    let fresh = common::vcpu_in(&h, VmKind::Protected, Phase::Setup);
+    let teardown = common::vcpu_in(&h, VmKind::Protected, Phase::Teardown);
+    for (v, call, ok) in [
+        (fresh, Call::VcpuRun, true),
+        (fresh, Call::GetRflags, false),
+        (teardown, Call::GetRflags, false),
+        (teardown, Call::VcpuRun, false),
+    ] {
+        let mut outcome = None;
+        let n = allocations(|| outcome = Some(h.call(v, call)));
+        assert_eq!(outcome.map(|o| o.ok()), Some(ok), "{call:?}");
+        assert_eq!(n, 0, "{call:?} allocated {n} times");
+    }
+    assert_eq!(h.phase(fresh), Some(Phase::Running));
+}
+
+#[test]
+fn vcpu_after_set_cpuid_allocates_nothing() {
+    use pvgate_hyp::{CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
+    let h = common::hyp(pvgate::POLICY);
+    let supported = h.supported_cpuid(VmKind::Protected);
+    // The supported table padded to KVM_MAX_CPUID_ENTRIES with subleaves
+    // of a leaf nothing supports (the call_cost benchmark's proposal).
+    let mut padded = supported.clone();
+    for sub in 0u32.. {
+        if padded.len() == MAX_CPUID_ENTRIES {
+            break;
+        }
+        padded.push(CpuidEntry::zero(0x4000_00ff, sub)).unwrap();
+    }
+    // A bit the host may not control: filtered or rejected, either way
+    // the policy's table comes back.
+    let mut violating = supported.clone();
+    violating.iter_mut().for_each(|e| e.ecx = u32::MAX);
+    let mut duplicate = supported.clone();
+    duplicate.push(*supported.first().unwrap()).unwrap();
+    // 256 entries of their own, plus the base they leave out: too large.
+    let mut too_large = CpuidTable::new();
+    for sub in 0u32.. {
+        if too_large.push(CpuidEntry::zero(0x4000_00fe, sub)).is_err() {
+            break;
+        }
+    }
+    for (name, table, ok) in [
+        ("supported", &supported, true),
+        ("padded", &padded, true),
+        ("duplicate", &duplicate, false),
+        ("too large", &too_large, false),
+        (
+            "violating",
+            &violating,
+            pvgate::POLICY.violation_mode() == ViolationMode::Filter,
+        ),
+    ] {
+        // A hypervisor per case: the test one has room for two VMs.
+        let h = common::hyp(pvgate::POLICY);
+        let v = common::vcpu_in(&h, VmKind::Protected, Phase::Setup);
+        let mut proposal = table.clone();
+        let mut outcome = None;
+        let n = allocations(|| outcome = Some(h.vcpu_after_set_cpuid(v, &mut proposal)));
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.ok(), ok, "{name}: {outcome:?}");
+        assert_eq!(n, 0, "{name}: allocated {n} times");
+    }
+    // After the first run, only the current table may be sent again (a
+    // normal VM: the shipped policy refuses the call on a protected vCPU
+    // that ran).
+    let h = common::hyp(pvgate::POLICY);
+    let v = common::vcpu_in(&h, VmKind::Normal, Phase::Setup);
+    let mut proposal = h.supported_cpuid(VmKind::Normal);
+    assert!(h.vcpu_after_set_cpuid(v, &mut proposal).ok());
+    assert!(h.call(v, Call::VcpuRun).ok());
+    for (name, table, ok) in [("current", &proposal, true), ("changed", &padded, false)] {
+        let mut again = table.clone();
+        let mut outcome = None;
+        let n = allocations(|| outcome = Some(h.vcpu_after_set_cpuid(v, &mut again)));
+        assert_eq!(outcome.map(|o| o.ok()), Some(ok), "{name}");
+        assert_eq!(n, 0, "{name}: allocated {n} times");
+    }
 }

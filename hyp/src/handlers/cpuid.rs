@@ -10,9 +10,13 @@ use pvgate_gate::{
     decide_cpuid, merge_supported, offered_register, support_for,
 };
 
+pub(crate) use super::cpuid_base::SupportedBases;
+use super::cpuid_base::sort_table;
+pub use super::cpuid_base::supported_base;
+use super::cpuid_keys::{Lookup, SortedKeys, Support, merge_keys};
 use super::ctx::Ctx;
 use crate::audit::{Effect, Resource};
-use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, find_entry};
+use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
 use crate::error::CallError;
 use crate::outcome::Outcome;
 use crate::state::VcpuState;
@@ -34,62 +38,11 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
     table
 }
 
-/// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
-/// returns information for an EAX input in 0x40000000-0x4FFFFFFF.
-pub const HYPERVISOR_LEAVES: core::ops::RangeInclusive<u32> = 0x4000_0000..=0x4fff_ffff;
-
-/// The supported base for a VM kind, before any policy: every leaf of the
-/// CPU model masked by the hypervisor's supported CPUID (`(hardware &
-/// pass) | set`; a protected VM's unlisted leaves read as zero, a normal
-/// VM's are the hardware's), then, for a protected VM, the hypervisor's
-/// own leaves the hardware lacks (each entry of the table for one leaf in
-/// `HYPERVISOR_LEAVES`, with its `set` bits: the 0x40000000 signature,
-/// the zeroed 0x40000001 paravirt features). Sorted by (leaf, subleaf).
-pub fn supported_base<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> CpuidTable {
-    let table = policy.cpuid_support();
-    let mut out = CpuidTable::new();
-    for hw in &cpu.base {
-        let support = support_for(table, kind, hw.leaf, hw.subleaf);
-        let mut e = *hw;
-        for (reg, s) in Register::ALL.into_iter().zip(support) {
-            e.set_reg(reg, s.base(hw.reg(reg)));
-        }
-        // The model has at most MAX_CPUID_ENTRIES entries, so this fits.
-        let _ = out.push(e);
-    }
-    if kind == VmKind::Protected {
-        for own in table
-            .iter()
-            .filter(|s| s.leaf_first == s.leaf_last && HYPERVISOR_LEAVES.contains(&s.leaf_first))
-        {
-            let subleaf = own.subleaf.unwrap_or(0);
-            if find_entry(&out, own.leaf_first, subleaf).is_some() {
-                continue;
-            }
-            let mut e = CpuidEntry::zero(own.leaf_first, subleaf);
-            for reg in Register::ALL {
-                e.set_reg(reg, own.reg(reg).set);
-            }
-            // A table too large for the buffer loses its own leaves, never
-            // a hardware leaf (fail closed: a missing leaf reads as zero).
-            if out.push(e).is_err() {
-                break;
-            }
-        }
-    }
-    sort_table(&mut out);
-    out
-}
-
 /// The per-register controls a CPUID decision gives the host: the rule's
 /// for `allow`, none (everything fixed) otherwise.
 fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
     d.granted(|rule| Some(rule.cpuid_controls()))
         .unwrap_or([RegControl::FIXED; 4])
-}
-
-fn sort_table(t: &mut CpuidTable) {
-    t.sort_unstable_by_key(|e| (e.leaf, e.subleaf));
 }
 
 /// The first register where the host's proposal was replaced.
@@ -108,19 +61,16 @@ pub(crate) fn set_cpuid<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,
     table: &mut CpuidTable,
+    bases: Option<&SupportedBases>,
 ) -> Outcome {
-    // Duplicates make the proposal ambiguous.
-    for (i, e) in table.iter().enumerate() {
-        if table
-            .iter()
-            .skip(i.saturating_add(1))
-            .any(|o| o.is(e.leaf, e.subleaf))
-        {
-            return ctx.fail(CallError::CpuidDuplicate {
-                leaf: e.leaf,
-                subleaf: e.subleaf,
-            });
-        }
+    // Duplicates make the proposal ambiguous: the first entry that appears
+    // again later is named. Sorted once, they are neighbours.
+    let keys = SortedKeys::new(table);
+    if let Some(e) = keys.first_duplicate().and_then(|i| table.get(i)) {
+        return ctx.fail(CallError::CpuidDuplicate {
+            leaf: e.leaf,
+            subleaf: e.subleaf,
+        });
     }
     if v.phase != Phase::Setup {
         // After the first run, only the current table may be sent again.
@@ -157,58 +107,78 @@ pub(crate) fn set_cpuid<P: Policy>(
     }
 
     // The effective table covers the host's entries and every entry of the
-    // supported base (a base leaf the host leaves out is proposed as zeros).
+    // supported base (a base leaf the host leaves out is proposed as zeros),
+    // built in (leaf, subleaf) order; the first violation is the first in
+    // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
-    let base = supported_base(ctx.policy, ctx.cpu, ctx.kind);
-    let extra = base
-        .iter()
-        .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
-        .count();
-    let count = table.len().saturating_add(extra);
-    if count > MAX_CPUID_ENTRIES {
-        return ctx.fail(CallError::CpuidTooLarge {
-            count: count as u64,
-        });
-    }
-    let keys = table.iter().map(|e| (e.leaf, e.subleaf)).chain(
-        base.iter()
-            .filter(|b| find_entry(table, b.leaf, b.subleaf).is_none())
-            .map(|b| (b.leaf, b.subleaf)),
-    );
-    let mut first: Option<Violation> = None;
+    let computed;
+    let base = match bases {
+        Some(b) => b.of_kind(ctx.kind),
+        None => {
+            computed = supported_base(ctx.policy, ctx.cpu, ctx.kind);
+            &computed
+        }
+    };
+    let mut hardware = Lookup::new(&ctx.cpu.base);
+    let mut supported = Support::new(ctx.policy.cpuid_support(), ctx.kind);
+    let mut first: Option<(usize, Violation)> = None;
     let mut replaced = 0u32;
-    for (leaf, subleaf) in keys {
-        let host = find_entry(table, leaf, subleaf)
+    let mut walk = merge_keys(&keys, base);
+    while let Some(k) = walk.next() {
+        let (leaf, subleaf) = (k.leaf, k.subleaf);
+        let host = k
+            .host
+            .and_then(|i| table.get(i))
             .copied()
             .unwrap_or(CpuidEntry::zero(leaf, subleaf));
-        // The hardware's value; the merge masks it by the supported CPUID,
-        // and no bit outside that mask survives, whoever asks for it.
-        let hw = ctx.cpu.base_entry(leaf, subleaf);
-        let support = support_for(ctx.policy.cpuid_support(), ctx.kind, leaf, subleaf);
-        let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
-        let controls = cpuid_controls(&d);
-        let mut e = CpuidEntry::zero(leaf, subleaf);
-        for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
-            let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
-            e.set_reg(reg, m.effective);
-            // An `ignore` rule keeps the base silently.
-            if m.violations != 0 && d.verdict != Verdict::Ignore {
-                replaced = replaced.wrapping_add(1);
-                if first.is_none() {
-                    first = Some(Violation {
-                        entry: e,
-                        reg,
-                        host: host.reg(reg),
-                        effective: m.effective,
-                        rule: d.rule.map(|r| r.id),
-                    });
+        let support = supported.regs(leaf, subleaf);
+        let e = if support.iter().all(|s| s.allowed() == 0)
+            && host == CpuidEntry::zero(leaf, subleaf)
+        {
+            // Nothing of this entry is supported, so every bit is cleared
+            // whatever the hardware or the policy say; the host proposed
+            // exactly that, so nothing is replaced.
+            host
+        } else {
+            // The hardware's value; the merge masks it by the supported
+            // CPUID, and no bit outside that mask survives, whoever asks.
+            let hw = hardware.entry(leaf, subleaf);
+            let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
+            let controls = cpuid_controls(&d);
+            let mut e = CpuidEntry::zero(leaf, subleaf);
+            for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
+                let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
+                e.set_reg(reg, m.effective);
+                // An `ignore` rule keeps the base silently.
+                if m.violations != 0 && d.verdict != Verdict::Ignore {
+                    replaced = replaced.wrapping_add(1);
+                    if first.is_none_or(|(rank, _)| k.rank < rank) {
+                        first = Some((
+                            k.rank,
+                            Violation {
+                                entry: e,
+                                reg,
+                                host: host.reg(reg),
+                                effective: m.effective,
+                                rule: d.rule.map(|r| r.id),
+                            },
+                        ));
+                    }
                 }
             }
+            e
+        };
+        if effective.push(e).is_err() {
+            // Nothing was changed yet: the table would not fit.
+            let count = MAX_CPUID_ENTRIES
+                .saturating_add(1)
+                .saturating_add(walk.count());
+            return ctx.fail(CallError::CpuidTooLarge {
+                count: count as u64,
+            });
         }
-        // Capacity was checked above.
-        let _ = effective.push(e);
     }
-    sort_table(&mut effective);
+    let first = first.map(|(_, f)| f);
     let report = |f: &Violation| -> [u64; 4] {
         [
             effective.len() as u64,

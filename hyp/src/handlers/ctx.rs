@@ -13,7 +13,7 @@ use crate::outcome::Outcome;
 pub(crate) struct Ctx<'a, P> {
     pub(crate) policy: &'a P,
     pub(crate) cpu: &'a CpuModel,
-    pub(crate) config: HypConfig,
+    pub(crate) config: &'a HypConfig,
     pub(crate) kind: VmKind,
     pub(crate) index: usize,
     pub(crate) call: PvCall,

@@ -43,7 +43,7 @@ pub(crate) fn set_msr<P: Policy>(
         access: Access::Write,
         phase,
     };
-    let c = match decided(ctx.call, &d, Rule::msr_constraint, resource, denied) {
+    let c = match decided(ctx.call, &d, Rule::msr_constraint, || resource, denied) {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };
@@ -80,7 +80,7 @@ pub(crate) fn get_msr<P: Policy>(ctx: &Ctx<'_, P>, v: &VcpuState, index: u32) ->
         access: Access::Read,
         phase,
     };
-    let c = match decided(ctx.call, &d, Rule::msr_constraint, resource, denied) {
+    let c = match decided(ctx.call, &d, Rule::msr_constraint, || resource, denied) {
         Ok(c) => c,
         Err(outcome) => return outcome,
     };

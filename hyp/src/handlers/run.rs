@@ -55,7 +55,7 @@ pub(crate) fn vcpu_reset<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) -> Outc
     v.irq.apicv_active = keep.irq.apicv_active;
     v.set_gpr(Gpr::Rdx, u64::from(ctx.cpu.base_entry(1, 0).eax));
     if ctx.kind == VmKind::Protected {
-        force_protected_tpr(v, &ctx.config);
+        force_protected_tpr(v, ctx.config);
     }
     ctx.ok()
 }
@@ -78,7 +78,7 @@ fn first_run<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
             // secondary runnable, and it sets the vector. Fail closed.
             (_, _, None) => init(v, signature),
         }
-        force_protected(v, &ctx.config);
+        force_protected(v, ctx.config);
     }
     // Policy-declared forced MSR bits.
     force_first_run_bits(ctx, v);

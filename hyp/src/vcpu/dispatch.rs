@@ -24,10 +24,16 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     pub fn call(&self, vcpu: VcpuHandle, call: Call) -> Outcome {
         let pv = call.pv();
         // `call` is large (set_regs carries every register): the handler
-        // reads it in place rather than from a copy.
+        // reads it in place rather than from a copy, and the resource the
+        // audit names is read from it only when the call is refused.
         let call = &call;
-        let mut outcome =
-            self.call_inner(vcpu, pv, call.resource(), |ctx, v| execute(ctx, v, call));
+        let mut outcome = self.call_inner(
+            vcpu,
+            pv,
+            || call.resource(),
+            #[inline(always)]
+            |ctx, v| execute(ctx, v, call),
+        );
         if !outcome.ok() {
             outcome.out = [0; 4];
         }
@@ -39,15 +45,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// effective table (or, refused, the corrected one) out.
     pub fn vcpu_after_set_cpuid(&self, vcpu: VcpuHandle, table: &mut CpuidTable) -> Outcome {
         let pv = PvCall::VcpuAfterSetCpuid;
-        let outcome = self.call_inner(vcpu, pv, Resource::Call, |ctx, v| {
-            cpuid::set_cpuid(ctx, v, table)
-        });
+        let outcome = self.call_inner(
+            vcpu,
+            pv,
+            || Resource::Call,
+            |ctx, v| cpuid::set_cpuid(ctx, v, table, self.bases.get()),
+        );
         self.account(pv, vcpu.0, &outcome);
         outcome
     }
 
     /// Counts the call's effect, and records it (with its errno) in the
     /// audit ring when the effect is one that is recorded.
+    #[inline(always)]
     pub(crate) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
         self.audit.count(Some(call), o.effect);
         if o.effect.is_recorded() {
@@ -64,58 +74,85 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// Looks the vCPU up, then decides and carries out the call (`exec`,
     /// run only when allowed); a first `vcpu_run` that lost the race
     /// with `vm_destroy` is undone and decided again in `teardown`.
+    #[inline(always)]
     fn call_inner(
         &self,
         vcpu: VcpuHandle,
         pv: PvCall,
-        resource: Resource,
+        resource: impl Fn() -> Resource,
         mut exec: impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
-        let bad = || {
-            Outcome::failed(
-                pv,
-                CallError::BadHandle { handle: vcpu.0 },
-                None,
-                Resource::Call,
-            )
-        };
         let Some(cpu) = self.cpu.get() else {
-            return bad();
+            return bad_handle(pv, vcpu);
         };
         let Some(mut locked) = self.lock_vcpu(vcpu) else {
-            return bad();
+            return bad_handle(pv, vcpu);
         };
-        let first_run = pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup;
-        let before = first_run.then(|| locked.vcpu.clone());
-        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
-        if locked.vcpu.phase == Phase::Running
-            && !locked.meta.running
-            && !locked.slot.publish_running(locked.generation)
-        {
-            // `vm_destroy` was recorded between this call's lookup and its
-            // first run: the destroy comes first, so the call sees a vCPU
-            // in `teardown` and the run never happened.
-            if let Some(before) = before {
-                *locked.vcpu = before;
-            }
-            locked.vcpu.advance(Phase::Teardown);
-            locked.meta.destroyed = true;
-            return self.decide_and_execute(cpu, &mut locked, pv, resource, &mut exec);
+        if pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup {
+            // The first run: the only call that moves a vCPU to `running`,
+            // so the only one that may have to be undone (a copy of the
+            // vCPU is kept for that, off the path of every other call).
+            return self.first_run(cpu, locked, pv, &resource, &mut exec);
+        }
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec);
+        if self.lost_first_run(&mut locked) {
+            return self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec);
         }
         outcome
     }
 
+    /// [`Hyp::call_inner`] for a vCPU's first `vcpu_run`: decided and
+    /// carried out on the vCPU, undone when `vm_destroy` came first.
+    #[cold]
+    #[inline(never)]
+    fn first_run(
+        &self,
+        cpu: &CpuModel,
+        mut locked: LockedVcpu<'_, VCPUS>,
+        pv: PvCall,
+        resource: &impl Fn() -> Resource,
+        exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
+    ) -> Outcome {
+        let before = locked.vcpu.clone();
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
+        if self.lost_first_run(&mut locked) {
+            *locked.vcpu = before;
+            locked.vcpu.advance(Phase::Teardown);
+            return self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
+        }
+        outcome
+    }
+
+    /// Whether the call just made reached `running` while `vm_destroy`
+    /// was recorded between its lookup and its first run (then the
+    /// destroy comes first: the vCPU is moved to `teardown`, and the call
+    /// must be decided again there, as if the run never happened). A
+    /// first run that won the race is published here.
+    #[inline(always)]
+    fn lost_first_run(&self, locked: &mut LockedVcpu<'_, VCPUS>) -> bool {
+        if locked.vcpu.phase == Phase::Running
+            && !locked.meta.running()
+            && !locked.slot.publish_running(locked.generation)
+        {
+            locked.vcpu.advance(Phase::Teardown);
+            locked.meta.mark_destroyed();
+            return true;
+        }
+        false
+    }
+
     /// Asks the gate about `call` on a looked-up vCPU, and carries it out
     /// when allowed.
+    #[inline(always)]
     fn decide_and_execute(
         &self,
         cpu: &CpuModel,
         locked: &mut LockedVcpu<'_, VCPUS>,
         pv: PvCall,
-        resource: Resource,
+        resource: &impl Fn() -> Resource,
         exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
     ) -> Outcome {
-        let kind = locked.meta.kind;
+        let kind = locked.meta.kind();
         let v = &mut *locked.vcpu;
         let d = decide_pv(&self.policy, kind, v.phase, pv);
         let phase = v.phase;
@@ -131,7 +168,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let ctx = Ctx {
             policy: &self.policy,
             cpu,
-            config: self.config,
+            config: &self.config,
             kind,
             index: locked.index,
             call: pv,
@@ -142,7 +179,20 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     }
 }
 
+/// The outcome of a call on a handle that names no vCPU (or before the
+/// CPU model is installed).
+#[cold]
+fn bad_handle(pv: PvCall, vcpu: VcpuHandle) -> Outcome {
+    Outcome::failed(
+        pv,
+        CallError::BadHandle { handle: vcpu.0 },
+        None,
+        Resource::Call,
+    )
+}
+
 /// Carries out an allowed call: resource-level checks, then the change.
+#[inline(always)]
 fn execute<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState, call: &Call) -> Outcome {
     match *call {
         Call::EnableNmiWindow => events::enable_nmi_window(ctx, v),

@@ -22,7 +22,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let locked = self.lock_vm(vm).ok_or(bad)?;
         let (slot_ref, generation) = (locked.slot, locked.generation);
         let meta = slot_ref.live(generation).ok_or(bad)?;
-        if meta.destroyed {
+        if meta.destroyed() {
             return Err(CreateVcpuError::Destroyed { handle: vm.0 });
         }
         let present = slot_ref.present();
@@ -38,11 +38,11 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let mut v = cell.lock();
         *v = VcpuState::RESET;
         if let Some(cpu) = self.cpu.get() {
-            v.cpuid = supported_cpuid(&self.policy, cpu, meta.kind);
+            v.cpuid = supported_cpuid(&self.policy, cpu, meta.kind());
             // RDX at reset holds the processor signature (CPUID.1:EAX).
             v.set_gpr(Gpr::Rdx, u64::from(cpu.base_entry(1, 0).eax));
         }
-        match meta.kind {
+        match meta.kind() {
             VmKind::Normal => v.run_state = RunState::Runnable,
             VmKind::Protected if self.config.protected_apic => v.cr8 = PROTECTED_APIC_CR8,
             VmKind::Protected => {}
@@ -61,7 +61,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let locked_vm = self.lock_vm(vcpu.vm()).ok_or(bad)?;
         let locked = self.lock_vcpu(vcpu).ok_or(bad)?;
         // A vCPU is in `teardown` exactly when its VM was destroyed.
-        if !locked.meta.destroyed {
+        if !locked.meta.destroyed() {
             return Err(ReleaseError::NotTornDown { handle: vcpu.0 });
         }
         locked_vm.slot.remove_vcpu(locked.index);

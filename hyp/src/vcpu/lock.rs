@@ -28,6 +28,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// again under the lock (so no call acts on a vCPU of a freed or
     /// recreated VM). A vCPU of a destroyed VM is moved to `teardown`
     /// here, so `vm_destroy` never waits for a vCPU lock.
+    #[inline(always)]
     pub(crate) fn lock_vcpu(&self, vcpu: VcpuHandle) -> Option<LockedVcpu<'_, VCPUS>> {
         let (generation, slot, index) = vcpu.split();
         let slot_ref = self.vms.get(slot)?;
@@ -36,7 +37,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         slot_ref.holds(generation, index)?;
         let mut v = cell.lock();
         let meta = slot_ref.holds(generation, index)?;
-        if meta.destroyed {
+        if meta.destroyed() {
             v.advance(Phase::Teardown);
         }
         Some(LockedVcpu {

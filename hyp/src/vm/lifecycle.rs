@@ -35,7 +35,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let bad = ReleaseError::BadHandle { handle: vm.0 };
         let locked = self.lock_vm(vm).ok_or(bad)?;
         let meta = locked.slot.live(locked.generation).ok_or(bad)?;
-        if !meta.destroyed {
+        if !meta.destroyed() {
             return Err(ReleaseError::NotTornDown { handle: vm.0 });
         }
         locked.slot.release();
@@ -45,7 +45,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     /// The kind of a live VM.
     pub fn vm_kind(&self, vm: VmHandle) -> Option<VmKind> {
         let (slot, generation, _) = self.vm_slot(vm)?;
-        Some(slot.live(generation)?.kind)
+        Some(slot.live(generation)?.kind())
     }
 
     /// The slot and generation a VM handle names, when the slot exists
@@ -99,18 +99,19 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
                 return bad;
             };
             let phase = meta.phase();
-            let d = decide_pv(&self.policy, meta.kind, phase, call);
+            let d = decide_pv(&self.policy, meta.kind(), phase, call);
             let denied = || CallError::Denied {
                 call,
-                kind: meta.kind,
+                kind: meta.kind(),
                 phase,
             };
-            if let Err(outcome) = decided(call, &d, Rule::pv_constraint, Resource::Call, denied) {
+            if let Err(outcome) = decided(call, &d, Rule::pv_constraint, || Resource::Call, denied)
+            {
                 return outcome;
             }
             // Every vCPU is in `teardown` from here: each one's next
             // lookup moves it there (see `lock_vcpu`).
-            if !meta.destroyed && !slot_ref.destroy(meta, generation) {
+            if !meta.destroyed() && !slot_ref.destroy(meta, generation) {
                 continue;
             }
             return Outcome::new(call, Effect::Allow, d.rule.map(|r| r.id), Resource::Call);
@@ -149,21 +150,21 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
             return bad;
         };
         let phase = meta.phase();
-        let d = decide_pv(&self.policy, meta.kind, phase, call);
+        let d = decide_pv(&self.policy, meta.kind(), phase, call);
         let denied = || CallError::Denied {
             call,
-            kind: meta.kind,
+            kind: meta.kind(),
             phase,
         };
-        if let Err(outcome) = decided(call, &d, Rule::pv_constraint, Resource::Call, denied) {
+        if let Err(outcome) = decided(call, &d, Rule::pv_constraint, || Resource::Call, denied) {
             return outcome;
         }
         let rule = d.rule.map(|r| r.id);
         let fail = |error| Outcome::failed(call, error, rule, Resource::Call);
-        if meta.kind != VmKind::Protected {
+        if meta.kind() != VmKind::Protected {
             return fail(CallError::NotProtected { call });
         }
-        if meta.finalized {
+        if meta.finalized() {
             return fail(CallError::AlreadyFinalized);
         }
         if let Some(addr) = pvmfw {

@@ -9,75 +9,15 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use pvgate_gate::{Phase, VmKind};
+use pvgate_gate::VmKind;
 
+pub(crate) use super::meta::VmMeta;
+use super::meta::{DESTROYED, FINALIZED, GENERATION_SHIFT, LIVE, NORMAL, RETIRED, RUNNING};
 use crate::state::VcpuState;
 
 /// Every access to a slot's atomics is sequentially consistent: the
 /// reasoning in `docs/hypervisor.md` assumes one order of all of them.
 const ORDER: Ordering = Ordering::SeqCst;
-
-/// State word bit: the slot holds a VM (from `create_vm` to `free_vm`).
-const LIVE: u64 = 1 << 0;
-/// State word bit: `vm_destroy` was allowed; every vCPU is in `teardown`.
-const DESTROYED: u64 = 1 << 1;
-/// State word bit: a vCPU of the VM has reached `running` (its first run).
-const RUNNING: u64 = 1 << 2;
-/// State word bit: the slot's generation is spent; it never holds a VM again.
-const RETIRED: u64 = 1 << 3;
-/// State word bit: the VM is a normal VM (clear: protected).
-const NORMAL: u64 = 1 << 4;
-/// State word bit: `vm_finalize` succeeded (protected VMs only; once).
-const FINALIZED: u64 = 1 << 5;
-/// State word bits 63:32: the generation of the slot's current (or last) VM.
-const GENERATION_SHIFT: u32 = 32;
-
-/// A decoded state word: what a VM slot holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct VmMeta {
-    /// The generation of the slot's current (or last) VM; 0 before the
-    /// first. Handles carry it; a handle of another generation is dead.
-    pub(crate) generation: u32,
-    pub(crate) live: bool,
-    pub(crate) kind: VmKind,
-    pub(crate) destroyed: bool,
-    /// Whether a vCPU of the VM has reached `running`.
-    pub(crate) running: bool,
-    pub(crate) retired: bool,
-    /// Whether `vm_finalize` succeeded.
-    pub(crate) finalized: bool,
-}
-
-impl VmMeta {
-    fn decode(raw: u64) -> VmMeta {
-        VmMeta {
-            generation: (raw >> GENERATION_SHIFT) as u32,
-            live: raw & LIVE != 0,
-            kind: if raw & NORMAL != 0 {
-                VmKind::Normal
-            } else {
-                VmKind::Protected
-            },
-            destroyed: raw & DESTROYED != 0,
-            running: raw & RUNNING != 0,
-            retired: raw & RETIRED != 0,
-            finalized: raw & FINALIZED != 0,
-        }
-    }
-
-    /// The VM's most advanced vCPU phase: `teardown` once destroyed,
-    /// `running` once a vCPU ran, else `setup` (vCPUs leave a VM only in
-    /// `teardown`, so no vCPU that ran is missing from the answer).
-    pub(crate) fn phase(self) -> Phase {
-        if self.destroyed {
-            Phase::Teardown
-        } else if self.running {
-            Phase::Running
-        } else {
-            Phase::Setup
-        }
-    }
-}
 
 /// What [`VmSlot::claim`] did.
 pub(crate) enum Claim {
@@ -114,23 +54,27 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     }
 
     /// The state word now.
+    #[inline(always)]
     pub(crate) fn meta(&self) -> VmMeta {
         VmMeta::decode(self.state.load(ORDER))
     }
 
     /// The VM, when it is live and of `generation`.
+    #[inline(always)]
     pub(crate) fn live(&self, generation: u32) -> Option<VmMeta> {
         let meta = self.meta();
-        (meta.live && meta.generation == generation).then_some(meta)
+        (meta.live() && meta.generation() == generation).then_some(meta)
     }
 
     /// The VM, when it is live, of `generation`, and has vCPU `index`.
+    #[inline(always)]
     pub(crate) fn holds(&self, generation: u32, index: usize) -> Option<VmMeta> {
         let meta = self.live(generation)?;
         self.has_vcpu(index).then_some(meta)
     }
 
     /// Whether vCPU `index` exists.
+    #[inline(always)]
     pub(crate) fn has_vcpu(&self, index: usize) -> bool {
         index < VCPUS && self.present.load(ORDER) & bit(index) != 0
     }
@@ -161,10 +105,10 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
         let mut raw = self.state.load(ORDER);
         loop {
             let meta = VmMeta::decode(raw);
-            if meta.live || meta.retired {
+            if meta.live() || meta.retired() {
                 return Claim::Unavailable;
             }
-            let next = match meta.generation.checked_add(1) {
+            let next = match meta.generation().checked_add(1) {
                 Some(generation) => {
                     let kind_bit = match kind {
                         VmKind::Protected => 0,
@@ -189,7 +133,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     /// since (a vCPU's first run): decide again.
     pub(crate) fn destroy(&self, seen: VmMeta, generation: u32) -> bool {
         let raw = self.state.load(ORDER);
-        if VmMeta::decode(raw) != seen || !seen.live || seen.generation != generation {
+        if VmMeta::decode(raw) != seen || !seen.live() || seen.generation() != generation {
             return false;
         }
         self.state
@@ -206,7 +150,11 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
         let mut raw = self.state.load(ORDER);
         loop {
             let meta = VmMeta::decode(raw);
-            if !meta.live || meta.generation != generation || meta.destroyed || meta.finalized {
+            if !meta.live()
+                || meta.generation() != generation
+                || meta.destroyed()
+                || meta.finalized()
+            {
                 return false;
             }
             match self
@@ -227,10 +175,10 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
         let mut raw = self.state.load(ORDER);
         loop {
             let meta = VmMeta::decode(raw);
-            if !meta.live || meta.generation != generation || meta.destroyed {
+            if !meta.live() || meta.generation() != generation || meta.destroyed() {
                 return false;
             }
-            if meta.running {
+            if meta.running() {
                 return true;
             }
             match self
@@ -257,7 +205,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     pub(crate) fn skip_generations(&self, generation: u32) -> bool {
         let raw = self.state.load(ORDER);
         let meta = VmMeta::decode(raw);
-        if meta.live || meta.retired || meta.generation > generation {
+        if meta.live() || meta.retired() || meta.generation() > generation {
             return false;
         }
         let next = u64::from(generation) << GENERATION_SHIFT;
@@ -266,6 +214,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
 }
 
 /// Bit `index` of a vCPU mask (`index < 64`; 0 past it).
+#[inline(always)]
 fn bit(index: usize) -> u64 {
     u32::try_from(index)
         .ok()
