@@ -126,6 +126,18 @@ impl Verdict {
         }
     }
 
+    /// The verdict of a 2-bit code in a verdict map (the low two bits of
+    /// `bits`: 0 deny, 1 allow, 2 ignore, the unused 3 deny: fail closed).
+    /// The inverse of `verdict as u64`.
+    #[inline]
+    pub const fn from_bits(bits: u64) -> Verdict {
+        match bits & 3 {
+            1 => Verdict::Allow,
+            2 => Verdict::Ignore,
+            _ => Verdict::Deny,
+        }
+    }
+
     /// Parses a policy name; `None` for anything else.
     pub fn from_name(name: &str) -> Option<Verdict> {
         Verdict::ALL.into_iter().find(|v| v.name() == name)
