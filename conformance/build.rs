@@ -23,15 +23,18 @@ use pvgate_codegen::sample::{SampleSize, large_policy, random_policy};
 const RANDOM_POLICIES: u64 = 24;
 
 /// Every shape, by its tag.
-const EVERY_SHAPE: &[(Shape, &str)] = &[
+const EVERY_SHAPE: Shapes = &[
     (Shape::Match, "match"),
     (Shape::Sorted, "sorted"),
     (Shape::Bitmap, "bitmap"),
     (Shape::Auto, "auto"),
 ];
 
+/// Shapes, each with the tag its module is named by.
+type Shapes = &'static [(Shape, &'static str)];
+
 /// The shape the emitter picks (the image's).
-const AUTO_ONLY: &[(Shape, &str)] = &[(Shape::Auto, "auto")];
+const AUTO_ONLY: Shapes = &[(Shape::Auto, "auto")];
 
 /// Rules of the large policy the benchmarks decide with.
 const LARGE_RULES: usize = 10_000;
@@ -42,7 +45,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo sets no `CARGO_MANIFEST_DIR`")?,
     )
     .join("..");
-    let mut policies: Vec<(String, String, &[(Shape, &str)])> = Vec::new();
+    let mut policies: Vec<(String, String, Shapes)> = Vec::new();
     for name in ["policy/default.toml", "policy/strict.toml"] {
         let path = root.join(name);
         println!("cargo:rerun-if-changed={}", path.display());

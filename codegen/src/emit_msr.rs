@@ -338,14 +338,14 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
         o,
         "\n/// 2-bit verdicts of {what}\n\
          /// over {:#x}–{:#x} (KVM's {} MSR-bitmap region, up to its last\n\
-         /// non-deny MSR): MSR `{:#x} + n` is bits\n\
-         /// `2 * (n % 32)` and `2 * (n % 32) + 1` of word `n / 32`; 0 deny,\n\
-         /// 1 allow, 2 ignore. Set by:",
+         /// non-deny MSR): MSR `{:#x} + n` is bits `2 * (n % 32)` and\n\
+         /// `2 * (n % 32) + 1` of word `n / 32`; 0 deny, 1 allow, 2 ignore.",
         m.base,
         m.last(),
         m.region.to_ascii_lowercase(),
         m.base
     );
+    o.push_str("// Set by:\n");
     for (r, verdict) in m.from.iter().take(MAP_COMMENT_RANGES) {
         let span = if r.first == r.last {
             format!("{:#x}", r.first)
@@ -354,7 +354,7 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
         };
         let _ = writeln!(
             o,
-            "/// * {span} {}: {}",
+            "// * {span} {}: {}",
             verdict.name(),
             rule_comment(ir, path, r.rule)
         );
@@ -362,7 +362,7 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
     if m.from.len() > MAP_COMMENT_RANGES {
         let _ = writeln!(
             o,
-            "/// * and {} more ranges (`msr_rule` names each).",
+            "// * and {} more ranges (`msr_rule` names each).",
             m.from.len() - MAP_COMMENT_RANGES
         );
     }

@@ -143,7 +143,7 @@ fn main() {
             (b.rule)(kind, Phase::Setup, Access::Write, i),
         )
     };
-    let floor = Floor::build(&by_rule);
+    let floor = Floor::build(by_rule);
     for i in (0..0x2000).chain(0xc000_0000..0xc000_2000).chain(PROBES) {
         assert_eq!(
             (b.verdict)(kind, Phase::Setup, Access::Write, i),

@@ -276,7 +276,8 @@ mod tests {
         let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
         assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(MSR_ALLOW)));
         assert_eq!(p.msr_verdict(K, P, Access::Write, 0x1a0), Verdict::Allow);
-        assert_eq!((&p).msr_verdict(K, P, Access::Write, 0x1a0), Verdict::Allow);
+        let by_ref = <&Malformed as Policy>::msr_verdict(&&p, K, P, Access::Write, 0x1a0);
+        assert_eq!(by_ref, Verdict::Allow);
         let p = pointing_at(1);
         let d = decide_pv(&p, K, P, PvCall::GetRflags);
         assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(PV_ALLOW)));
