@@ -368,11 +368,11 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
     }
     let _ = writeln!(
         o,
-        "static {}: VerdictMap<{}> = VerdictMap {{",
+        "static {}: VerdictMap<{:#x}, {}> = VerdictMap {{",
         map_name(fn_name, m),
+        m.base,
         m.words.len()
     );
-    let _ = writeln!(o, "    base: {:#x},", m.base);
     o.push_str("    words: [\n");
     for (i, w) in m.words.iter().enumerate() {
         let first = m.base + u32::try_from(i).unwrap_or(0) * MSRS_PER_WORD;

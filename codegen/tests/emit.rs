@@ -166,7 +166,7 @@ fn the_verdict_shape_follows_the_density() {
         dense.contains("0xc0000000..=0xc000011f => MSR_VERDICT_PROTECTED_SETUP_WRITE_HIGH"),
         "{dense}"
     );
-    assert!(auto.contains("static MSR_VERDICT_PROTECTED_SETUP_WRITE_LOW: VerdictMap<24> ="));
+    assert!(auto.contains("static MSR_VERDICT_PROTECTED_SETUP_WRITE_LOW: VerdictMap<0x0, 24> ="));
     // The map's comment names the rules that set its bits.
     assert!(auto.contains("// * 0x1a0 allow: policy/default.toml:112 pvm-misc-enable-write\n"));
     // Normal VMs: one range over every MSR, a one-arm `match`, no map.

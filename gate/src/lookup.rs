@@ -13,24 +13,24 @@ pub const MSR_REGION_LEN: u32 = 0x2000;
 /// MSRs per word of a verdict map: 2 bits each.
 pub const MSRS_PER_WORD: u32 = 32;
 
-/// A 2-bit verdict map over a prefix of one of KVM's MSR-bitmap regions:
-/// MSR `base + n` is bits `2 * (n % 32)` and up of `words[n / 32]`,
-/// 0 deny, 1 allow, 2 ignore ([`Verdict::from_bits`]).
+/// A 2-bit verdict map over a prefix of one of KVM's MSR-bitmap regions,
+/// starting at MSR `BASE`: MSR `BASE + n` is bits `2 * (n % 32)` and up
+/// of `words[n / 32]`, 0 deny, 1 allow, 2 ignore ([`Verdict::from_bits`]).
+/// `BASE` is a const parameter so that the offset and the bounds check
+/// fold into the caller's window check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerdictMap<const WORDS: usize> {
-    /// The first MSR the map covers.
-    pub base: u32,
+pub struct VerdictMap<const BASE: u32, const WORDS: usize> {
     /// 32 MSRs per word.
     pub words: [u64; WORDS],
 }
 
-impl<const WORDS: usize> VerdictMap<WORDS> {
+impl<const BASE: u32, const WORDS: usize> VerdictMap<BASE, WORDS> {
     /// The verdict the map holds for MSR `index`: one load and a shift.
     /// An index outside the map is denied (callers match the covered
     /// window first, so that is only a fail-closed fallback).
     #[inline]
     pub fn verdict(&self, index: u32) -> Verdict {
-        let offset = index.wrapping_sub(self.base);
+        let offset = index.wrapping_sub(BASE);
         let word = self
             .words
             .get((offset / MSRS_PER_WORD) as usize)
@@ -109,8 +109,7 @@ mod tests {
         // MSR base+0 allow, +1 ignore, +31 allow, +32 ignore, +33 the unused
         // code 3 (deny), +63 ignore; everything else deny.
         let base = MSR_HIGH_BASE;
-        let map = VerdictMap {
-            base,
+        let map = VerdictMap::<MSR_HIGH_BASE, 2> {
             words: [1 | 2 << 2 | 1 << 62, 2 | 3 << 2 | 2 << 62],
         };
         let want = |off: u32| match off {
@@ -123,10 +122,7 @@ mod tests {
         }
         assert_eq!(map.verdict(base - 1), Verdict::Deny);
         assert_eq!(map.verdict(u32::MAX), Verdict::Deny);
-        let empty = VerdictMap {
-            base: MSR_LOW_BASE,
-            words: [],
-        };
+        let empty = VerdictMap::<MSR_LOW_BASE, 0> { words: [] };
         assert_eq!(empty.verdict(0), Verdict::Deny);
     }
 
