@@ -248,7 +248,7 @@ fn emit_verdict_fn(
     for m in &maps {
         let _ = writeln!(
             o,
-            "/// * {:#x}–{:#x}: the 2-bit verdict map `{}`;",
+            "/// * {:#x}-{:#x}: the 2-bit verdict map `{}`;",
             m.base,
             m.last(),
             map_name(&name, m)
@@ -271,6 +271,19 @@ fn emit_verdict_fn(
     }
     o.push_str("#[inline]\n");
     let _ = writeln!(o, "fn {name}(index: u32) -> Verdict {{");
+    if maps.is_empty() && sorted {
+        let _ = writeln!(
+            o,
+            "    rule_verdict({}(index))\n}}",
+            fn_name("msr", kind, phase, Some(access))
+        );
+        return true;
+    }
+    if maps.is_empty() && !sorted && pieces.is_empty() {
+        // Only deny ranges: a `match` of one `_` arm would be a lint.
+        o.push_str("    let _ = index;\n    Verdict::Deny\n}\n");
+        return false;
+    }
     o.push_str("    match index {\n");
     let mut arms: Vec<(u32, u32)> = Vec::new();
     for m in &maps {
@@ -337,7 +350,7 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
     let _ = writeln!(
         o,
         "\n/// 2-bit verdicts of {what}\n\
-         /// over {:#x}–{:#x} (KVM's {} MSR-bitmap region, up to its last\n\
+         /// over {:#x}-{:#x} (KVM's {} MSR-bitmap region, up to its last\n\
          /// non-deny MSR): MSR `{:#x} + n` is bits `2 * (n % 32)` and\n\
          /// `2 * (n % 32) + 1` of word `n / 32`; 0 deny, 1 allow, 2 ignore.",
         m.base,
@@ -377,7 +390,7 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
     for (i, w) in m.words.iter().enumerate() {
         let first = m.base + u32::try_from(i).unwrap_or(0) * MSRS_PER_WORD;
         let last = first + (MSRS_PER_WORD - 1);
-        let _ = writeln!(o, "        {w:#018x}, // {first:#x}–{last:#x}");
+        let _ = writeln!(o, "        {w:#018x}, // {first:#x}-{last:#x}");
     }
     o.push_str("    ],\n};\n");
 }

@@ -202,7 +202,7 @@ fn the_verdict_shape_follows_the_density() {
     let sorted = rust_shaped(&ir, "p", Shape::Sorted);
     assert!(
         body(&sorted, "msr_verdict_protected_setup_write")
-            .contains("_ => rule_verdict(msr_protected_setup_write(index)),")
+            .contains("    rule_verdict(msr_protected_setup_write(index))")
     );
 }
 
