@@ -6,7 +6,7 @@
 #![cfg_attr(not(test), no_std)]
 
 use pvgate_gate::{
-    Access, CpuidSupport, Phase, Policy, PvCall, Rule, RuleId, ViolationMode, VmKind,
+    Access, CpuidSupport, Phase, Policy, PvCall, Rule, RuleId, Verdict, ViolationMode, VmKind,
 };
 
 /// The generated tables (`OUT_DIR/tables.rs`), made by `pvgate-codegen`.
@@ -39,6 +39,11 @@ impl Policy for CompiledPolicy {
     #[inline]
     fn msr_rule(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {
         tables::msr_rule(kind, phase, access, index)
+    }
+
+    #[inline]
+    fn msr_verdict(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Verdict {
+        tables::msr_verdict(kind, phase, access, index)
     }
 
     #[inline]

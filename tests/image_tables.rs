@@ -38,6 +38,9 @@ fn every_lookup_agrees_with_the_interpreter() {
             }
         }
     }
+    // Every index of KVM's two MSR-bitmap regions: the image's verdict
+    // maps are there.
+    probes.extend((0..0x2000).chain(0xc000_0000..0xc000_2000));
     for kind in VmKind::ALL {
         for phase in Phase::ALL {
             for call in PvCall::ALL {
@@ -48,10 +51,16 @@ fn every_lookup_agrees_with_the_interpreter() {
             }
             for &index in &probes {
                 for access in Access::ALL {
+                    let want = decide_msr(&interp, kind, phase, access, index);
                     assert_eq!(
                         decide_msr(&POLICY, kind, phase, access, index),
-                        decide_msr(&interp, kind, phase, access, index),
+                        want,
                         "{kind:?} {phase:?} {access:?} {index:#x}"
+                    );
+                    assert_eq!(
+                        POLICY.msr_verdict(kind, phase, access, index),
+                        want.verdict,
+                        "verdict of {kind:?} {phase:?} {access:?} {index:#x}"
                     );
                 }
             }

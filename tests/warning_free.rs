@@ -150,7 +150,7 @@ fn tables_of_one_rule_class_or_none_compile_without_warnings() {
     let mut cases = Vec::new();
     for (label, text) in policies {
         let ir = compile(&text);
-        for shape in [Shape::Match, Shape::Sorted] {
+        for shape in [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto] {
             cases.push((
                 format!("{label}-{shape:?}"),
                 rust_shaped(&ir, "policy/x.toml", shape),

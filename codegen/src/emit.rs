@@ -1,18 +1,23 @@
 //! The Rust emitter: const lookup functions over the IR plus a static rule
 //! table. Deterministic (same IR and path → same bytes) and rustfmt-clean.
 //!
-//! Shape by size: a `match` per (kind, phase, access) for up to
-//! [`MATCH_LIMIT`] ranges; above that, a const sorted slice searched by
+//! MSR shapes ([`crate::emit_msr`]), per (kind, phase, access): the rule
+//! lookup `msr_rule` is a `match` for up to [`MATCH_LIMIT`] ranges and
+//! above that a const sorted slice searched by
 //! `pvgate_gate::lookup::find_range` (docs/design.md §4: rustc compiled a
 //! 10,000-arm range match into a compare chain 59× slower than a binary
-//! search).
+//! search). The verdict fast path `msr_verdict` answers from 2-bit
+//! verdict maps over KVM's MSR-bitmap regions where the policy is dense
+//! there ([`crate::emit_msr::MAP_MIN_RANGES`]), from a `match` of the
+//! sparse ranges outside them, and from the sorted slice above
+//! [`MATCH_LIMIT`].
 
 use std::fmt::Write;
 
 use pvgate_gate::{Access, Phase, PvCall, RegControl, RuleDetail, VmKind};
 
 use crate::digest;
-use crate::ir::{Ir, MsrRange};
+use crate::ir::Ir;
 
 /// Above this many ranges, an MSR table is a sorted slice, not a `match`.
 pub const MATCH_LIMIT: usize = 64;
@@ -20,12 +25,17 @@ pub const MATCH_LIMIT: usize = 64;
 /// How to shape MSR lookups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
-    /// By size: `match` up to [`MATCH_LIMIT`] ranges, else sorted slice.
+    /// By density and size: verdict maps over the MSR-bitmap regions that
+    /// hold at least [`crate::emit_msr::MAP_MIN_RANGES`] ranges, `match`
+    /// up to [`MATCH_LIMIT`] ranges, else sorted slice.
     Auto,
-    /// Always a `match`.
+    /// Always a `match`, no verdict map.
     Match,
-    /// Always a sorted slice with binary search.
+    /// Always a sorted slice with binary search, no verdict map.
     Sorted,
+    /// A verdict map over every MSR-bitmap region with a non-deny MSR,
+    /// whatever the density; otherwise as [`Shape::Auto`].
+    Bitmap,
 }
 
 /// Emits the Rust tables for a policy read from `path`.
@@ -52,7 +62,7 @@ pub fn rust_shaped(ir: &Ir, path: &str, shape: Shape) -> String {
     );
     let _ = writeln!(o, "// or print it: cargo pvgate emit --lang rust {path}");
     o.push('\n');
-    emit_imports(&mut o, ir);
+    emit_imports(&mut o, ir, crate::emit_msr::uses_maps(ir, shape));
     let _ = writeln!(o, "/// The policy's name.");
     let _ = writeln!(o, "pub const POLICY_NAME: &str = {};", literal(&ir.name));
     let _ = writeln!(o, "/// SHA-256 over the canonical IR, as lowercase hex.");
@@ -78,7 +88,7 @@ pub fn rust_shaped(ir: &Ir, path: &str, shape: Shape) -> String {
     );
     o.push('\n');
     emit_rules(&mut o, ir, path);
-    emit_msr(&mut o, ir, path, shape);
+    crate::emit_msr::emit(&mut o, ir, path, shape);
     emit_cpuid(&mut o, ir, path);
     emit_pv(&mut o, ir, path);
     emit_support(&mut o, ir);
@@ -130,7 +140,7 @@ fn emit_support(o: &mut String, ir: &Ir) {
 
 /// The gate types the tables use, and only those: a policy without rules
 /// of some class must not import that class's types (`unused_imports`).
-fn emit_imports(o: &mut String, ir: &Ir) {
+fn emit_imports(o: &mut String, ir: &Ir, maps: bool) {
     let has = |f: fn(&RuleDetail) -> bool| ir.rules.iter().any(|r| f(&r.detail));
     let msr = has(|d| matches!(d, RuleDetail::Msr(_)));
     let cpuid = has(|d| matches!(d, RuleDetail::Cpuid(_)));
@@ -149,7 +159,8 @@ fn emit_imports(o: &mut String, ir: &Ir) {
         ("Rule", true),
         ("RuleDetail", any),
         ("RuleId", true),
-        ("Verdict", any),
+        ("Verdict", true),
+        ("VerdictMap", maps),
         ("ViolationMode", true),
         ("VmKind", true),
     ]
@@ -236,115 +247,18 @@ fn emit_reg_control(o: &mut String, c: RegControl) {
     o.push_str("    },\n");
 }
 
-fn fn_name(prefix: &str, kind: VmKind, phase: Phase, access: Option<Access>) -> String {
+pub(crate) fn fn_name(prefix: &str, kind: VmKind, phase: Phase, access: Option<Access>) -> String {
     match access {
         Some(a) => format!("{prefix}_{}_{}_{}", kind.name(), phase.name(), a.name()),
         None => format!("{prefix}_{}_{}", kind.name(), phase.name()),
     }
 }
 
-fn emit_msr(o: &mut String, ir: &Ir, path: &str, shape: Shape) {
-    o.push_str("\n/// The rule deciding an MSR access, or `None` (default deny).\n");
-    o.push_str("pub const fn msr_rule(kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {\n");
-    if ir.msr.is_empty() {
-        o.push_str("    let _ = (kind, phase, access, index);\n    None\n}\n");
-    } else {
-        o.push_str("    match (kind, phase, access) {\n");
-        for &(kind, phase, access) in ir.msr.keys() {
-            let _ = writeln!(
-                o,
-                "        (VmKind::{}, Phase::{}, Access::{}) => {}(index),",
-                camel(kind.name()),
-                camel(phase.name()),
-                camel(access.name()),
-                fn_name("msr", kind, phase, Some(access))
-            );
-        }
-        if ir.msr.len() < VmKind::ALL.len() * Phase::ALL.len() * Access::ALL.len() {
-            o.push_str("        _ => None,\n");
-        }
-        o.push_str("    }\n}\n");
-    }
-    for (&(kind, phase, access), ranges) in &ir.msr {
-        let name = fn_name("msr", kind, phase, Some(access));
-        let sorted = match shape {
-            Shape::Auto => ranges.len() > MATCH_LIMIT,
-            Shape::Match => false,
-            Shape::Sorted => true,
-        };
-        let _ = writeln!(
-            o,
-            "\n/// MSR {}s for {} VMs in `{}`: {} range{}.",
-            access.name(),
-            kind.name(),
-            phase.name(),
-            ranges.len(),
-            if ranges.len() == 1 { "" } else { "s" }
-        );
-        if sorted {
-            emit_msr_sorted(o, ir, path, &name, ranges);
-        } else {
-            emit_msr_match(o, ir, path, &name, ranges);
-        }
-    }
-}
-
-fn range_pattern(r: &MsrRange) -> String {
-    if r.first == r.last {
-        format!("{:#x}", r.first)
-    } else {
-        format!("{:#x}..={:#x}", r.first, r.last)
-    }
-}
-
-fn rule_comment(ir: &Ir, path: &str, id: pvgate_gate::RuleId) -> String {
+pub(crate) fn rule_comment(ir: &Ir, path: &str, id: pvgate_gate::RuleId) -> String {
     match ir.rule(id) {
         Some(r) => format!("{path}:{} {}", r.line, escaped(&r.name)),
         None => format!("{path}: rule {}", id.0),
     }
-}
-
-fn emit_msr_match(o: &mut String, ir: &Ir, path: &str, name: &str, ranges: &[MsrRange]) {
-    let _ = writeln!(o, "const fn {name}(index: u32) -> Option<RuleId> {{");
-    o.push_str("    match index {\n");
-    for r in ranges {
-        let _ = writeln!(o, "        // {}", rule_comment(ir, path, r.rule));
-        let _ = writeln!(
-            o,
-            "        {} => Some(RuleId({})),",
-            range_pattern(r),
-            r.rule.0
-        );
-    }
-    if !covers_all(ranges.iter().map(|r| (r.first, r.last))) {
-        o.push_str("        _ => None,\n");
-    }
-    o.push_str("    }\n}\n");
-}
-
-fn emit_msr_sorted(o: &mut String, ir: &Ir, path: &str, name: &str, ranges: &[MsrRange]) {
-    let table = name.to_ascii_uppercase();
-    let _ = writeln!(o, "const fn {name}(index: u32) -> Option<RuleId> {{");
-    let _ = writeln!(o, "    pvgate_gate::lookup::find_range(&{table}, index)");
-    o.push_str("}\n\n");
-    let _ = writeln!(
-        o,
-        "/// Sorted, disjoint `(first, last, rule)` ranges for `{name}`."
-    );
-    let _ = writeln!(
-        o,
-        "const {table}: [(u32, u32, RuleId); {}] = [",
-        ranges.len()
-    );
-    for r in ranges {
-        let _ = writeln!(o, "    // {}", rule_comment(ir, path, r.rule));
-        let _ = writeln!(
-            o,
-            "    ({:#x}, {:#x}, RuleId({})),",
-            r.first, r.last, r.rule.0
-        );
-    }
-    o.push_str("];\n");
 }
 
 fn emit_cpuid(o: &mut String, ir: &Ir, path: &str) {
@@ -486,7 +400,7 @@ pub fn literal(text: &str) -> String {
 
 /// Whether sorted, disjoint inclusive ranges cover every `u32` (then a
 /// `_` arm would be unreachable, which rustc warns about).
-fn covers_all(sorted: impl Iterator<Item = (u32, u32)>) -> bool {
+pub(crate) fn covers_all(sorted: impl Iterator<Item = (u32, u32)>) -> bool {
     let mut next: u64 = 0;
     for (first, last) in sorted {
         if u64::from(first) != next {
@@ -498,7 +412,7 @@ fn covers_all(sorted: impl Iterator<Item = (u32, u32)>) -> bool {
 }
 
 /// `inject_irq` → `InjectIrq`.
-fn camel(name: &str) -> String {
+pub(crate) fn camel(name: &str) -> String {
     name.split(['_', '-'])
         .map(|part| {
             let mut c = part.chars();

@@ -55,7 +55,7 @@ fn emission_is_deterministic() {
 }
 
 #[test]
-fn emitted_code_is_rustfmt_clean_in_both_shapes() {
+fn emitted_code_is_rustfmt_clean_in_every_shape() {
     let mut policies = vec![shipped("default.toml"), shipped("strict.toml")];
     policies.push(pvgate_codegen::sample::random_policy(
         7,
@@ -66,7 +66,7 @@ fn emitted_code_is_rustfmt_clean_in_both_shapes() {
     ));
     for text in &policies {
         let ir = compile(text).unwrap();
-        for shape in [Shape::Match, Shape::Sorted] {
+        for shape in [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto] {
             let code = rust_shaped(&ir, "policy/x.toml", shape);
             let Some(formatted) = rustfmt(&code) else {
                 return;
@@ -142,6 +142,68 @@ fn the_shape_follows_the_size() {
             .any(|r| r.len() > pvgate_codegen::emit::MATCH_LIMIT)
     );
     assert!(rust(&big, "p").contains("pvgate_gate::lookup::find_range"));
+}
+
+/// The body of the generated function `name`.
+fn body<'a>(code: &'a str, name: &str) -> &'a str {
+    let start = code.find(&format!("fn {name}(")).unwrap();
+    let end = start + code[start..].find("\n}\n").unwrap();
+    &code[start..end]
+}
+
+#[test]
+fn the_verdict_shape_follows_the_density() {
+    let ir = compile(&shipped("default.toml")).unwrap();
+    let auto = rust(&ir, "policy/default.toml");
+    // Protected setup writes: 6 ranges in KVM's regions, so maps over both,
+    // each trimmed after its last non-deny MSR (0x2ff; 0xc0000102).
+    let dense = body(&auto, "msr_verdict_protected_setup_write");
+    assert!(
+        dense.contains("0x0..=0x2ff => MSR_VERDICT_PROTECTED_SETUP_WRITE_LOW.verdict(index)"),
+        "{dense}"
+    );
+    assert!(
+        dense.contains("0xc0000000..=0xc000011f => MSR_VERDICT_PROTECTED_SETUP_WRITE_HIGH"),
+        "{dense}"
+    );
+    assert!(auto.contains("static MSR_VERDICT_PROTECTED_SETUP_WRITE_LOW: VerdictMap<0x0, 24> ="));
+    // The map's comment names the rules that set its bits.
+    assert!(auto.contains("// * 0x1a0 allow: policy/default.toml:112 pvm-misc-enable-write\n"));
+    // Normal VMs: one range over every MSR, a one-arm `match`, no map.
+    let sparse = body(&auto, "msr_verdict_normal_setup_write");
+    assert!(
+        sparse.contains("0x0..=0xffffffff => Verdict::Allow,"),
+        "{sparse}"
+    );
+    assert!(!sparse.contains("VERDICT_NORMAL"), "{sparse}");
+    // Forced shapes: a map wherever a region has a non-deny MSR, or none.
+    let bitmap = rust_shaped(&ir, "p", Shape::Bitmap);
+    let forced = body(&bitmap, "msr_verdict_normal_setup_write");
+    assert!(
+        forced.contains("0x0..=0x1fff => MSR_VERDICT_NORMAL_SETUP_WRITE_LOW"),
+        "{forced}"
+    );
+    // The range's parts outside the maps stay in the `match`.
+    assert!(
+        forced.contains("0x2000..=0xbfffffff => Verdict::Allow,"),
+        "{forced}"
+    );
+    assert!(
+        forced.contains("0xc0002000..=0xffffffff => Verdict::Allow,"),
+        "{forced}"
+    );
+    for shape in [Shape::Match, Shape::Sorted] {
+        assert!(
+            !rust_shaped(&ir, "p", shape).contains("VerdictMap"),
+            "{shape:?}"
+        );
+    }
+    // Above the match limit the verdict comes from the sorted rule table.
+    let sorted = rust_shaped(&ir, "p", Shape::Sorted);
+    assert!(
+        body(&sorted, "msr_verdict_protected_setup_write")
+            .contains("    rule_verdict(msr_protected_setup_write(index))")
+    );
 }
 
 /// Table sizes of the shipped policies, pinned so a change shows up here.

@@ -137,7 +137,7 @@ fn each_case(mut check: impl FnMut(&str, &Ir, &str, &Ir, &str)) {
 fn hostile_strings_do_not_change_the_rust_token_structure() {
     let mut plain_out = std::collections::HashMap::new();
     each_case(|name, evil, path, plain, plain_path| {
-        for shape in [Shape::Match, Shape::Sorted] {
+        for shape in [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto] {
             let h = rust_shaped(evil, path, shape);
             let p = plain_out
                 .entry((name.to_string(), shape as u8))

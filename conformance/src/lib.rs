@@ -1,20 +1,24 @@
 //! Real compiled tables for the conformance tests: every shipped policy
-//! and seeded random policies, each emitted in both lookup shapes.
+//! and seeded random policies, each emitted in every MSR lookup shape
+//! (`match`, `sorted`, `bitmap`, and `auto`: the emitter's pick), plus
+//! the 10,000-rule `sample::large_policy` in the picked shape.
 //! `tests/` compares each against the codegen interpreter.
 #![allow(clippy::all)]
 
-use pvgate_gate::{Access, Phase, PvCall, Rule, RuleId, VmKind};
+use pvgate_gate::{Access, Phase, PvCall, Rule, RuleId, Verdict, VmKind};
 
 /// One generated table set and the policy text it came from.
 pub struct Generated {
     /// Where the policy came from.
     pub name: &'static str,
-    /// The lookup shape (`match` or `sorted`).
+    /// The lookup shape (`match`, `sorted`, `bitmap` or `auto`).
     pub shape: &'static str,
     /// The policy text.
     pub text: &'static str,
     /// The generated MSR lookup.
     pub msr_rule: fn(VmKind, Phase, Access, u32) -> Option<RuleId>,
+    /// The generated MSR verdict lookup (the fast path).
+    pub msr_verdict: fn(VmKind, Phase, Access, u32) -> Verdict,
     /// The generated CPUID lookup.
     pub cpuid_rule: fn(VmKind, Phase, u32, u32) -> Option<RuleId>,
     /// The generated PV lookup.

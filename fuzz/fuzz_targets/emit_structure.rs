@@ -110,9 +110,9 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The Rust (both shapes) and C of `evil` have the structure of `plain`'s.
+/// The Rust (every shape) and C of `evil` have the structure of `plain`'s.
 fn same_structure(evil: &Ir, evil_path: &str, plain: &Ir, plain_path: &str) {
-    for shape in [Shape::Match, Shape::Sorted] {
+    for shape in [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto] {
         let h = rust_shaped(evil, evil_path, shape);
         let p = rust_shaped(plain, plain_path, shape);
         if let Err(e) = structure::same_rust_structure(&h, &p) {

@@ -1,6 +1,45 @@
-//! Const lookups the generated tables use for large policies.
+//! Lookups the generated tables use: the binary search of large policies
+//! and the 2-bit verdict maps over KVM's dense MSR-bitmap regions.
 
-use crate::rule::RuleId;
+use crate::rule::{Rule, RuleDetail, RuleId};
+use crate::vocab::Verdict;
+
+/// First MSR of KVM's low MSR-bitmap region (0x0–0x1FFF).
+pub const MSR_LOW_BASE: u32 = 0;
+/// First MSR of KVM's high MSR-bitmap region (0xC0000000–0xC0001FFF).
+pub const MSR_HIGH_BASE: u32 = 0xc000_0000;
+/// MSRs in each of KVM's two MSR-bitmap regions.
+pub const MSR_REGION_LEN: u32 = 0x2000;
+/// MSRs per word of a verdict map: 2 bits each.
+pub const MSRS_PER_WORD: u32 = 32;
+
+/// A 2-bit verdict map over a prefix of one of KVM's MSR-bitmap regions,
+/// starting at MSR `BASE`: MSR `BASE + n` is bits `2 * (n % 32)` and up
+/// of `words[n / 32]`, 0 deny, 1 allow, 2 ignore ([`Verdict::from_bits`]).
+/// `BASE` is a const parameter so that the offset and the bounds check
+/// fold into the caller's window check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerdictMap<const BASE: u32, const WORDS: usize> {
+    /// 32 MSRs per word.
+    pub words: [u64; WORDS],
+}
+
+impl<const BASE: u32, const WORDS: usize> VerdictMap<BASE, WORDS> {
+    /// The verdict the map holds for MSR `index`: one load and a shift.
+    /// An index outside the map is denied (callers match the covered
+    /// window first, so that is only a fail-closed fallback).
+    #[inline]
+    pub fn verdict(&self, index: u32) -> Verdict {
+        let offset = index.wrapping_sub(BASE);
+        let word = self
+            .words
+            .get((offset / MSRS_PER_WORD) as usize)
+            .copied()
+            .unwrap_or(0);
+        // `wrapping_shr` shifts by its argument mod 64: 2 * (offset % 32).
+        Verdict::from_bits(word.wrapping_shr(offset.wrapping_mul(2)))
+    }
+}
 
 /// Binary search over sorted, disjoint, inclusive `(first, last, rule)`
 /// ranges; the rule whose range holds `index`, or `None`.
@@ -28,6 +67,21 @@ pub const fn find_range(table: &[(u32, u32, RuleId)], index: u32) -> Option<Rule
     None
 }
 
+/// The verdict of the MSR rule a lookup found in a rule table, decided as
+/// [`crate::decide_msr`] decides it: deny when there is no rule, when the
+/// table holds no rule with that id at that position, or when the rule is
+/// not an MSR rule (a malformed table fails closed).
+#[inline]
+pub fn msr_rule_verdict(rules: &[Rule<'_>], rule: Option<RuleId>) -> Verdict {
+    let Some(id) = rule else {
+        return Verdict::Deny;
+    };
+    match rules.get(usize::from(id.0)) {
+        Some(r) if r.id == id && matches!(r.detail, RuleDetail::Msr(_)) => r.verdict,
+        _ => Verdict::Deny,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +102,61 @@ mod tests {
         assert_eq!(find_range(&t, u32::MAX - 1), None);
         assert_eq!(find_range(&t, u32::MAX), Some(RuleId(2)));
         assert_eq!(find_range(&[], 7), None);
+    }
+
+    #[test]
+    fn a_verdict_map_answers_two_bits_per_msr_and_denies_past_its_end() {
+        // MSR base+0 allow, +1 ignore, +31 allow, +32 ignore, +33 the unused
+        // code 3 (deny), +63 ignore; everything else deny.
+        let base = MSR_HIGH_BASE;
+        let map = VerdictMap::<MSR_HIGH_BASE, 2> {
+            words: [1 | 2 << 2 | 1 << 62, 2 | 3 << 2 | 2 << 62],
+        };
+        let want = |off: u32| match off {
+            0 | 31 => Verdict::Allow,
+            1 | 32 | 63 => Verdict::Ignore,
+            _ => Verdict::Deny,
+        };
+        for off in 0..80 {
+            assert_eq!(map.verdict(base + off), want(off), "+{off}");
+        }
+        assert_eq!(map.verdict(base - 1), Verdict::Deny);
+        assert_eq!(map.verdict(u32::MAX), Verdict::Deny);
+        let empty = VerdictMap::<MSR_LOW_BASE, 0> { words: [] };
+        assert_eq!(empty.verdict(0), Verdict::Deny);
+    }
+
+    #[test]
+    fn a_rule_verdict_is_the_msr_rules_or_deny() {
+        use crate::rule::{MsrConstraint, PvConstraint};
+        let rule = |id, verdict, detail| Rule {
+            id: RuleId(id),
+            name: "r",
+            verdict,
+            reason: "a test rule.",
+            line: 1,
+            detail,
+        };
+        let rules = [
+            rule(0, Verdict::Ignore, RuleDetail::Msr(MsrConstraint::NONE)),
+            rule(1, Verdict::Allow, RuleDetail::Msr(MsrConstraint::NONE)),
+            rule(2, Verdict::Allow, RuleDetail::Pv(PvConstraint::NONE)),
+            rule(7, Verdict::Allow, RuleDetail::Msr(MsrConstraint::NONE)),
+        ];
+        assert_eq!(msr_rule_verdict(&rules, Some(RuleId(0))), Verdict::Ignore);
+        assert_eq!(msr_rule_verdict(&rules, Some(RuleId(1))), Verdict::Allow);
+        // Another class, another id at that position, no such rule, none.
+        assert_eq!(msr_rule_verdict(&rules, Some(RuleId(2))), Verdict::Deny);
+        assert_eq!(msr_rule_verdict(&rules, Some(RuleId(3))), Verdict::Deny);
+        assert_eq!(msr_rule_verdict(&rules, Some(RuleId(4))), Verdict::Deny);
+        assert_eq!(msr_rule_verdict(&rules, None), Verdict::Deny);
+    }
+
+    #[test]
+    fn verdicts_round_trip_through_their_bits() {
+        for v in Verdict::ALL {
+            assert_eq!(Verdict::from_bits(v as u64), v);
+        }
+        assert_eq!(Verdict::from_bits(3), Verdict::Deny);
     }
 }

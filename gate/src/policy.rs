@@ -17,6 +17,16 @@ pub trait Policy {
     fn violation_mode(&self) -> ViolationMode;
     /// The rule covering an MSR access.
     fn msr_rule(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId>;
+    /// The verdict on an MSR access, without the rule: what
+    /// [`decide_msr`]`(..).verdict` answers. The generated tables answer it
+    /// from a 2-bit verdict map over KVM's MSR-bitmap regions (one load and
+    /// a shift) where the policy is dense there; callers that need the rule
+    /// (its value constraint, the audit record, `explain`) ask
+    /// [`decide_msr`], a second lookup.
+    #[inline]
+    fn msr_verdict(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Verdict {
+        decide_msr(self, kind, phase, access, index).verdict
+    }
     /// The rule covering a CPUID leaf and subleaf.
     fn cpuid_rule(&self, kind: VmKind, phase: Phase, leaf: u32, subleaf: u32) -> Option<RuleId>;
     /// The rule covering a PV call.
@@ -42,6 +52,9 @@ impl<P: Policy + ?Sized> Policy for &P {
     }
     fn msr_rule(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {
         (**self).msr_rule(kind, phase, access, index)
+    }
+    fn msr_verdict(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Verdict {
+        (**self).msr_verdict(kind, phase, access, index)
     }
     fn cpuid_rule(&self, kind: VmKind, phase: Phase, leaf: u32, subleaf: u32) -> Option<RuleId> {
         (**self).cpuid_rule(kind, phase, leaf, subleaf)
@@ -244,6 +257,8 @@ mod tests {
         let p = pointing_at(1);
         let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
         assert_eq!(d, Decision::DEFAULT_DENY, "msr lookup -> pv rule");
+        // The verdict path (the trait's default) fails closed the same way.
+        assert_eq!(p.msr_verdict(K, P, Access::Write, 0x1a0), Verdict::Deny);
         let p = pointing_at(2);
         let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
         assert_eq!(d, Decision::DEFAULT_DENY, "msr lookup -> cpuid rule");
@@ -260,6 +275,9 @@ mod tests {
         let p = pointing_at(0);
         let d = decide_msr(&p, K, P, Access::Write, 0x1a0);
         assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(MSR_ALLOW)));
+        assert_eq!(p.msr_verdict(K, P, Access::Write, 0x1a0), Verdict::Allow);
+        let by_ref = <&Malformed as Policy>::msr_verdict(&&p, K, P, Access::Write, 0x1a0);
+        assert_eq!(by_ref, Verdict::Allow);
         let p = pointing_at(1);
         let d = decide_pv(&p, K, P, PvCall::GetRflags);
         assert_eq!((d.verdict, d.rule), (Verdict::Allow, Some(PV_ALLOW)));
