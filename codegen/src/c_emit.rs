@@ -6,7 +6,7 @@
 //! Lookups return a rule id (an index into `pvgate_rule()`), or
 //! `PVGATE_NO_RULE` (default deny). Out-of-range enum values fail closed.
 //! Ranges of single indices become `case` labels; wider ranges become
-//! comparisons after the `switch`; above [`crate::emit::MATCH_LIMIT`] ranges
+//! comparisons after the `switch`; above [`crate::emit_common::MATCH_LIMIT`] ranges
 //! an MSR table becomes a sorted array searched by bisection.
 
 use std::fmt::Write;
@@ -14,7 +14,7 @@ use std::fmt::Write;
 use pvgate_gate::{Access, Phase, PvCall, RegControl, RuleDetail, RuleId, Verdict, VmKind};
 
 use crate::digest;
-use crate::emit::MATCH_LIMIT;
+use crate::emit_common::MATCH_LIMIT;
 use crate::ir::{CpuidEntry, Ir, MsrRange};
 
 /// Emits the C header for a policy read from `path`.

@@ -18,7 +18,7 @@ use std::fmt::Write;
 use pvgate_gate::lookup::{MSR_HIGH_BASE, MSR_LOW_BASE, MSR_REGION_LEN, MSRS_PER_WORD};
 use pvgate_gate::{Access, Phase, Verdict, VmKind};
 
-use crate::emit::{MATCH_LIMIT, Shape, camel, covers_all, fn_name, rule_comment};
+use crate::emit_common::{MATCH_LIMIT, Shape, camel, covers_all, fn_name, rule_comment};
 use crate::ir::{Ir, MsrRange};
 
 /// A (kind, phase, access) gets verdict maps when at least this many of

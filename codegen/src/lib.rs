@@ -18,6 +18,7 @@ pub mod c_emit;
 pub mod diagnostic;
 pub mod digest;
 pub mod emit;
+pub mod emit_common;
 pub mod emit_msr;
 pub mod interp;
 pub mod invariant;
