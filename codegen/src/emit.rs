@@ -139,6 +139,7 @@ fn emit_imports(o: &mut String, ir: &Ir, maps: bool) {
         ("Phase", true),
         ("PvCall", true),
         ("PvConstraint", pv),
+        ("PvRules", !ir.pv.is_empty()),
         ("RegControl", cpuid),
         ("Rule", true),
         ("RuleDetail", any),
@@ -290,51 +291,58 @@ fn emit_cpuid(o: &mut String, ir: &Ir, path: &str) {
     }
 }
 
+/// `pv_rule`: one load from the (kind, phase)'s [`pvgate_gate::PvRules`]
+/// table at the call's ABI number. Each table lists every call number,
+/// with the rule's source (or default deny) beside it.
 fn emit_pv(o: &mut String, ir: &Ir, path: &str) {
-    o.push_str("\n/// The rule deciding a PV call, or `None` (default deny).\n");
+    o.push_str("\n/// The rule deciding a PV call, or `None` (default deny): the entry of\n");
+    o.push_str("/// the VM kind and phase's table at the call's ABI number.\n");
+    o.push_str("#[inline]\n");
     o.push_str(
         "pub const fn pv_rule(kind: VmKind, phase: Phase, call: PvCall) -> Option<RuleId> {\n",
     );
     if ir.pv.is_empty() {
         o.push_str("    let _ = (kind, phase, call);\n    None\n}\n");
     } else {
-        o.push_str("    match (kind, phase) {\n");
+        o.push_str("    let table = match (kind, phase) {\n");
         for &(kind, phase) in ir.pv.keys() {
             let _ = writeln!(
                 o,
-                "        (VmKind::{}, Phase::{}) => {}(call),",
+                "        (VmKind::{}, Phase::{}) => &{},",
                 camel(kind.name()),
                 camel(phase.name()),
-                fn_name("pv", kind, phase, None)
+                fn_name("pv", kind, phase, None).to_uppercase()
             );
         }
         if ir.pv.len() < VmKind::ALL.len() * Phase::ALL.len() {
-            o.push_str("        _ => None,\n");
+            o.push_str("        _ => return None,\n");
         }
-        o.push_str("    }\n}\n");
+        o.push_str("    };\n    table.rule(call)\n}\n");
     }
     for (&(kind, phase), calls) in &ir.pv {
-        let name = fn_name("pv", kind, phase, None);
+        let name = fn_name("pv", kind, phase, None).to_uppercase();
         let _ = writeln!(
             o,
-            "\n/// PV calls for {} VMs in `{}`.",
+            "\n/// PV calls for {} VMs in `{}`, by ABI number.",
             kind.name(),
             phase.name()
         );
-        let _ = writeln!(o, "const fn {name}(call: PvCall) -> Option<RuleId> {{");
-        o.push_str("    match call {\n");
-        for (call, id) in calls {
-            let _ = writeln!(o, "        // {}", rule_comment(ir, path, *id));
-            let _ = writeln!(
-                o,
-                "        PvCall::{} => Some(RuleId({})),",
-                camel(call.name()),
-                id.0
+        let _ = writeln!(o, "const {name}: PvRules = PvRules([");
+        o.push_str("    // 0: no call\n    None,\n");
+        for call in PvCall::ALL {
+            let rule = calls.iter().find(|(c, _)| *c == call).map(|&(_, id)| id);
+            let source = rule.map_or_else(
+                || String::from("default deny"),
+                |id| rule_comment(ir, path, id),
             );
+            let _ = writeln!(o, "    // {} {}: {source}", call.number(), call.name());
+            match rule {
+                Some(id) => {
+                    let _ = writeln!(o, "    Some(RuleId({})),", id.0);
+                }
+                None => o.push_str("    None,\n"),
+            }
         }
-        if calls.len() < PvCall::ALL.len() {
-            o.push_str("        _ => None,\n");
-        }
-        o.push_str("    }\n}\n");
+        o.push_str("]);\n");
     }
 }

@@ -397,6 +397,7 @@ fn emit_map(o: &mut String, ir: &Ir, path: &str, what: &str, fn_name: &str, m: &
 
 fn emit_rule_lookups(o: &mut String, ir: &Ir, path: &str, shape: Shape) {
     o.push_str("\n/// The rule deciding an MSR access, or `None` (default deny).\n");
+    o.push_str("#[inline]\n");
     o.push_str("pub const fn msr_rule(kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {\n");
     if ir.msr.is_empty() {
         o.push_str("    let _ = (kind, phase, access, index);\n    None\n}\n");

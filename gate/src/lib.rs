@@ -16,7 +16,7 @@ pub mod support;
 pub mod vocab;
 
 pub use cpuid::{CpuidMerge, Register, merge_register, supported_register};
-pub use lookup::VerdictMap;
+pub use lookup::{PvRules, VerdictMap};
 pub use msr::{MsrWriteError, check_msr_write, force_msr_bits, msr_read_view};
 pub use policy::{Decision, Policy, decide_cpuid, decide_msr, decide_pv};
 pub use pv::{PvCall, PvClass};

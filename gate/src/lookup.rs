@@ -1,6 +1,7 @@
 //! Lookups the generated tables use: the binary search of large policies
 //! and the 2-bit verdict maps over KVM's dense MSR-bitmap regions.
 
+use crate::pv::PvCall;
 use crate::rule::{Rule, RuleDetail, RuleId};
 use crate::vocab::Verdict;
 
@@ -38,6 +39,29 @@ impl<const BASE: u32, const WORDS: usize> VerdictMap<BASE, WORDS> {
             .unwrap_or(0);
         // `wrapping_shr` shifts by its argument mod 64: 2 * (offset % 32).
         Verdict::from_bits(word.wrapping_shr(offset.wrapping_mul(2)))
+    }
+}
+
+/// Slots of a [`PvRules`] table: slot 0 (no call has ABI number 0) and
+/// one per [`PvCall`], whose numbers run from 1 to `PvCall::ALL.len()`.
+pub const PV_RULE_SLOTS: usize = PvCall::ALL.len() + 1;
+
+/// The rule of every PV call for one VM kind and phase, indexed by the
+/// call's ABI number (`None`: default deny): a PV lookup is one load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PvRules(pub [Option<RuleId>; PV_RULE_SLOTS]);
+
+impl PvRules {
+    /// The rule the table holds for `call`. Every call number is below
+    /// [`PV_RULE_SLOTS`], so the bounds check folds away; were it not, the
+    /// call would be denied (fail closed).
+    #[inline]
+    pub const fn rule(&self, call: PvCall) -> Option<RuleId> {
+        // `get` is not const yet: split at the call's number and take the first.
+        match self.0.split_at_checked(call as usize) {
+            Some((_, [rule, ..])) => *rule,
+            _ => None,
+        }
     }
 }
 
@@ -85,6 +109,24 @@ pub fn msr_rule_verdict(rules: &[Rule<'_>], rule: Option<RuleId>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pv_rule_table_has_one_slot_per_call_number() {
+        // Each call's rule is its own slot: tag slot n with rule n.
+        let mut slots = [None; PV_RULE_SLOTS];
+        for (n, slot) in slots.iter_mut().enumerate() {
+            *slot = Some(RuleId(u16::try_from(n).unwrap_or(u16::MAX)));
+        }
+        let table = PvRules(slots);
+        for (i, call) in PvCall::ALL.into_iter().enumerate() {
+            // The emitted tables list `PvCall::ALL` after slot 0.
+            assert_eq!(call as usize, i + 1, "{call:?}");
+            assert!((call as usize) < PV_RULE_SLOTS, "{call:?}");
+            assert_eq!(table.rule(call), Some(RuleId(call as u16)), "{call:?}");
+        }
+        let none = PvRules([None; PV_RULE_SLOTS]);
+        assert!(PvCall::ALL.iter().all(|&c| none.rule(c).is_none()));
+    }
 
     #[test]
     fn finds_every_boundary_and_nothing_between() {
