@@ -356,10 +356,7 @@ fn hyp_case<P: Policy + ?Sized>(policy: &P, case: &Case, h: &HypCase) -> CaseRes
             ));
         }
         if s.met == Some(false) {
-            // The effect is shown by `outcome_text`; the other mismatches
-            // say what else did not hold.
-            let effect = format!("got {}", s.effect);
-            problems.extend(s.mismatches.iter().filter(|m| **m != effect).cloned());
+            problems.extend(other_mismatches(s).map(str::to_string));
             if problems.is_empty() {
                 problems.push(format!("expected {expected}"));
             }
@@ -381,6 +378,16 @@ fn hyp_case<P: Policy + ?Sized>(policy: &P, case: &Case, h: &HypCase) -> CaseRes
         probes: r.steps.iter().flat_map(|s| probes(kind, s)).collect(),
         cite: case.cite.clone(),
     }
+}
+
+/// A step's mismatches but the one naming its effect, which
+/// `outcome_text` already shows: what else did not hold.
+fn other_mismatches(s: &Step) -> impl Iterator<Item = &str> {
+    let effect = format!("got {}", s.effect);
+    s.mismatches
+        .iter()
+        .filter(move |m| **m != effect)
+        .map(String::as_str)
 }
 
 fn run_trace<P: Policy + ?Sized>(policy: &P, trace: &Trace) -> Vec<CaseResult> {
@@ -410,15 +417,7 @@ fn run_trace<P: Policy + ?Sized>(policy: &P, trace: &Trace) -> Vec<CaseResult> {
             if s.resource != "call" {
                 request.push_str(&format!(" {}", s.resource));
             }
-            // The effect is shown by `outcome_text`; the other mismatches
-            // say what else did not hold.
-            let effect = format!("got {}", s.effect);
-            let rest: Vec<&str> = s
-                .mismatches
-                .iter()
-                .filter(|m| **m != effect)
-                .map(String::as_str)
-                .collect();
+            let rest: Vec<&str> = other_mismatches(s).collect();
             let got = if rest.is_empty() {
                 outcome_text(s)
             } else {
