@@ -313,3 +313,37 @@ fn lint_explain_prints_each_lint_and_suggests_near_names() {
         "--explain takes no policy"
     );
 }
+
+/// Attack: a layout the shipped files never use (a rule before `[policy]`,
+/// a dotted key inside a rule, keys in reverse order, a trailing comment)
+/// must format to a file that means the same policy (same digest), keeps
+/// its comments, and is then stable under `fmt --check`.
+#[test]
+fn fmt_of_a_hostile_layout_keeps_its_meaning() {
+    let dir = scratch("hostile");
+    let path = dir.join("hostile-layout.toml");
+    std::fs::copy(
+        root().join("cli/tests/fixtures/fmt/hostile-layout.toml"),
+        &path,
+    )
+    .unwrap();
+    let digest = |p: &Path| {
+        let r = pvgate(&["digest", s(p)]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let before = digest(&path);
+    let run = pvgate(&["fmt", s(&path)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_ne!(
+        text,
+        std::fs::read_to_string(root().join("cli/tests/fixtures/fmt/hostile-layout.toml")).unwrap(),
+        "the keys were reordered"
+    );
+    assert_eq!(digest(&path), before, "fmt changed what the policy means");
+    assert!(text.contains("eax.host = 0xFF"), "{text}");
+    assert!(text.contains("name = \"run\" # trailing"), "{text}");
+    assert!(text.contains("# a dotted key (`eax.host`)"), "{text}");
+    assert_eq!(pvgate(&["fmt", "--check", s(&path)]).code, 0);
+}
