@@ -58,7 +58,7 @@ impl Policy for CompiledPolicy {
 
     #[inline]
     fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
-        tables::RULES.get(usize::from(id.0)).copied()
+        tables::RULES.get(id.index()).copied()
     }
 
     #[inline]

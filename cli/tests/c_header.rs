@@ -70,7 +70,7 @@ int main(void)
 "#;
 
 fn id(r: Option<pvgate_gate::RuleId>) -> i32 {
-    r.map_or(-1, |r| i32::from(r.0))
+    r.map_or(-1, |r| i32::try_from(r.0).expect("rule ids fit the C ABI"))
 }
 
 fn near(points: &mut BTreeSet<u32>, x: u32) {

@@ -200,7 +200,7 @@ pub struct Ir {
 impl Ir {
     /// The rule with this id.
     pub fn rule(&self, id: RuleId) -> Option<&IrRule> {
-        self.rules.get(usize::from(id.0))
+        self.rules.get(id.index())
     }
 
     /// Builds the per-key tables from resolved rules whose resources are

@@ -356,14 +356,14 @@ fn lower(
     raw.extend(file.cpuid.iter().map(|r| (r.span().start, Raw::Cpuid(r))));
     raw.extend(file.pv.iter().map(|r| (r.span().start, Raw::Pv(r))));
     raw.sort_by_key(|(start, _)| *start);
-    if raw.len() > usize::from(u16::MAX) {
+    if raw.len() > RuleId::MAX_RULES {
         return Err(PolicyErrors {
             diagnostics: vec![Diagnostic::new(
                 ErrorKind::OutOfRange,
                 format!(
                     "policy has {} rules; at most {} are supported",
                     raw.len(),
-                    u16::MAX
+                    RuleId::MAX_RULES
                 ),
                 0..0,
                 "too many rules",
@@ -371,8 +371,7 @@ fn lower(
         });
     }
     let mut rules = Vec::new();
-    for (i, (_, r)) in raw.iter().enumerate() {
-        let id = RuleId(i as u16);
+    for (id, (_, r)) in (0..).map(RuleId).zip(raw.iter()) {
         let rule = match r {
             Raw::Msr(r) => resolver.msr_rule(id, r),
             Raw::Cpuid(r) => resolver.cpuid_rule(id, r),

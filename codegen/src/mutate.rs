@@ -322,7 +322,7 @@ impl Generator<'_> {
             None => {
                 ir.rules.remove(i);
                 for (n, r) in ir.rules.iter_mut().enumerate() {
-                    r.id = RuleId(n as u16);
+                    r.id = RuleId(n as u32);
                 }
                 crate::rebuild(ir, self.registry)
             }

@@ -292,6 +292,7 @@ fn list(items: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pvgate_gate::RuleId;
 
     #[test]
     fn samples_compile_and_are_deterministic() {
@@ -321,6 +322,26 @@ mod tests {
         let (pairs, compared) = crate::overlap::candidates(&ir.rules);
         assert!(pairs.is_empty());
         assert_eq!(compared, 0);
+    }
+
+    /// Rule ids are not limited to 16 bits: a policy of more than 65,535
+    /// rules compiles, each rule keeps its own id, and the tables name the
+    /// high ids (they wrapped to a low one, or the policy was refused,
+    /// while a rule id was a `u16`).
+    #[test]
+    fn a_policy_of_more_than_65535_rules_keeps_every_rule_id() {
+        let ir = crate::compile(&large_policy(66_000)).expect("the large policy compiles");
+        assert!(ir.rules.len() > 66_000, "{}", ir.rules.len());
+        for (i, rule) in ir.rules.iter().enumerate() {
+            assert_eq!(rule.id, RuleId(u32::try_from(i).expect("fits")), "rule {i}");
+        }
+        let last = ir.rules.last().expect("rules").id;
+        assert!(last.0 > u32::from(u16::MAX), "{last:?}");
+        let tables = crate::emit::rust(&ir, "large.toml");
+        assert!(
+            tables.contains(&format!("RuleId({})", last.0)),
+            "the tables name rule {last:?}"
+        );
     }
 
     #[test]

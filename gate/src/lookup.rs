@@ -100,7 +100,7 @@ pub fn msr_rule_verdict(rules: &[Rule<'_>], rule: Option<RuleId>) -> Verdict {
     let Some(id) = rule else {
         return Verdict::Deny;
     };
-    match rules.get(usize::from(id.0)) {
+    match rules.get(id.index()) {
         Some(r) if r.id == id && matches!(r.detail, RuleDetail::Msr(_)) => r.verdict,
         _ => Verdict::Deny,
     }
@@ -115,14 +115,14 @@ mod tests {
         // Each call's rule is its own slot: tag slot n with rule n.
         let mut slots = [None; PV_RULE_SLOTS];
         for (n, slot) in slots.iter_mut().enumerate() {
-            *slot = Some(RuleId(u16::try_from(n).unwrap_or(u16::MAX)));
+            *slot = Some(RuleId(u32::try_from(n).unwrap_or(u32::MAX)));
         }
         let table = PvRules(slots);
         for (i, call) in PvCall::ALL.into_iter().enumerate() {
             // The emitted tables list `PvCall::ALL` after slot 0.
             assert_eq!(call as usize, i + 1, "{call:?}");
             assert!((call as usize) < PV_RULE_SLOTS, "{call:?}");
-            assert_eq!(table.rule(call), Some(RuleId(call as u16)), "{call:?}");
+            assert_eq!(table.rule(call), Some(RuleId(call as u32)), "{call:?}");
         }
         let none = PvRules([None; PV_RULE_SLOTS]);
         assert!(PvCall::ALL.iter().all(|&c| none.rule(c).is_none()));

@@ -227,14 +227,14 @@ mod tests {
             Some(self.lookup)
         }
         fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
-            self.rules.get(usize::from(id.0)).copied()
+            self.rules.get(id.index()).copied()
         }
         fn cpuid_support(&self) -> &[CpuidSupport] {
             &[]
         }
     }
 
-    fn pointing_at(id: u16) -> Malformed {
+    fn pointing_at(id: u32) -> Malformed {
         Malformed {
             lookup: RuleId(id),
             rules: [MSR_ALLOW, PV_ALLOW, CPUID_ALLOW],
@@ -291,7 +291,7 @@ mod tests {
         let p = pointing_at(3);
         let d = decide_pv(&p, K, P, PvCall::GetRflags);
         assert_eq!(d, Decision::DEFAULT_DENY);
-        let p = pointing_at(u16::MAX);
+        let p = pointing_at(u32::MAX);
         let d = decide_pv(&p, K, P, PvCall::GetRflags);
         assert_eq!(d, Decision::DEFAULT_DENY);
     }

@@ -5,7 +5,21 @@ use crate::vocab::Verdict;
 
 /// A compact rule id: the rule's position in the policy's rule table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RuleId(pub u16);
+pub struct RuleId(pub u32);
+
+impl RuleId {
+    /// The most rules a policy may hold: every id must fit the C ABI's
+    /// `int32_t rule` of `struct pvgate_audit_event` (where -1 is default
+    /// deny), so ids run from 0 to `i32::MAX - 1`.
+    pub const MAX_RULES: usize = i32::MAX as usize;
+
+    /// The rule's position in the rule table; `usize::MAX` (no rule) where
+    /// a `u32` does not fit a `usize`, so a lookup by it fails closed.
+    #[inline]
+    pub fn index(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
 
 /// What a policy does when the host proposes CPUID bits it may not control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -123,7 +123,7 @@ fn an_injection_lookup_naming_an_msr_rule_does_not_drop_the_minimum_vector() {
 
 #[test]
 fn a_lookup_naming_no_rule_is_denied() {
-    let h = hyp(lying(Some((PvCall::SetRegs, RuleId(u16::MAX))), None));
+    let h = hyp(lying(Some((PvCall::SetRegs, RuleId(u32::MAX))), None));
     let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
     let o = h.call(v, Call::SetRegs(GprWrite::default().with(Gpr::Rip, 0x1000)));
     assert_eq!(o.effect, Effect::Deny, "{o:?}");

@@ -334,7 +334,9 @@ pub unsafe extern "C" fn pvgate_audit_event(back: u64, out: *mut PvgateAuditEven
         effect: ev.effect as u32,
         handle: ev.vcpu,
         resource: ev.resource.encode(),
-        rule: ev.rule.map_or(-1, |r| i32::from(r.0)),
+        rule: ev
+            .rule
+            .map_or(-1, |r| i32::try_from(r.0).unwrap_or(i32::MAX)),
         err: i32::try_from(ev.errno).unwrap_or(-1),
     };
     // SAFETY: `out_ptr` checked that `out` is non-null and aligned; validity

@@ -348,7 +348,7 @@ mod tests {
             w(hi + 1, Protected, Setup, Read),
         ];
         let c = coverage(&ir, &partial);
-        let r = &c.rules[usize::from(id.0)].ranges[0];
+        let r = &c.rules[id.index()].ranges[0];
         assert_eq!(
             (r.low, r.high, r.outside),
             (Edge::Hit, Edge::Hit, Edge::Missed)
@@ -357,7 +357,7 @@ mod tests {
         let mut full = partial.to_vec();
         full.push(w(hi + 1, Protected, Setup, Write));
         let c = coverage(&ir, &full);
-        assert!(c.rules[usize::from(id.0)].ranges[0].bounded());
+        assert!(c.rules[id.index()].ranges[0].bounded());
     }
 
     #[test]
@@ -374,7 +374,7 @@ mod tests {
                 Some(id),
             ),
         ];
-        let r = coverage(&ir, &hits).rules[usize::from(id.0)].ranges[0];
+        let r = coverage(&ir, &hits).rules[id.index()].ranges[0];
         assert_eq!(r.outside, Edge::None);
         assert!(r.bounded());
     }

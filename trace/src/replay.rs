@@ -21,7 +21,7 @@ use crate::model::{CpuidBits, CpuidEdit, EditOp, Expect, MAX_TRACE_VCPUS, Trace}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RuleRef {
     /// Its id.
-    pub id: u16,
+    pub id: u32,
     /// Its name.
     pub name: String,
     /// Its policy line.
