@@ -1,9 +1,11 @@
 //! The walk of `vcpu_after_set_cpuid`: the proposal in (leaf, subleaf)
-//! order ([`Order`](super::cpuid_keys::Order)) and the supported base's
-//! masks ([`MergeBase`]) side by side, so the effective table comes out
-//! sorted and the base entries the proposal leaves out are found without
-//! a search. A proposed entry of the base merges with the base's masks;
-//! one nothing supports that the host proposed as zeros is taken as it is
+//! order, in chunks of consecutive entries (the whole table when its keys
+//! increase, the two runs merged when it has two, sorted otherwise), and
+//! the supported base's masks ([`MergeBase`]) side by side, so the
+//! effective table comes out sorted and the base entries the proposal
+//! leaves out are found without a search. A proposed entry of the base
+//! merges with the base's masks; entries nothing supports that the host
+//! proposed as zeros are taken as they are, a run of them copied at once
 //! (every bit is cleared whatever the policy says, so nothing is
 //! replaced); any other is decided on its own. The first replaced
 //! register is the first in the specified order (the proposal as sent,
