@@ -10,11 +10,10 @@ use pvgate_gate::{
     offered_register, support_for,
 };
 
-pub(crate) use super::cpuid_base::SupportedBases;
 use super::cpuid_base::sort_table;
 pub use super::cpuid_base::supported_base;
 use super::cpuid_keys::sorted_positions;
-use super::cpuid_masks::MergeBase;
+use super::cpuid_masks::{Grant, MergeBase};
 use super::cpuid_merge::{Merged, Stop, Violation, merge};
 use super::ctx::Ctx;
 use crate::audit::{Effect, Resource};
@@ -42,15 +41,46 @@ pub fn supported_cpuid<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmK
 
 /// The per-register controls a CPUID decision gives the host: the rule's
 /// for `allow`, none (everything fixed) otherwise.
-pub(super) fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
+fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
     d.granted(|rule| Some(rule.cpuid_controls()))
         .unwrap_or([RegControl::FIXED; 4])
 }
 
-/// Whether a replaced register under this decision is reported: an
-/// `ignore` rule keeps the base silently.
-pub(super) fn reports_replaced(d: &Decision<'_>) -> bool {
-    d.verdict != Verdict::Ignore
+/// What a CPUID decision grants the merge: its controls and rule, and
+/// whether a replaced register is reported (an `ignore` rule keeps the
+/// base silently).
+fn grant(d: &Decision<'_>) -> Grant {
+    Grant {
+        controls: cpuid_controls(d),
+        rule: d.rule.map(|r| r.id),
+        report: d.verdict != Verdict::Ignore,
+    }
+}
+
+/// The supported base of each VM kind ([`supported_base`]) as the masks
+/// its entries merge with in `setup`, kept by the hypervisor once its CPU
+/// model is installed.
+pub(crate) struct SupportedBases {
+    protected: MergeBase,
+    normal: MergeBase,
+}
+
+impl SupportedBases {
+    /// Both kinds' bases for a policy and CPU model.
+    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel) -> SupportedBases {
+        SupportedBases {
+            protected: MergeBase::of(policy, cpu, VmKind::Protected, grant),
+            normal: MergeBase::of(policy, cpu, VmKind::Normal, grant),
+        }
+    }
+
+    /// The base of `kind`.
+    pub(crate) fn of_kind(&self, kind: VmKind) -> &MergeBase {
+        match kind {
+            VmKind::Protected => &self.protected,
+            VmKind::Normal => &self.normal,
+        }
+    }
 }
 
 /// `vcpu_after_set_cpuid`: merges the host's proposal in `table` with the
@@ -114,7 +144,7 @@ pub(crate) fn set_cpuid<P: Policy>(
     // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
     let merged = match bases {
-        Some(b) => merge(ctx, table, b.of_kind(ctx.kind), &mut effective),
+        Some(b) => merge(ctx, table, b.of_kind(ctx.kind), &mut effective, grant),
         None => merge_computed(ctx, table, &mut effective),
     };
     let Merged { first, replaced } = match merged {
@@ -194,8 +224,8 @@ fn merge_computed<P: Policy>(
     table: &[CpuidEntry],
     effective: &mut CpuidTable,
 ) -> Result<Merged, Stop> {
-    let base = MergeBase::of(ctx.policy, ctx.cpu, ctx.kind);
-    merge(ctx, table, &base, effective)
+    let base = MergeBase::of(ctx.policy, ctx.cpu, ctx.kind, grant);
+    merge(ctx, table, &base, effective, grant)
 }
 
 /// Makes `dst` a copy of `src` (as long as `dst` holds).

@@ -1,39 +1,11 @@
 //! The supported CPUID base: the CPU model masked by the hypervisor's
 //! supported CPUID per VM kind, plus a protected VM's own hypervisor
-//! leaves ([`supported_base`]), and the two bases the hypervisor keeps,
-//! as merge masks, once its CPU model is installed ([`SupportedBases`]).
+//! leaves ([`supported_base`]).
 
 use pvgate_gate::{Policy, Register, VmKind};
 
 use super::cpuid_keys::Support;
-use super::cpuid_masks::MergeBase;
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, find_entry};
-
-/// The supported base of each VM kind ([`supported_base`]) as the masks
-/// its entries merge with in `setup`, kept by the hypervisor once its CPU
-/// model is installed.
-pub(crate) struct SupportedBases {
-    protected: MergeBase,
-    normal: MergeBase,
-}
-
-impl SupportedBases {
-    /// Both kinds' bases for a policy and CPU model.
-    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel) -> SupportedBases {
-        SupportedBases {
-            protected: MergeBase::of(policy, cpu, VmKind::Protected),
-            normal: MergeBase::of(policy, cpu, VmKind::Normal),
-        }
-    }
-
-    /// The base of `kind`.
-    pub(crate) fn of_kind(&self, kind: VmKind) -> &MergeBase {
-        match kind {
-            VmKind::Protected => &self.protected,
-            VmKind::Normal => &self.normal,
-        }
-    }
-}
 
 /// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
 /// returns information for an EAX input in 0x40000000-0x4FFFFFFF.

@@ -9,13 +9,25 @@
 
 use heapless::Vec;
 use pvgate_gate::{
-    Decision, Phase, Policy, RegSupport, Register, RuleId, VmKind, decide_cpuid, merge_supported,
+    Decision, Phase, Policy, RegControl, RegSupport, Register, RuleId, VmKind, decide_cpuid,
+    merge_supported,
 };
 
-use super::cpuid::{cpuid_controls, reports_replaced};
 use super::cpuid_base::supported_base;
 use super::cpuid_keys::{Lookup, Support, key};
 use crate::cpu::{CpuModel, CpuidEntry, MAX_CPUID_ENTRIES};
+
+/// What a CPUID decision grants the merge of one entry (made from the
+/// decision by `cpuid::grant`, where the verdict is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The per-register controls the host gets.
+    pub(crate) controls: [RegControl; 4],
+    /// The deciding rule.
+    pub(crate) rule: Option<RuleId>,
+    /// Whether a replaced register is reported.
+    pub(crate) report: bool,
+}
 
 /// How `vcpu_after_set_cpuid` merges one (leaf, subleaf) in `setup`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +46,18 @@ pub(crate) struct EntryMasks {
 }
 
 impl EntryMasks {
-    /// The masks of (leaf, subleaf) for a hardware value, the policy's
-    /// decision and the supported CPUID: each register's bit is what
-    /// [`merge_supported`] gives for a host bit of 0 (`keep`) and of 1
-    /// (`take`, where that differs).
+    /// The masks of (leaf, subleaf) for a hardware value, what the
+    /// policy's decision grants and the supported CPUID: each register's
+    /// bit is what [`merge_supported`] gives for a host bit of 0 (`keep`)
+    /// and of 1 (`take`, where that differs).
     pub(crate) fn of(
         leaf: u32,
         subleaf: u32,
         hw: &CpuidEntry,
-        d: &Decision<'_>,
+        grant: &Grant,
         support: [RegSupport; 4],
     ) -> EntryMasks {
-        let controls = cpuid_controls(d);
+        let controls = grant.controls;
         let mut keep = [0u32; 4];
         let mut take = [0u32; 4];
         for ((((reg, c), s), k), t) in Register::ALL
@@ -62,8 +74,8 @@ impl EntryMasks {
             key: key(leaf, subleaf),
             keep,
             take,
-            rule: d.rule.map(|r| r.id),
-            report: reports_replaced(d),
+            rule: grant.rule,
+            report: grant.report,
         }
     }
 
@@ -89,8 +101,14 @@ pub(crate) struct MergeBase {
 }
 
 impl MergeBase {
-    /// The masks for a policy, CPU model and VM kind.
-    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel, kind: VmKind) -> MergeBase {
+    /// The masks for a policy, CPU model and VM kind; `grant` reads the
+    /// decisions.
+    pub(crate) fn of<P: Policy + ?Sized>(
+        policy: &P,
+        cpu: &CpuModel,
+        kind: VmKind,
+        grant: impl Fn(&Decision<'_>) -> Grant,
+    ) -> MergeBase {
         let base = supported_base(policy, cpu, kind);
         let mut hardware = Lookup::new(&cpu.base);
         let mut supported = Support::new(policy.cpuid_support(), kind);
@@ -99,7 +117,13 @@ impl MergeBase {
             let (leaf, subleaf) = (e.leaf, e.subleaf);
             let d = decide_cpuid(policy, kind, Phase::Setup, leaf, subleaf);
             let hw = hardware.entry(leaf, subleaf);
-            let masks = EntryMasks::of(leaf, subleaf, &hw, &d, supported.regs(leaf, subleaf));
+            let masks = EntryMasks::of(
+                leaf,
+                subleaf,
+                &hw,
+                &grant(&d),
+                supported.regs(leaf, subleaf),
+            );
             // As many entries as the base, which fits the same bound.
             let _ = entries.push(masks);
         }

@@ -11,10 +11,10 @@
 //! register is the first in the specified order (the proposal as sent,
 //! then the left-out base entries), by rank.
 
-use pvgate_gate::{Phase, Policy, Register, RuleId, VmKind, decide_cpuid};
+use pvgate_gate::{Decision, Phase, Policy, Register, RuleId, VmKind, decide_cpuid};
 
 use super::cpuid_keys::{Lookup, RunsStop, Support, TwoRuns, first_run, key, sorted_positions};
-use super::cpuid_masks::{EntryMasks, MergeBase};
+use super::cpuid_masks::{EntryMasks, Grant, MergeBase};
 use super::ctx::Ctx;
 use crate::cpu::{CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
 
@@ -57,19 +57,21 @@ pub(crate) enum Stop {
 /// a vCPU in `setup`. The proposal is walked in key order: as it is when
 /// its keys increase, by merging its two increasing runs when it has two
 /// (duplicates are found where they meet), sorted otherwise.
-pub(crate) fn merge<P: Policy>(
+pub(crate) fn merge<P: Policy, G: Fn(&Decision<'_>) -> Grant + Copy>(
     ctx: &Ctx<'_, P>,
     table: &[CpuidEntry],
     base: &MergeBase,
     effective: &mut CpuidTable,
+    grant: G,
 ) -> Result<Merged, Stop> {
     let n = table.len();
     let split = first_run(table);
     if split == n {
-        return walk(ctx, core::iter::once((0, table)), n, base, effective).map_err(Stop::TooLarge);
+        return walk(ctx, core::iter::once((0, table)), n, base, effective, grant)
+            .map_err(Stop::TooLarge);
     }
     let mut runs = TwoRuns::new(table, split);
-    let merged = walk(ctx, &mut runs, n, base, effective);
+    let merged = walk(ctx, &mut runs, n, base, effective, grant);
     match runs.stopped() {
         None => merged.map_err(Stop::TooLarge),
         Some(RunsStop::Duplicate(i)) => Err(Stop::Duplicate(i)),
@@ -80,7 +82,7 @@ pub(crate) fn merge<P: Policy>(
                 let i = usize::from(i);
                 table.get(i..=i).map(|e| (i, e))
             });
-            walk(ctx, sorted, n, base, effective).map_err(Stop::TooLarge)
+            walk(ctx, sorted, n, base, effective, grant).map_err(Stop::TooLarge)
         }
     }
 }
@@ -89,12 +91,13 @@ pub(crate) fn merge<P: Policy>(
 /// position of a chunk's first entry, then entries at consecutive
 /// positions), beside `base`. `Err` holds the number of entries the
 /// effective table would have when it is too large.
-fn walk<'t, P: Policy>(
+fn walk<'t, P: Policy, G: Fn(&Decision<'_>) -> Grant>(
     ctx: &Ctx<'_, P>,
     proposal: impl Iterator<Item = (usize, &'t [CpuidEntry])>,
     n: usize,
     base: &MergeBase,
     out: &mut CpuidTable,
+    grant: G,
 ) -> Result<Merged, usize> {
     let base = base.entries();
     let mut w = Walk {
@@ -106,6 +109,7 @@ fn walk<'t, P: Policy>(
         supported: Support::new(ctx.policy.cpuid_support(), ctx.kind),
         hardware: None,
         bare: u64::MAX,
+        grant,
     };
     let mut overflow = 0usize;
     let mut b = 0usize;
@@ -187,7 +191,7 @@ fn push(out: &mut CpuidTable, overflow: &mut usize, e: CpuidEntry) {
 }
 
 /// What the merge keeps besides the effective table.
-struct Walk<'a, P> {
+struct Walk<'a, P, G> {
     policy: &'a P,
     /// The CPU model's table.
     model: &'a [CpuidEntry],
@@ -200,9 +204,11 @@ struct Walk<'a, P> {
     hardware: Option<Lookup<'a>>,
     /// A leaf nothing supports (above every leaf until one is found).
     bare: u64,
+    /// What a decision grants.
+    grant: G,
 }
 
-impl<P: Policy> Walk<'_, P> {
+impl<P: Policy, G: Fn(&Decision<'_>) -> Grant> Walk<'_, P, G> {
     /// The merge of one entry, of rank `rank`, under `m`.
     #[inline(always)]
     fn masked(&mut self, m: &EntryMasks, host: [u32; 4], rank: usize) -> CpuidEntry {
@@ -268,7 +274,7 @@ impl<P: Policy> Walk<'_, P> {
             .entry(leaf, subleaf);
         // The merge runs in `setup` only.
         let d = decide_cpuid(self.policy, self.kind, Phase::Setup, leaf, subleaf);
-        let m = EntryMasks::of(leaf, subleaf, &hw, &d, support);
+        let m = EntryMasks::of(leaf, subleaf, &hw, &(self.grant)(&d), support);
         self.masked(&m, host, rank)
     }
 }
