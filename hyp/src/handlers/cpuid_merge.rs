@@ -119,53 +119,61 @@ fn walk<'t, P: Policy, G: Fn(&Decision<'_>) -> Grant>(
     let mut extra = n;
     for (start, chunk) in proposal {
         let mut j = 0usize;
-        while let Some(rest) = chunk.get(j..).filter(|r| !r.is_empty()) {
-            // Entries below the next base entry, of a leaf nothing
-            // supports, proposed as zeros: taken as they are.
-            let bare = w.bare;
-            let run = rest
-                .iter()
-                .take_while(|p| {
-                    key(p.leaf, p.subleaf) < next
-                        && u64::from(p.leaf) == bare
-                        && p.eax | p.ebx | p.ecx | p.edx == 0
-                })
-                .count();
-            if let Some(taken) = rest.get(..run).filter(|t| !t.is_empty()) {
-                let fit = taken.len().min(MAX_CPUID_ENTRIES.saturating_sub(out.len()));
-                let _ = out.extend_from_slice(taken.get(..fit).unwrap_or_default());
-                overflow = overflow.saturating_add(taken.len().saturating_sub(fit));
-                j = j.saturating_add(run);
-                continue;
-            }
-            let Some(p) = rest.first() else {
-                break;
-            };
+        while let Some(p) = chunk.get(j) {
             let i = start.saturating_add(j);
-            j = j.saturating_add(1);
             let k = key(p.leaf, p.subleaf);
             if k < next {
                 // Not in the base, and no left-out base entry comes first.
-                push(out, &mut overflow, w.other(p, i));
+                let bare = w.bare;
+                let taken_as_is = |p: &CpuidEntry| {
+                    key(p.leaf, p.subleaf) < next
+                        && u64::from(p.leaf) == bare
+                        && p.eax | p.ebx | p.ecx | p.edx == 0
+                };
+                if taken_as_is(p) {
+                    // Of a leaf nothing supports, proposed as zeros: this
+                    // entry and those like it after it are taken as they
+                    // are.
+                    let rest = chunk.get(j..).unwrap_or_default();
+                    let run = rest.iter().take_while(|p| taken_as_is(p)).count();
+                    let taken = rest.get(..run).unwrap_or_default();
+                    let fit = run.min(MAX_CPUID_ENTRIES.saturating_sub(out.len()));
+                    let _ = out.extend_from_slice(taken.get(..fit).unwrap_or_default());
+                    overflow = overflow.saturating_add(run.saturating_sub(fit));
+                    j = j.saturating_add(run);
+                } else {
+                    push(out, &mut overflow, w.other(p, i));
+                    j = j.saturating_add(1);
+                }
                 continue;
             }
-            while let Some(m) = base.get(b).filter(|m| m.key < k) {
-                push(out, &mut overflow, w.masked(m, [0; 4], extra));
-                extra = extra.saturating_add(1);
-                b = b.saturating_add(1);
-            }
-            // The proposal's entry stands for the base's (every one of them).
-            let mut hit = None;
-            while let Some(m) = base.get(b).filter(|m| m.key == k) {
-                hit = hit.or(Some(m));
-                b = b.saturating_add(1);
+            match base.get(b) {
+                Some(m) if m.key < k => {
+                    // A base entry the proposal leaves out comes first.
+                    push(out, &mut overflow, w.masked(m, [0; 4], extra));
+                    extra = extra.saturating_add(1);
+                    b = b.saturating_add(1);
+                }
+                Some(m) if m.key == k => {
+                    // The proposal's entry stands for the base's (every
+                    // one of them).
+                    while base.get(b).is_some_and(|m| m.key == k) {
+                        b = b.saturating_add(1);
+                    }
+                    push(
+                        out,
+                        &mut overflow,
+                        w.masked(m, [p.eax, p.ebx, p.ecx, p.edx], i),
+                    );
+                    j = j.saturating_add(1);
+                }
+                _ => {
+                    // The base is done (and `k` is the highest key).
+                    push(out, &mut overflow, w.other(p, i));
+                    j = j.saturating_add(1);
+                }
             }
             next = base.get(b).map_or(u64::MAX, |m| m.key);
-            let e = match hit {
-                Some(m) => w.masked(m, [p.eax, p.ebx, p.ecx, p.edx], i),
-                None => w.other(p, i),
-            };
-            push(out, &mut overflow, e);
         }
     }
     for m in base.get(b..).unwrap_or_default() {
