@@ -27,7 +27,8 @@ use pvgate_gate::{
     ViolationMode, VmKind, decide_cpuid, merge_supported, support_for,
 };
 use pvgate_hyp::{
-    CallError, CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES, VcpuHandle, supported_base,
+    CallError, CpuModel, CpuidEntry, CpuidTable, Hyp, HypConfig, MAX_CPUID_ENTRIES, VcpuHandle,
+    supported_base,
 };
 
 /// What the specified merge gives.
@@ -370,9 +371,14 @@ fn shape() -> impl Strategy<Value = Shape> {
 }
 
 /// Merges random proposals on a `setup` vCPU of each kind and compares
-/// every result with [`reference`].
+/// every result with [`reference`], on the reference CPU.
 fn check_against_reference<P: Policy>(policy: P, cases: u32) {
-    let h = hyp(policy);
+    check_on_cpu(policy, reference_cpu(), cases);
+}
+
+/// [`check_against_reference`] on `cpu`.
+fn check_on_cpu<P: Policy>(policy: P, cpu: CpuModel, cases: u32) {
+    let h: Box<SmallHyp<P>> = Box::new(Hyp::with_cpu(policy, cpu, HypConfig::DEFAULT));
     let cpu = h.cpu_model().unwrap();
     for kind in [VmKind::Protected, VmKind::Normal] {
         let v: VcpuHandle = vcpu_in(&h, kind, Phase::Setup);
@@ -433,4 +439,25 @@ fn the_merge_equals_the_per_register_merge_when_a_rule_is_ignore() {
     let d = decide_cpuid(&p, VmKind::Protected, Phase::Setup, 1, 0);
     assert_eq!(d.verdict, Verdict::Ignore);
     check_against_reference(p, 300);
+}
+
+#[test]
+fn the_merge_equals_the_per_register_merge_on_an_unsorted_model_with_a_repeated_key() {
+    // Not what `CpuModel::from_reader` builds (sorted, one entry a key),
+    // but a model anyone can write: the merge reads the first entry of a
+    // key, as `CpuModel::base_entry` does.
+    let mut cpu = reference_cpu();
+    let leaf1 = cpu.base_entry(1, 0);
+    cpu.base.reverse();
+    cpu.base
+        .insert(
+            3,
+            CpuidEntry {
+                ecx: !leaf1.ecx,
+                ..leaf1
+            },
+        )
+        .unwrap();
+    cpu.base.truncate(MAX_CPUID_ENTRIES);
+    check_on_cpu(pvgate::POLICY, cpu, 200);
 }
