@@ -6,6 +6,8 @@ pub(crate) mod apic;
 pub(crate) mod cpuid;
 pub(crate) mod cpuid_base;
 pub(crate) mod cpuid_keys;
+pub(crate) mod cpuid_masks;
+pub(crate) mod cpuid_merge;
 pub(crate) mod ctx;
 pub(crate) mod delivery;
 pub(crate) mod entry;

@@ -6,17 +6,18 @@
 //! mode, and frozen once the vCPU has run).
 
 use pvgate_gate::{
-    Decision, Phase, Policy, RegControl, Register, RuleId, Verdict, ViolationMode, VmKind,
-    decide_cpuid, merge_supported, offered_register, support_for,
+    Decision, Phase, Policy, RegControl, Register, Verdict, ViolationMode, VmKind, decide_cpuid,
+    offered_register, support_for,
 };
 
-pub(crate) use super::cpuid_base::SupportedBases;
 use super::cpuid_base::sort_table;
 pub use super::cpuid_base::supported_base;
-use super::cpuid_keys::{Lookup, SortedKeys, Support, merge_keys};
+use super::cpuid_keys::sorted_positions;
+use super::cpuid_masks::{Grant, MergeBase};
+use super::cpuid_merge::{Merged, Stop, Violation, merge};
 use super::ctx::Ctx;
 use crate::audit::{Effect, Resource};
-use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, MAX_CPUID_ENTRIES};
+use crate::cpu::{CpuModel, CpuidEntry, CpuidTable};
 use crate::error::CallError;
 use crate::outcome::Outcome;
 use crate::state::VcpuState;
@@ -45,14 +46,41 @@ fn cpuid_controls(d: &Decision<'_>) -> [RegControl; 4] {
         .unwrap_or([RegControl::FIXED; 4])
 }
 
-/// The first register where the host's proposal was replaced.
-#[derive(Clone, Copy)]
-struct Violation {
-    entry: CpuidEntry,
-    reg: Register,
-    host: u32,
-    effective: u32,
-    rule: Option<RuleId>,
+/// What a CPUID decision grants the merge: its controls and rule, and
+/// whether a replaced register is reported (an `ignore` rule keeps the
+/// base silently).
+fn grant(d: &Decision<'_>) -> Grant {
+    Grant {
+        controls: cpuid_controls(d),
+        rule: d.rule.map(|r| r.id),
+        report: d.verdict != Verdict::Ignore,
+    }
+}
+
+/// The supported base of each VM kind ([`supported_base`]) as the masks
+/// its entries merge with in `setup`, kept by the hypervisor once its CPU
+/// model is installed.
+pub(crate) struct SupportedBases {
+    protected: MergeBase,
+    normal: MergeBase,
+}
+
+impl SupportedBases {
+    /// Both kinds' bases for a policy and CPU model.
+    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel) -> SupportedBases {
+        SupportedBases {
+            protected: MergeBase::of(policy, cpu, VmKind::Protected, grant),
+            normal: MergeBase::of(policy, cpu, VmKind::Normal, grant),
+        }
+    }
+
+    /// The base of `kind`.
+    pub(crate) fn of_kind(&self, kind: VmKind) -> &MergeBase {
+        match kind {
+            VmKind::Protected => &self.protected,
+            VmKind::Normal => &self.normal,
+        }
+    }
 }
 
 /// `vcpu_after_set_cpuid`: merges the host's proposal in `table` with the
@@ -64,15 +92,19 @@ pub(crate) fn set_cpuid<P: Policy>(
     bases: Option<&SupportedBases>,
 ) -> Outcome {
     // Duplicates make the proposal ambiguous: the first entry that appears
-    // again later is named. Sorted once, they are neighbours.
-    let keys = SortedKeys::new(table);
-    if let Some(e) = keys.first_duplicate().and_then(|i| table.get(i)) {
-        return ctx.fail(CallError::CpuidDuplicate {
+    // again later is named (found while the proposal is put in key order),
+    // before anything else is checked.
+    let duplicate = |i: usize| {
+        let e = table.get(i).copied().unwrap_or_default();
+        ctx.fail(CallError::CpuidDuplicate {
             leaf: e.leaf,
             subleaf: e.subleaf,
-        });
-    }
+        })
+    };
     if v.phase != Phase::Setup {
+        if let Err(i) = sorted_positions(table) {
+            return duplicate(i);
+        }
         // After the first run, only the current table may be sent again.
         let mut proposed = table.clone();
         sort_table(&mut proposed);
@@ -111,87 +143,33 @@ pub(crate) fn set_cpuid<P: Policy>(
     // built in (leaf, subleaf) order; the first violation is the first in
     // the proposal's order, then the base's.
     let mut effective = CpuidTable::new();
-    let computed;
-    let base = match bases {
-        Some(b) => b.of_kind(ctx.kind),
-        None => {
-            computed = supported_base(ctx.policy, ctx.cpu, ctx.kind);
-            &computed
-        }
+    let merged = match bases {
+        Some(b) => merge(ctx, table, b.of_kind(ctx.kind), &mut effective, grant),
+        None => merge_computed(ctx, table, &mut effective),
     };
-    let mut hardware = Lookup::new(&ctx.cpu.base);
-    let mut supported = Support::new(ctx.policy.cpuid_support(), ctx.kind);
-    let mut first: Option<(usize, Violation)> = None;
-    let mut replaced = 0u32;
-    let mut walk = merge_keys(&keys, base);
-    while let Some(k) = walk.next() {
-        let (leaf, subleaf) = (k.leaf, k.subleaf);
-        let host = k
-            .host
-            .and_then(|i| table.get(i))
-            .copied()
-            .unwrap_or(CpuidEntry::zero(leaf, subleaf));
-        let support = supported.regs(leaf, subleaf);
-        let e = if support.iter().all(|s| s.allowed() == 0)
-            && host == CpuidEntry::zero(leaf, subleaf)
-        {
-            // Nothing of this entry is supported, so every bit is cleared
-            // whatever the hardware or the policy say; the host proposed
-            // exactly that, so nothing is replaced.
-            host
-        } else {
-            // The hardware's value; the merge masks it by the supported
-            // CPUID, and no bit outside that mask survives, whoever asks.
-            let hw = hardware.entry(leaf, subleaf);
-            let d = decide_cpuid(ctx.policy, ctx.kind, v.phase, leaf, subleaf);
-            let controls = cpuid_controls(&d);
-            let mut e = CpuidEntry::zero(leaf, subleaf);
-            for ((reg, c), s) in Register::ALL.into_iter().zip(controls).zip(support) {
-                let m = merge_supported(hw.reg(reg), host.reg(reg), c, s);
-                e.set_reg(reg, m.effective);
-                // An `ignore` rule keeps the base silently.
-                if m.violations != 0 && d.verdict != Verdict::Ignore {
-                    replaced = replaced.wrapping_add(1);
-                    if first.is_none_or(|(rank, _)| k.rank < rank) {
-                        first = Some((
-                            k.rank,
-                            Violation {
-                                entry: e,
-                                reg,
-                                host: host.reg(reg),
-                                effective: m.effective,
-                                rule: d.rule.map(|r| r.id),
-                            },
-                        ));
-                    }
-                }
-            }
-            e
-        };
-        if effective.push(e).is_err() {
-            // Nothing was changed yet: the table would not fit.
-            let count = MAX_CPUID_ENTRIES
-                .saturating_add(1)
-                .saturating_add(walk.count());
+    let Merged { first, replaced } = match merged {
+        Ok(m) => m,
+        Err(Stop::Duplicate(i)) => return duplicate(i),
+        // Nothing was changed yet: the table would not fit.
+        Err(Stop::TooLarge(count)) => {
             return ctx.fail(CallError::CpuidTooLarge {
                 count: count as u64,
             });
         }
-    }
-    let first = first.map(|(_, f)| f);
+    };
     let report = |f: &Violation| -> [u64; 4] {
         [
             effective.len() as u64,
             u64::from(replaced),
-            u64::from(f.entry.leaf) << 32 | u64::from(f.entry.subleaf),
+            u64::from(f.leaf) << 32 | u64::from(f.subleaf),
             (f.reg as u64) << 32 | u64::from(f.host ^ f.effective),
         ]
     };
     match first {
         None => {
-            v.cpuid = effective.clone();
+            copy_table(&mut v.cpuid, &effective);
             v.cpuid_set = true;
-            *table = effective;
+            copy_table(table, &effective);
             Outcome {
                 out: [table.len() as u64, 0, 0, 0],
                 ..ctx.ok()
@@ -199,13 +177,13 @@ pub(crate) fn set_cpuid<P: Policy>(
         }
         Some(f) => {
             let resource = Resource::Cpuid {
-                leaf: f.entry.leaf,
-                subleaf: f.entry.subleaf,
+                leaf: f.leaf,
+                subleaf: f.subleaf,
             };
             let out = report(&f);
             let o = match ctx.policy.violation_mode() {
                 ViolationMode::Filter => {
-                    v.cpuid = effective.clone();
+                    copy_table(&mut v.cpuid, &effective);
                     v.cpuid_set = true;
                     Outcome {
                         out,
@@ -219,8 +197,8 @@ pub(crate) fn set_cpuid<P: Policy>(
                     ..Outcome::failed(
                         ctx.call,
                         CallError::CpuidRejected {
-                            leaf: f.entry.leaf,
-                            subleaf: f.entry.subleaf,
+                            leaf: f.leaf,
+                            subleaf: f.subleaf,
                             reg: f.reg,
                             host: f.host,
                             effective: f.effective,
@@ -231,8 +209,28 @@ pub(crate) fn set_cpuid<P: Policy>(
                 },
             };
             // Either way the host gets the table the policy gives.
-            *table = effective;
+            copy_table(table, &effective);
             o
         }
     }
+}
+
+/// The merge when the hypervisor's bases are not there yet (another
+/// thread is installing the CPU model): the base's masks are computed for
+/// this call.
+#[inline(never)]
+fn merge_computed<P: Policy>(
+    ctx: &Ctx<'_, P>,
+    table: &[CpuidEntry],
+    effective: &mut CpuidTable,
+) -> Result<Merged, Stop> {
+    let base = MergeBase::of(ctx.policy, ctx.cpu, ctx.kind, grant);
+    merge(ctx, table, &base, effective, grant)
+}
+
+/// Makes `dst` a copy of `src` (as long as `dst` holds).
+fn copy_table(dst: &mut CpuidTable, src: &[CpuidEntry]) {
+    dst.clear();
+    // Both hold MAX_CPUID_ENTRIES.
+    let _ = dst.extend_from_slice(src);
 }

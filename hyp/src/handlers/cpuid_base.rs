@@ -1,37 +1,11 @@
 //! The supported CPUID base: the CPU model masked by the hypervisor's
 //! supported CPUID per VM kind, plus a protected VM's own hypervisor
-//! leaves ([`supported_base`]), and the two bases the hypervisor keeps
-//! once its CPU model is installed ([`SupportedBases`]).
+//! leaves ([`supported_base`]).
 
 use pvgate_gate::{Policy, Register, VmKind};
 
 use super::cpuid_keys::Support;
 use crate::cpu::{CpuModel, CpuidEntry, CpuidTable, find_entry};
-
-/// The supported base of each VM kind ([`supported_base`]), kept by the
-/// hypervisor once its CPU model is installed.
-pub(crate) struct SupportedBases {
-    protected: CpuidTable,
-    normal: CpuidTable,
-}
-
-impl SupportedBases {
-    /// Both kinds' bases for a policy and CPU model.
-    pub(crate) fn of<P: Policy + ?Sized>(policy: &P, cpu: &CpuModel) -> SupportedBases {
-        SupportedBases {
-            protected: supported_base(policy, cpu, VmKind::Protected),
-            normal: supported_base(policy, cpu, VmKind::Normal),
-        }
-    }
-
-    /// The base of `kind`.
-    pub(crate) fn of_kind(&self, kind: VmKind) -> &CpuidTable {
-        match kind {
-            VmKind::Protected => &self.protected,
-            VmKind::Normal => &self.normal,
-        }
-    }
-}
 
 /// The leaves hypervisors use: the SDM (Vol. 2A, CPUID) says no CPU
 /// returns information for an EAX input in 0x40000000-0x4FFFFFFF.

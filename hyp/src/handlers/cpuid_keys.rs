@@ -1,9 +1,10 @@
 //! Sorted (leaf, subleaf) keys for `vcpu_after_set_cpuid`, so the merge
 //! is O(n log n) on a 256-entry proposal (KVM_MAX_CPUID_ENTRIES) rather
 //! than a search of the proposal or the CPU model per entry: the
-//! proposal's keys sorted once (duplicates found as neighbours), the
-//! model's table and the supported-CPUID entries of a leaf walked in key
-//! order, and the proposal walked together with the sorted supported base.
+//! proposal's positions in key order (one or two increasing runs taken
+//! without a sort; duplicates found where the runs meet, or as neighbours
+//! once sorted), and the model's table and the supported-CPUID entries of
+//! a leaf walked in key order.
 
 use heapless::Vec;
 use pvgate_gate::{CpuidSupport, RegSupport, VmKind, support_for};
@@ -22,74 +23,158 @@ fn key_of(e: &CpuidEntry) -> u64 {
     key(e.leaf, e.subleaf)
 }
 
-/// The proposal's keys with their positions, sorted by (key, position).
-pub(crate) struct SortedKeys {
-    keys: Vec<(u64, u16), MAX_CPUID_ENTRIES>,
-}
-
-impl SortedKeys {
-    /// Sorts the keys of `table` (at most [`MAX_CPUID_ENTRIES`] entries).
-    pub(crate) fn new(table: &[CpuidEntry]) -> SortedKeys {
-        let mut keys = Vec::new();
-        for (i, e) in table.iter().enumerate() {
-            // A table holds at most MAX_CPUID_ENTRIES (< 2^16) entries.
-            let _ = keys.push((key_of(e), i as u16));
-        }
-        sort_runs(&mut keys);
-        SortedKeys { keys }
-    }
-
-    /// The position of the first entry (in the proposal's order) whose
-    /// (leaf, subleaf) appears again later: the smallest position of a run
-    /// of equal keys, over all runs longer than one.
-    pub(crate) fn first_duplicate(&self) -> Option<usize> {
-        self.keys
-            .windows(2)
-            .filter_map(|w| match w {
-                [a, b] if a.0 == b.0 => Some(usize::from(a.1)),
-                _ => None,
-            })
-            .min()
-    }
-}
-
-/// Sorts `keys` (distinct pairs, so every sort gives the same order).
-/// Hosts send tables mostly in order (KVM's supported list, then entries
-/// of their own): one sorted run is only checked, two are merged in one
-/// pass, more are sorted.
-fn sort_runs(keys: &mut Vec<(u64, u16), MAX_CPUID_ENTRIES>) {
-    let split = keys
+/// Where the first increasing run of `table`'s keys ends: the length of
+/// the longest prefix whose keys strictly increase.
+pub(crate) fn first_run(table: &[CpuidEntry]) -> usize {
+    table
         .windows(2)
-        .position(|w| matches!(w, [a, b] if a > b))
-        .map_or(keys.len(), |i| i.saturating_add(1));
-    let (first, second) = keys.split_at(split);
-    if second.is_empty() {
-        return;
-    }
-    if !second.is_sorted() {
-        keys.sort_unstable();
-        return;
-    }
-    let mut merged: Vec<(u64, u16), MAX_CPUID_ENTRIES> = Vec::new();
-    let (mut a, mut b) = (0usize, 0usize);
-    while let Some(&x) = match (first.get(a), second.get(b)) {
-        (Some(x), Some(y)) if y < x => {
-            b = b.saturating_add(1);
-            Some(y)
+        .position(|w| matches!(w, [a, b] if key_of(a) >= key_of(b)))
+        .map_or(table.len(), |i| i.saturating_add(1))
+}
+
+/// Whether the keys of `run` strictly increase.
+fn increasing(run: &[CpuidEntry]) -> bool {
+    run.windows(2)
+        .all(|w| matches!(w, [a, b] if key_of(a) < key_of(b)))
+}
+
+/// Why a [`TwoRuns`] walk stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunsStop {
+    /// The position of the first duplicate, in the proposal's order.
+    Duplicate(usize),
+    /// The second run does not increase: the proposal needs a sort.
+    Unsorted,
+}
+
+/// A table whose keys form two increasing runs (`first_run` ends the
+/// first), walked in key order without a sort, as chunks: (position of
+/// the chunk's first entry, entries in the table's order and in key
+/// order). The walk stops early at a key both runs hold (a duplicate) or
+/// where the second run stops increasing; [`TwoRuns::stopped`] says which.
+pub(crate) struct TwoRuns<'a> {
+    first: &'a [CpuidEntry],
+    second: &'a [CpuidEntry],
+    a: usize,
+    b: usize,
+    stop: Option<RunsStop>,
+}
+
+impl<'a> TwoRuns<'a> {
+    /// The walk of `table`, whose first run ends at `split`.
+    pub(crate) fn new(table: &'a [CpuidEntry], split: usize) -> TwoRuns<'a> {
+        let (first, second) = table.split_at(split.min(table.len()));
+        TwoRuns {
+            first,
+            second,
+            a: 0,
+            b: 0,
+            stop: None,
         }
-        (Some(x), _) => {
-            a = a.saturating_add(1);
-            Some(x)
-        }
-        (None, y) => {
-            b = b.saturating_add(1);
-            y
-        }
-    } {
-        // As many as `keys` holds.
-        let _ = merged.push(x);
     }
-    *keys = merged;
+
+    /// Why the walk stopped early, if it did. A key both runs hold is the
+    /// first duplicate only when the whole second run increases (then
+    /// duplicates pair a first-run entry with a later one, and the first
+    /// met has the lowest key, so the lowest position); otherwise the
+    /// proposal needs a sort.
+    pub(crate) fn stopped(&self) -> Option<RunsStop> {
+        match self.stop {
+            Some(RunsStop::Duplicate(_)) if !increasing(self.second) => Some(RunsStop::Unsorted),
+            s => s,
+        }
+    }
+
+    /// The first run's entries from `a` below `limit`.
+    fn take_first(&mut self, limit: Option<u64>) -> Option<(usize, &'a [CpuidEntry])> {
+        let rest = self.first.get(self.a..).unwrap_or_default();
+        let len = match limit {
+            Some(l) => rest.iter().take_while(|e| key_of(e) < l).count(),
+            None => rest.len(),
+        };
+        let start = self.a;
+        self.a = start.saturating_add(len);
+        rest.get(..len).map(|chunk| (start, chunk))
+    }
+
+    /// The second run's entries from `b` below `limit`, as long as they
+    /// increase (otherwise the walk stops).
+    fn take_second(&mut self, limit: Option<u64>) -> Option<(usize, &'a [CpuidEntry])> {
+        let rest = self.second.get(self.b..).unwrap_or_default();
+        let mut len = 0usize;
+        let mut last: Option<u64> = None;
+        for e in rest {
+            let k = key_of(e);
+            if limit.is_some_and(|l| k >= l) {
+                break;
+            }
+            if last.is_some_and(|last| k <= last) {
+                self.stop = Some(RunsStop::Unsorted);
+                return None;
+            }
+            last = Some(k);
+            len = len.saturating_add(1);
+        }
+        let start = self.b;
+        self.b = start.saturating_add(len);
+        rest.get(..len)
+            .map(|chunk| (self.first.len().saturating_add(start), chunk))
+    }
+}
+
+impl<'a> Iterator for TwoRuns<'a> {
+    type Item = (usize, &'a [CpuidEntry]);
+
+    fn next(&mut self) -> Option<(usize, &'a [CpuidEntry])> {
+        if self.stop.is_some() {
+            return None;
+        }
+        match (self.first.get(self.a), self.second.get(self.b)) {
+            (Some(x), Some(y)) => {
+                let (kx, ky) = (key_of(x), key_of(y));
+                if kx < ky {
+                    self.take_first(Some(ky))
+                } else if ky < kx {
+                    self.take_second(Some(kx))
+                } else {
+                    self.stop = Some(RunsStop::Duplicate(self.a));
+                    None
+                }
+            }
+            (Some(_), None) => self.take_first(None),
+            (None, Some(_)) => self.take_second(None),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The positions of `table` in key order, sorted (any order of entries),
+/// or the position of the first duplicate in the proposal's order: sorted
+/// with their positions, duplicates are neighbours, and the first
+/// duplicate is the smallest position of a run of equal keys, over all
+/// runs longer than one.
+pub(crate) fn sorted_positions(table: &[CpuidEntry]) -> Result<Vec<u16, MAX_CPUID_ENTRIES>, usize> {
+    let mut keys: Vec<(u64, u16), MAX_CPUID_ENTRIES> = Vec::new();
+    for (i, e) in table.iter().enumerate() {
+        // A table holds at most MAX_CPUID_ENTRIES (< 2^16) entries.
+        let _ = keys.push((key_of(e), i as u16));
+    }
+    keys.sort_unstable();
+    let duplicate = keys
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] if a.0 == b.0 => Some(usize::from(a.1)),
+            _ => None,
+        })
+        .min();
+    if let Some(d) = duplicate {
+        return Err(d);
+    }
+    let mut positions = Vec::new();
+    for &(_, i) in &keys {
+        let _ = positions.push(i);
+    }
+    Ok(positions)
 }
 
 /// Looks entries up in a table as [`find_entry`] does (the first entry
@@ -160,12 +245,9 @@ impl<'a> Support<'a> {
         }
     }
 
-    /// What [`support_for`] answers for (leaf, subleaf).
+    /// Marks the entries covering `leaf` (a table of up to 64 entries).
     #[inline]
-    pub(crate) fn regs(&mut self, leaf: u32, subleaf: u32) -> [RegSupport; 4] {
-        if self.kind != VmKind::Protected || self.table.len() > 64 {
-            return support_for(self.table, self.kind, leaf, subleaf);
-        }
+    fn mark(&mut self, leaf: u32) {
         if self.leaf != Some(leaf) {
             self.leaf = Some(leaf);
             self.covering = self.table.iter().enumerate().fold(0u64, |m, (i, e)| {
@@ -173,6 +255,31 @@ impl<'a> Support<'a> {
                 m | u64::from(covers) << (i & 63)
             });
         }
+    }
+
+    /// Whether nothing of any subleaf of `leaf` is supported: no entry of
+    /// a protected VM's table covers the leaf.
+    pub(crate) fn bare(&mut self, leaf: u32) -> bool {
+        if self.kind != VmKind::Protected {
+            return false;
+        }
+        if self.table.len() > 64 {
+            return !self
+                .table
+                .iter()
+                .any(|e| e.leaf_first <= leaf && leaf <= e.leaf_last);
+        }
+        self.mark(leaf);
+        self.covering == 0
+    }
+
+    /// What [`support_for`] answers for (leaf, subleaf).
+    #[inline]
+    pub(crate) fn regs(&mut self, leaf: u32, subleaf: u32) -> [RegSupport; 4] {
+        if self.kind != VmKind::Protected || self.table.len() > 64 {
+            return support_for(self.table, self.kind, leaf, subleaf);
+        }
+        self.mark(leaf);
         let mut rest = self.covering;
         while rest != 0 {
             let i = rest.trailing_zeros() as usize;
@@ -182,84 +289,5 @@ impl<'a> Support<'a> {
             }
         }
         [RegSupport::NONE; 4]
-    }
-}
-
-/// One key of the effective table, in (leaf, subleaf) order: `rank` is
-/// its place in the order the merge is specified in (the proposal's
-/// entries, then the base entries the proposal leaves out, in the base's
-/// order); `host` is the proposal's entry, if it has one.
-#[derive(Clone, Copy)]
-pub(crate) struct MergeKey {
-    /// The leaf.
-    pub(crate) leaf: u32,
-    /// The subleaf.
-    pub(crate) subleaf: u32,
-    /// Place in the specified order (first violation wins).
-    pub(crate) rank: usize,
-    /// The proposal's position for this key.
-    pub(crate) host: Option<usize>,
-}
-
-/// Walks the sorted proposal keys and the sorted base together, giving
-/// every key of the effective table once per entry, in (leaf, subleaf)
-/// order: each proposal entry, and each base entry the proposal leaves
-/// out. `base` is sorted by key (as `supported_base` returns it).
-pub(crate) struct MergeKeys<'a> {
-    proposal: &'a [(u64, u16)],
-    base: &'a [CpuidEntry],
-    p: usize,
-    b: usize,
-    extra: usize,
-}
-
-/// The walk over `keys` and `base` (see [`MergeKeys`]).
-pub(crate) fn merge_keys<'a>(keys: &'a SortedKeys, base: &'a [CpuidEntry]) -> MergeKeys<'a> {
-    MergeKeys {
-        proposal: keys.keys.as_slice(),
-        base,
-        p: 0,
-        b: 0,
-        extra: 0,
-    }
-}
-
-impl Iterator for MergeKeys<'_> {
-    type Item = MergeKey;
-
-    #[inline]
-    fn next(&mut self) -> Option<MergeKey> {
-        loop {
-            return match (self.proposal.get(self.p), self.base.get(self.b)) {
-                (None, None) => None,
-                (Some(&(k, i)), e) if e.is_none_or(|e| k < key_of(e)) => {
-                    self.p = self.p.saturating_add(1);
-                    Some(MergeKey {
-                        leaf: (k >> 32) as u32,
-                        subleaf: k as u32,
-                        rank: usize::from(i),
-                        host: Some(usize::from(i)),
-                    })
-                }
-                (Some(&(k, _)), Some(e)) if k == key_of(e) => {
-                    // The proposal has this base entry: its entry stands
-                    // for it.
-                    self.b = self.b.saturating_add(1);
-                    continue;
-                }
-                (_, Some(e)) => {
-                    self.b = self.b.saturating_add(1);
-                    let rank = self.proposal.len().saturating_add(self.extra);
-                    self.extra = self.extra.saturating_add(1);
-                    Some(MergeKey {
-                        leaf: e.leaf,
-                        subleaf: e.subleaf,
-                        rank,
-                        host: None,
-                    })
-                }
-                (Some(_), None) => None,
-            };
-        }
     }
 }
