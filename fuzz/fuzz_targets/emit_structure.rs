@@ -60,7 +60,8 @@ impl Strings {
         })
     }
 
-    /// A policy with one rule of each class and one invariant.
+    /// A policy with one rule of each class (and the `vm_finalize` rule the
+    /// baseline requires) and one invariant.
     fn policy(&self) -> String {
         let q = toml_string;
         format!(
@@ -68,6 +69,7 @@ impl Strings {
              [[msr]]\nname = {}\nmsr = [\"IA32_TSC\", 0x1a0]\nvm = [\"normal\"]\nphase = [\"setup\"]\naccess = [\"read\"]\nverdict = \"allow\"\nreason = {}\n\n\
              [[cpuid]]\nname = {}\nleaf = [0x1, 0x3]\nsubleaf = 0\nvm = [\"normal\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = {}\neax = {{ host = 0xff }}\n\n\
              [[pv]]\nname = {}\ncall = [\"vcpu_run\", \"vm_destroy\"]\nvm = [\"normal\", \"protected\"]\nphase = [\"setup\", \"running\"]\nverdict = \"allow\"\nreason = {}\n\n\
+             [[pv]]\nname = {}\ncall = \"vm_finalize\"\nvm = [\"protected\"]\nphase = [\"setup\"]\nverdict = \"allow\"\nreason = {}\n\n\
              [[invariant]]\nname = {}\nvm = [\"protected\"]\nphase = [\"running\"]\nforbid = \"pv-call\"\ncall = \"set_regs\"\nreason = {}\n",
             q(&self.name),
             q(&self.description),
@@ -75,6 +77,8 @@ impl Strings {
             q(&self.reasons[0]),
             q(&self.rule_names[1]),
             q(&self.reasons[1]),
+            q(&self.rule_names[2]),
+            q(&self.reasons[2]),
             q(&self.rule_names[2]),
             q(&self.reasons[2]),
             q(&self.invariant_name),
