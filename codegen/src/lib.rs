@@ -261,7 +261,8 @@ pub fn compile_with_baseline(
 
 /// The policy root of a policy whose file lives in `dir`: the nearest
 /// enclosing directory named `policy` (the repository's policy tree, so
-/// `policy/examples/x.toml` may include `../invariants/y.toml`), or `dir`
+/// `policy/examples/review-thread.toml` includes
+/// `../invariants/protected-baseline.toml`), or `dir`
 /// itself when no enclosing directory has that name. Every `include`
 /// must resolve, symlinks followed, to a regular `.toml` file inside it.
 pub fn policy_root(dir: &Path) -> std::path::PathBuf {
