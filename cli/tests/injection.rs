@@ -52,6 +52,12 @@ fn check_lint_and_emit_refuse_a_rule_name_that_injects_code() {
             run.stderr
         );
         assert!(
+            run.stderr
+                .contains("a line break or control character cannot appear in a name"),
+            "{args:?} does not name the line break: {}",
+            run.stderr
+        );
+        assert!(
             run.stderr.contains(&format!("injection.toml:{line}:{col}")),
             "{args:?}: expected injection.toml:{line}:{col} in\n{}",
             run.stderr

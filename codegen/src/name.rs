@@ -23,6 +23,10 @@ pub const PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 pub enum NameError {
     /// The name is empty.
     Empty,
+    /// A line break, tab or other control character (checked before
+    /// anything else: it is what would break a comment or a line of
+    /// generated code).
+    Control,
     /// The name is longer than [`MAX_LEN`] bytes.
     TooLong,
     /// The first character is not a lowercase ASCII letter.
@@ -38,6 +42,7 @@ impl NameError {
     pub fn describe(self) -> &'static str {
         match self {
             NameError::Empty => "the name is empty",
+            NameError::Control => "a line break or control character cannot appear in a name",
             NameError::TooLong => "longer than 64 bytes",
             NameError::BadStart => "a name starts with a lowercase letter `a`-`z`",
             NameError::BadChar => "only `a`-`z`, `0`-`9` and `-` may appear in a name",
@@ -52,6 +57,9 @@ pub fn check(name: &str) -> Result<(), NameError> {
     let Some(&first) = bytes.first() else {
         return Err(NameError::Empty);
     };
+    if name.chars().any(char::is_control) {
+        return Err(NameError::Control);
+    }
     if bytes.len() > MAX_LEN {
         return Err(NameError::TooLong);
     }
@@ -87,7 +95,13 @@ mod tests {
         assert_eq!(check("Ab"), Err(NameError::BadStart));
         assert_eq!(check("aB"), Err(NameError::BadChar));
         assert_eq!(check("a_b"), Err(NameError::BadChar));
-        assert_eq!(check("a\nb"), Err(NameError::BadChar));
+        assert_eq!(check("a\nb"), Err(NameError::Control));
+        assert_eq!(check("a\tb"), Err(NameError::Control));
+        assert_eq!(check("a\0"), Err(NameError::Control));
+        // A line break is named first, even in a name that is also too
+        // long and has other bad characters (the issue-8 injection).
+        let injection = format!("pvm-always-allowed\n{}", "c => Some(RuleId(5)),".repeat(4));
+        assert_eq!(check(&injection), Err(NameError::Control));
         assert_eq!(check("a\u{202e}"), Err(NameError::BadChar));
         assert_eq!(check("a-"), Err(NameError::BadHyphen));
         assert_eq!(check("a--b"), Err(NameError::BadHyphen));
