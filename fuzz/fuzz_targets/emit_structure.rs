@@ -15,6 +15,7 @@
 mod structure;
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
@@ -114,18 +115,46 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The Rust (every shape) and C of `evil` have the structure of `plain`'s.
-fn same_structure(evil: &Ir, evil_path: &str, plain: &Ir, plain_path: &str) {
-    for shape in [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto] {
+const SHAPES: [Shape; 4] = [Shape::Match, Shape::Sorted, Shape::Bitmap, Shape::Auto];
+
+/// The plain policy, compiled, and its Rust (every shape) and C: the same
+/// for every input, so made once.
+struct Plain {
+    ir: Ir,
+    rust: Vec<String>,
+    c: String,
+}
+
+fn plain() -> &'static Plain {
+    static PLAIN: OnceLock<Plain> = OnceLock::new();
+    PLAIN.get_or_init(|| {
+        let strings = Strings::plain();
+        let ir = match pvgate_codegen::compile_in_dir(&strings.policy(), Path::new("/nonexistent"))
+        {
+            Ok(ir) => ir,
+            Err(e) => panic!("the plain policy does not compile: {:#?}", e.diagnostics),
+        };
+        let rust = SHAPES
+            .iter()
+            .map(|&s| rust_shaped(&ir, &strings.path, s))
+            .collect();
+        let c = c_emit::c(&ir, &strings.path);
+        Plain { ir, rust, c }
+    })
+}
+
+/// The Rust (every shape) and C of `evil` have the structure of the plain
+/// policy's.
+fn same_structure(evil: &Ir, evil_path: &str) {
+    let plain = plain();
+    for (shape, p) in SHAPES.into_iter().zip(&plain.rust) {
         let h = rust_shaped(evil, evil_path, shape);
-        let p = rust_shaped(plain, plain_path, shape);
-        if let Err(e) = structure::same_rust_structure(&h, &p) {
+        if let Err(e) = structure::same_rust_structure(&h, p) {
             panic!("Rust ({shape:?}) structure changed: {e}\n{h}");
         }
     }
     let h = c_emit::c(evil, evil_path);
-    let p = c_emit::c(plain, plain_path);
-    if let Err(e) = structure::same_c_structure(&h, &p) {
+    if let Err(e) = structure::same_c_structure(&h, &plain.c) {
         panic!("C structure changed: {e}\n{h}");
     }
 }
@@ -139,14 +168,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(evil) = Strings::from(&mut u) else {
         return;
     };
-    let plain = Strings::plain();
-    let plain_ir = match pvgate_codegen::compile_in_dir(&plain.policy(), Path::new("/nonexistent"))
-    {
-        Ok(ir) => ir,
-        Err(e) => panic!("the plain policy does not compile: {:#?}", e.diagnostics),
-    };
     if let Some(evil_ir) = compile(&evil.policy()) {
-        same_structure(&evil_ir, &evil.path, &plain_ir, &plain.path);
+        same_structure(&evil_ir, &evil.path);
     }
-    same_structure(&evil.put(&plain_ir), &evil.path, &plain_ir, &plain.path);
+    same_structure(&evil.put(&plain().ir), &evil.path);
 });
