@@ -27,16 +27,23 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         // reads it in place rather than from a copy, and the resource the
         // audit names is read from it only when the call is refused.
         let call = &call;
-        let mut outcome = self.call_inner(
+        let outcome = self.call_inner(
             vcpu,
             pv,
             || call.resource(),
             #[inline(always)]
-            |ctx, v| execute(ctx, v, call),
+            |ctx, v| {
+                // Zeroed where the handler's outcome is made (refusals
+                // and bad handles are built with none): zeroing the
+                // returned outcome instead kept it out of the caller's
+                // slot (a copy of the whole `Outcome` per call).
+                let mut o = execute(ctx, v, call);
+                if !o.ok() {
+                    o.out = [0; 4];
+                }
+                o
+            },
         );
-        if !outcome.ok() {
-            outcome.out = [0; 4];
-        }
         self.account(pv, vcpu.0, &outcome);
         outcome
     }
@@ -88,15 +95,35 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         let Some(mut locked) = self.lock_vcpu(vcpu) else {
             return bad_handle(pv, vcpu);
         };
-        if pv == PvCall::VcpuRun && locked.vcpu.phase == Phase::Setup {
-            // The first run: the only call that moves a vCPU to `running`,
-            // so the only one that may have to be undone (a copy of the
-            // vCPU is kept for that, off the path of every other call).
-            return self.first_run(cpu, locked, pv, &resource, &mut exec);
+        if pv == PvCall::VcpuRun {
+            return self.run(cpu, locked, pv, &resource, &mut exec);
         }
-        let outcome = self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec);
+        // Only `vcpu_run` moves a vCPU to `running` (`handlers::run`), so
+        // no other call can have lost the race with `vm_destroy` that
+        // [`Hyp::lost_first_run`] resolves.
+        self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec)
+    }
+
+    /// [`Hyp::call_inner`] for `vcpu_run`, the only call that moves a vCPU
+    /// to `running`: its first run may have to be undone.
+    #[inline(never)]
+    fn run(
+        &self,
+        cpu: &CpuModel,
+        mut locked: LockedVcpu<'_, VCPUS>,
+        pv: PvCall,
+        resource: &impl Fn() -> Resource,
+        exec: &mut impl FnMut(&Ctx<'_, P>, &mut VcpuState) -> Outcome,
+    ) -> Outcome {
+        if locked.vcpu.phase == Phase::Setup {
+            // The first run, the only one that may have to be undone (a
+            // copy of the vCPU is kept for that, off the path of every
+            // later run).
+            return self.first_run(cpu, locked, pv, resource, exec);
+        }
+        let outcome = self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
         if self.lost_first_run(&mut locked) {
-            return self.decide_and_execute(cpu, &mut locked, pv, &resource, &mut exec);
+            return self.decide_and_execute(cpu, &mut locked, pv, resource, exec);
         }
         outcome
     }
