@@ -83,7 +83,7 @@ impl MsrStore {
     }
 
     /// Stores an MSR value; `false` when the store is full.
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, index: u32, value: u64) -> bool {
         let free = match self.probe(index) {
             Ok(h) => {

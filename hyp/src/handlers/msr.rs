@@ -28,6 +28,7 @@ pub(crate) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuStat
 
 /// `set_msr`: the write is decided per MSR, then checked against the rule's
 /// value mask; the stored value is what the mask lets through.
+#[inline(always)]
 pub(crate) fn set_msr<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,

@@ -28,8 +28,14 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
         // held in a register). The arguments are read in place: `call`
         // is large (set_regs carries every register).
         macro_rules! on {
-            ($exec:expr) => {
-                self.on(vcpu, call.pv(), call.resource(), $exec)
+            (move |$ctx:ident, $v:ident| $exec:expr) => {
+                self.on(
+                    vcpu,
+                    call.pv(),
+                    call.resource(),
+                    #[inline(always)]
+                    move |$ctx, $v| $exec,
+                )
             };
         }
         match &call {
