@@ -12,7 +12,7 @@ use crate::error::CallError;
 use crate::handlers::ctx::Ctx;
 use crate::handlers::{apic, cpuid, delivery, events, mmu, msr, regs, resources, run};
 use crate::hypervisor::Hyp;
-use crate::outcome::{Outcome, decided};
+use crate::outcome::{Outcome, cold, decided};
 use crate::state::VcpuState;
 use crate::vm::handle::VcpuHandle;
 
@@ -186,6 +186,7 @@ impl<P: Policy, const VMS: usize, const VCPUS: usize> Hyp<P, VMS, VCPUS> {
     pub(crate) fn account(&self, call: PvCall, handle: u64, o: &Outcome) {
         self.audit.count(Some(call), o.effect);
         if o.effect.is_recorded() {
+            cold();
             let errno = o.error.map_or(0, |e| e.errno());
             self.audit
                 .record(call, handle, o.effect, o.resource, o.rule, errno);
