@@ -22,14 +22,19 @@ const SLOT_MASK: usize = SLOTS.wrapping_sub(1);
 /// How far the hash's top bits are shifted down to give a slot.
 const HASH_SHIFT: u32 = u32::BITS.wrapping_sub(SLOTS.trailing_zeros());
 
+/// A free slot. Every other slot holds a position below the number of
+/// stored pairs (pairs are only ever added), so a free slot is also the
+/// one whose pair does not exist: one bounds check says both.
+const FREE: u8 = u8::MAX;
+
 /// The MSR store: at most [`MSR_STORE_CAPACITY`] (index, value) pairs in
 /// first-write order. Reads as a slice of the pairs; changed only through
 /// [`MsrStore::set`] and [`MsrStore::values_mut`], which keep the index.
 #[derive(Clone)]
 pub struct MsrStore {
     entries: Vec<(u32, u64), MSR_STORE_CAPACITY>,
-    /// Slot `h`: 0 when free, else 1 + the position in `entries` of an MSR
-    /// whose probe sequence passes `h` (linear probing from its hash).
+    /// Slot `h`: [`FREE`], or the position in `entries` of an MSR whose
+    /// probe sequence passes `h` (linear probing from its hash).
     slots: [u8; SLOTS],
 }
 
@@ -40,57 +45,54 @@ fn home(index: u32) -> usize {
     (index.wrapping_mul(0x9e37_79b9) >> HASH_SHIFT) as usize & SLOT_MASK
 }
 
+/// Where [`MsrStore::probe`] stopped.
+enum Probe {
+    /// The MSR's position in the pairs.
+    Found(usize),
+    /// The free slot where it would go.
+    Free(usize),
+    /// No free slot (never: at most half the slots are taken).
+    Full,
+}
+
 impl MsrStore {
     /// An empty store.
     pub const fn new() -> MsrStore {
         MsrStore {
             entries: Vec::new(),
-            slots: [0; SLOTS],
+            slots: [FREE; SLOTS],
         }
     }
 
-    /// The slot of `index` in the index: `Ok` with the slot that names
-    /// it, or `Err` with the free slot where it would go (`None` only if
-    /// the index were full, which it never is).
+    /// Follows `index`'s probe sequence to its pair or to a free slot.
     #[inline(always)]
-    fn probe(&self, index: u32) -> Result<usize, Option<usize>> {
+    fn probe(&self, index: u32) -> Probe {
         let mut h = home(index);
         for _ in 0..SLOTS {
-            let at = match self.slots.get(h) {
-                Some(0) | None => return Err(Some(h)),
-                Some(&s) => usize::from(s).wrapping_sub(1),
-            };
-            if self.entries.get(at).is_some_and(|&(i, _)| i == index) {
-                return Ok(h);
+            let at = self.slots.get(h).map_or(usize::MAX, |&s| usize::from(s));
+            match self.entries.get(at) {
+                None => return Probe::Free(h),
+                Some(&(i, _)) if i == index => return Probe::Found(at),
+                Some(_) => h = h.wrapping_add(1) & SLOT_MASK,
             }
-            h = h.wrapping_add(1) & SLOT_MASK;
         }
-        Err(None)
-    }
-
-    /// The position in the pairs of `index`, if stored.
-    #[inline(always)]
-    fn position(&self, index: u32) -> Option<usize> {
-        let h = self.probe(index).ok()?;
-        self.slots.get(h).map(|&s| usize::from(s).wrapping_sub(1))
+        Probe::Full
     }
 
     /// The stored value of an MSR (`None` if never set).
     #[inline]
     pub fn get(&self, index: u32) -> Option<u64> {
-        let at = self.position(index)?;
-        self.entries.get(at).map(|&(_, v)| v)
+        match self.probe(index) {
+            Probe::Found(at) => self.entries.get(at).map(|&(_, v)| v),
+            Probe::Free(_) | Probe::Full => None,
+        }
     }
 
     /// Stores an MSR value; `false` when the store is full.
     #[inline(always)]
     pub fn set(&mut self, index: u32, value: u64) -> bool {
-        let free = match self.probe(index) {
-            Ok(h) => {
-                let at = self
-                    .slots
-                    .get(h)
-                    .map_or(usize::MAX, |&s| usize::from(s).wrapping_sub(1));
+        let h = match self.probe(index) {
+            Probe::Found(at) => {
                 return match self.entries.get_mut(at) {
                     Some(e) => {
                         e.1 = value;
@@ -99,10 +101,10 @@ impl MsrStore {
                     None => false,
                 };
             }
-            Err(free) => free,
+            Probe::Free(h) => h,
+            Probe::Full => return false,
         };
-        let n = self.entries.len();
-        let (Some(h), Ok(tag)) = (free, u8::try_from(n.wrapping_add(1))) else {
+        let Ok(at) = u8::try_from(self.entries.len()) else {
             return false;
         };
         let Some(slot) = self.slots.get_mut(h) else {
@@ -111,7 +113,7 @@ impl MsrStore {
         if self.entries.push((index, value)).is_err() {
             return false;
         }
-        *slot = tag;
+        *slot = at;
         true
     }
 
