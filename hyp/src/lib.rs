@@ -31,6 +31,7 @@ mod handlers;
 mod hypercall;
 mod hypervisor;
 pub mod interrupts;
+mod msr_store;
 mod outcome;
 pub mod registers;
 pub mod state;

@@ -90,6 +90,7 @@ pub(crate) fn decided<'a, C>(
     if let Some(c) = d.granted(of) {
         return Ok(c);
     }
+    cold();
     let rule = d.rule.map(|r| r.id);
     Err(if d.verdict == Verdict::Ignore {
         Outcome::new(call, Effect::Ignore, rule, resource())
@@ -97,3 +98,9 @@ pub(crate) fn decided<'a, C>(
         Outcome::failed(call, denied(), rule, resource())
     })
 }
+
+/// Marks the path that calls it as rarely taken, so the optimiser lays
+/// out and allocates registers for the other path first.
+#[cold]
+#[inline(never)]
+pub(crate) fn cold() {}

@@ -15,8 +15,7 @@ use crate::cpu::CpuidTable;
 pub use crate::interrupts::{Busy, Delivered, InterruptState};
 pub use crate::registers::{DescTable, GPR_COUNT, Gpr, GprWrite, SegReg, Segment};
 
-/// How many MSRs a vCPU's MSR store holds.
-pub const MSR_STORE_CAPACITY: usize = 64;
+pub use crate::msr_store::{MSR_STORE_CAPACITY, MsrStore};
 
 /// IA32_MISC_ENABLE.
 pub const MSR_MISC_ENABLE: u32 = 0x1a0;
@@ -115,7 +114,7 @@ pub struct VcpuState {
     /// The exception bitmap.
     pub exception_bitmap: u32,
     /// MSRs by index (at most [`MSR_STORE_CAPACITY`]).
-    pub msrs: Vec<(u32, u64), MSR_STORE_CAPACITY>,
+    pub msrs: MsrStore,
     /// The effective CPUID table the guest sees.
     pub cpuid: CpuidTable,
     /// The host has installed a CPUID table.
@@ -208,7 +207,7 @@ impl VcpuState {
             efer: 0,
             dr7: 0x400,
             exception_bitmap: 0,
-            msrs: Vec::new(),
+            msrs: MsrStore::new(),
             cpuid: Vec::new(),
             cpuid_set: false,
             tsc_offset: 0,
@@ -265,17 +264,13 @@ impl VcpuState {
     /// The stored value of an MSR (`None` if never set).
     #[inline]
     pub fn msr(&self, index: u32) -> Option<u64> {
-        self.msrs.iter().find(|(i, _)| *i == index).map(|&(_, v)| v)
+        self.msrs.get(index)
     }
 
     /// Stores an MSR value; `false` when the store is full.
     #[inline]
     pub fn set_msr(&mut self, index: u32, value: u64) -> bool {
-        if let Some(slot) = self.msrs.iter_mut().find(|(i, _)| *i == index) {
-            slot.1 = value;
-            return true;
-        }
-        self.msrs.push((index, value)).is_ok()
+        self.msrs.set(index, value)
     }
 
     /// Moves the phase forward to `to`; never backwards.

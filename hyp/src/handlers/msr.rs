@@ -16,8 +16,8 @@ use crate::state::{Gpr, MSR_INSN_LEN, VECTOR_GP, VcpuState};
 /// MSR whose setup-phase write rule forces bits gets them, written by the
 /// host or not.
 pub(crate) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuState) {
-    for (index, value) in v.msrs.iter_mut() {
-        let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, *index);
+    for (index, value) in v.msrs.values_mut() {
+        let d = decide_msr(ctx.policy, ctx.kind, Phase::Setup, Access::Write, index);
         // A rule of another class has no constraint: nothing is forced,
         // and the same decision denied the write that stored the value.
         if let Some(c) = d.granted(Rule::msr_constraint) {
@@ -28,6 +28,7 @@ pub(crate) fn force_first_run_bits<P: Policy>(ctx: &Ctx<'_, P>, v: &mut VcpuStat
 
 /// `set_msr`: the write is decided per MSR, then checked against the rule's
 /// value mask; the stored value is what the mask lets through.
+#[inline(always)]
 pub(crate) fn set_msr<P: Policy>(
     ctx: &Ctx<'_, P>,
     v: &mut VcpuState,

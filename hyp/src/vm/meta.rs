@@ -50,6 +50,14 @@ impl VmMeta {
         (self.0 >> GENERATION_SHIFT) as u32
     }
 
+    /// The slot holds a live VM of `generation`: the generation bits and
+    /// the live bit compared in one go.
+    #[inline(always)]
+    pub(crate) const fn live_of(self, generation: u32) -> bool {
+        let expected = (generation as u64) << GENERATION_SHIFT | LIVE;
+        (self.0 ^ expected) & (!0u64 << GENERATION_SHIFT | LIVE) == 0
+    }
+
     /// The slot holds a VM.
     #[inline(always)]
     pub(crate) const fn live(self) -> bool {

@@ -63,7 +63,7 @@ impl<const VCPUS: usize> VmSlot<VCPUS> {
     #[inline(always)]
     pub(crate) fn live(&self, generation: u32) -> Option<VmMeta> {
         let meta = self.meta();
-        (meta.live() && meta.generation() == generation).then_some(meta)
+        meta.live_of(generation).then_some(meta)
     }
 
     /// The VM, when it is live, of `generation`, and has vCPU `index`.
