@@ -685,8 +685,13 @@ fn supported_tables_of_up_to_and_over_64_entries() {
                     (0x8000_0001, 1),
                     (u32::MAX, 0),
                 ]);
+                // Every entry's leaves (one at index 64 and past it, too).
+                for e in b.h.policy().cpuid_support() {
+                    keys.extend([(e.leaf_first, e.subleaf.unwrap_or(0)), (e.leaf_last, 1)]);
+                }
                 keys.sort();
                 keys.dedup();
+                keys.truncate(MAX_CPUID_ENTRIES);
                 let zeros: Vec<_> = keys.iter().map(|&(l, s)| z(l, s)).collect();
                 let ones: Vec<_> = keys
                     .iter()
