@@ -8,7 +8,8 @@
 //! has, unsupported subleaves beside supported ones), the table's
 //! capacity, the extreme keys, the hypervisor leaves, a CPU model that
 //! repeats a key, supported-CPUID tables of more than 64 entries and with
-//! overlapping entries, and reject mode. Every result (error, outputs,
+//! overlapping entries, reject mode, after the first run, and the merge
+//! while the supported bases are still being computed. Every result (error, outputs,
 //! replaced count, rule, the table handed back, the vCPU's table) must be
 //! the reference merge's (`merge_reference`), which is written the simple
 //! way; each attack also checks it reached the case it aims at.
@@ -26,6 +27,8 @@ mod merge_reference;
 use common::*;
 use merge_reference::*;
 use proptest::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pvgate_codegen::Interpreter;
 use pvgate_gate::{
     Access, CpuidSupport, Phase, Policy, PvCall, RegSupport, Rule, RuleId, ViolationMode, VmKind,
@@ -900,4 +903,91 @@ fn proposals_aimed_at_the_run_boundary_under_the_strict_policy() {
 #[test]
 fn proposals_aimed_at_the_run_boundary_under_a_careless_policy() {
     boundary_check(careless(), 200);
+}
+
+/// The default policy, which stalls the first thread to ask a CPUID rule
+/// once `stall` is set (the thread installing the CPU model, inside the
+/// computation of the supported bases) until `resume` is set.
+struct Stalling {
+    inner: Interpreter,
+    stall: AtomicBool,
+    stalled: AtomicBool,
+    resume: AtomicBool,
+}
+
+impl Policy for Stalling {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn digest(&self) -> [u8; 32] {
+        self.inner.digest()
+    }
+    fn violation_mode(&self) -> ViolationMode {
+        self.inner.violation_mode()
+    }
+    fn msr_rule(&self, kind: VmKind, phase: Phase, access: Access, index: u32) -> Option<RuleId> {
+        self.inner.msr_rule(kind, phase, access, index)
+    }
+    fn cpuid_rule(&self, kind: VmKind, phase: Phase, leaf: u32, subleaf: u32) -> Option<RuleId> {
+        if self.stall.swap(false, Ordering::SeqCst) {
+            self.stalled.store(true, Ordering::SeqCst);
+            while !self.resume.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+        self.inner.cpuid_rule(kind, phase, leaf, subleaf)
+    }
+    fn pv_rule(&self, kind: VmKind, phase: Phase, call: PvCall) -> Option<RuleId> {
+        self.inner.pv_rule(kind, phase, call)
+    }
+    fn rule(&self, id: RuleId) -> Option<Rule<'_>> {
+        self.inner.rule(id)
+    }
+    fn cpuid_support(&self) -> &[CpuidSupport] {
+        self.inner.cpuid_support()
+    }
+}
+
+#[test]
+fn the_merge_while_the_supported_bases_are_being_computed() {
+    // The CPU model is installed, its bases not yet: the merge computes
+    // the base's masks for the call (`merge_computed`) and must give what
+    // the reference gives, as with the bases.
+    let policy = Stalling {
+        inner: interpreter("policy/default.toml"),
+        stall: AtomicBool::new(false),
+        stalled: AtomicBool::new(false),
+        resume: AtomicBool::new(false),
+    };
+    let h: Box<SmallHyp<Stalling>> = Box::new(Hyp::new(policy, HypConfig::DEFAULT));
+    let cpu = reference_cpu();
+    let b = Bench::new(pvgate::POLICY, reference_cpu());
+    let s = b.supported(VmKind::Protected);
+    let noisy: Vec<_> = s.iter().map(|e| CpuidEntry { ecx: !e.ecx, ..*e }).collect();
+    h.policy().stall.store(true, Ordering::SeqCst);
+    std::thread::scope(|scope| {
+        let installing = scope.spawn(|| h.install_cpu_model(cpu));
+        while !h.policy().stalled.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // A failed check must not leave the installing thread stalled.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // The model is there, its bases are not.
+            assert!(h.cpu_model().is_some());
+            let v = vcpu_in(&h, VmKind::Protected, Phase::Setup);
+            for p in [
+                s.clone(),
+                cat(&[&noisy[3..], &padding(0, 30), &noisy[..3]]),
+                cat(&[&s[1..], &s[..2]]),
+                noisy.iter().rev().copied().collect(),
+            ] {
+                check(&h, VmKind::Protected, v, &p);
+            }
+        }));
+        h.policy().resume.store(true, Ordering::SeqCst);
+        assert!(installing.join().unwrap());
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }
